@@ -1,0 +1,1 @@
+"""The callrouting service: Follow-up call lists, inbound routing and agent states."""

@@ -1,0 +1,19 @@
+"""The callrouting service's app factory (``gunicorn 'services.callrouting.app:create_app()'``)."""
+
+from __future__ import annotations
+
+from shared.config import Settings
+from shared.web import create_service_app
+
+from .api import customer_replicas
+from .models import MIGRATIONS
+
+
+def create_app(settings: Settings | None = None):
+    return create_service_app(
+        settings or Settings.from_env("callrouting"),
+        title="Call routing",
+        description="Follow-up call lists, inbound routing and agent states.",
+        migrations=MIGRATIONS,
+        blueprints=[customer_replicas],
+    )

@@ -1,0 +1,1 @@
+"""The gateway service: Sign-in, roles, the customer view and one front for every API."""

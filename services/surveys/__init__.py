@@ -1,0 +1,1 @@
+"""The surveys service: 1-10 follow-up surveys, their metrics and the closed loop."""

@@ -1,0 +1,19 @@
+"""The surveys service's app factory (``gunicorn 'services.surveys.app:create_app()'``)."""
+
+from __future__ import annotations
+
+from shared.config import Settings
+from shared.web import create_service_app
+
+from .api import customer_replicas
+from .models import MIGRATIONS
+
+
+def create_app(settings: Settings | None = None):
+    return create_service_app(
+        settings or Settings.from_env("surveys"),
+        title="Surveys",
+        description="1-10 follow-up surveys, their metrics and the closed loop.",
+        migrations=MIGRATIONS,
+        blueprints=[customer_replicas],
+    )

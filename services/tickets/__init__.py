@@ -1,0 +1,1 @@
+"""The tickets service: the customer directory and the service desk."""

@@ -1,0 +1,9 @@
+"""``python -m services.tickets.worker [relay|consume|all]``."""
+
+from shared.worker import run_worker
+
+from .events import HANDLERS
+from .models import MIGRATIONS
+
+if __name__ == "__main__":
+    run_worker("tickets", MIGRATIONS, HANDLERS)

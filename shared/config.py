@@ -1,0 +1,82 @@
+"""Settings read from the environment, once, in one place.
+
+Every service has its own database. A service's URL comes from ``<SERVICE>_DATABASE_URL``;
+failing that from ``DATABASE_URL``, which names one server for all services: its ``{service}``
+placeholder (or, without one, a ``_<service>`` suffix on the database name) gives each
+service a database of its own. With neither, SQLite files under ``var/`` are used.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SERVICES = ("gateway", "tickets", "callrouting", "surveys")
+DEFAULT_PORTS = {"gateway": 8000, "tickets": 8001, "callrouting": 8002, "surveys": 8003}
+
+
+def _env_float_list(name: str, default: str) -> tuple[float, ...]:
+    raw = os.environ.get(name, default)
+    return tuple(float(part) for part in raw.split(",") if part.strip())
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("VAR_DIR", PROJECT_ROOT / "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_url_for(service: str, environ: dict[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    explicit = env.get(f"{service.upper()}_DATABASE_URL")
+    if explicit:
+        return explicit
+    shared_server = env.get("DATABASE_URL")
+    if shared_server:
+        if "{service}" in shared_server:
+            return shared_server.replace("{service}", service)
+        url = make_url(shared_server)
+        return url.set(database=f"{url.database}_{service}").render_as_string(hide_password=False)
+    return f"sqlite:///{var_dir() / f'{service}.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a service process needs to know about its surroundings."""
+
+    service: str
+    database_url: str
+    amqp_url: str
+    port: int
+    exchange: str = "events"
+    consumer_prefetch: int = 100
+    # Delays (seconds) of the retry queues a failing message passes through before it is
+    # parked; a message is therefore tried len(retry_delays) + 1 times.
+    retry_delays: tuple[float, ...] = field(default=(1.0, 10.0, 60.0))
+    relay_batch_size: int = 500
+    relay_poll_interval: float = 0.05
+    relay_claim_seconds: float = 30.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, service: str) -> Settings:
+        if service not in SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        env = os.environ
+        return cls(
+            service=service,
+            database_url=database_url_for(service),
+            amqp_url=env.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+            port=int(env.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service])),
+            exchange=env.get("EVENTS_EXCHANGE", "events"),
+            consumer_prefetch=int(env.get("CONSUMER_PREFETCH", "100")),
+            retry_delays=_env_float_list("CONSUMER_RETRY_DELAYS", "1,10,60"),
+            relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
+            relay_poll_interval=float(env.get("RELAY_POLL_INTERVAL", "0.05")),
+            relay_claim_seconds=float(env.get("RELAY_CLAIM_SECONDS", "30")),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+        )

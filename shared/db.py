@@ -1,0 +1,136 @@
+"""Databases: engines that behave the same on SQLite and PostgreSQL, and migrations.
+
+SQLite is the default for development and several processes share each file (gunicorn
+workers, the relay, the consumer), so every SQLite transaction starts with
+``BEGIN IMMEDIATE``: it takes the write lock up front and waits ``busy_timeout`` for it,
+instead of failing with "database is locked" when a reader later tries to write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
+
+log = logging.getLogger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _make_sqlite_transactional(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _make_sqlite_transactional(engine: Engine) -> None:
+    # The recipe from SQLAlchemy's SQLite dialect docs: take transaction control away
+    # from the sqlite3 module and issue BEGIN ourselves.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+class Database:
+    """An engine and the session factory bound to it."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+ALEMBIC_SCRIPTS = Path(__file__).parent / "alembic"
+
+
+@dataclass(frozen=True)
+class Migrations:
+    """A service's schema history: its revision files and the tables they build."""
+
+    versions: Path
+    metadata: tuple[MetaData, ...]
+
+    def config(self, url: str) -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(ALEMBIC_SCRIPTS))
+        config.set_main_option("version_locations", str(self.versions))
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+        config.attributes["target_metadata"] = list(self.metadata)
+        return config
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine, url: str):
+    """Let every process of a service call migrate() at start: one migrates, the rest wait."""
+    if is_postgresql(engine):
+        key = int.from_bytes(hashlib.sha256(b"alembic:" + url.encode()).digest()[:8], "big", signed=True)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+        return
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def migrate(database: Database, migrations: Migrations) -> None:
+    """Bring the schema to the newest revision; a no-op when it is already there."""
+    config = migrations.config(database.url)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with _migration_lock(database.engine, database.url):
+        with database.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current == head:
+            return
+        log.info("migrating database", extra={"from_revision": current, "to_revision": head})
+        command.upgrade(config, "head")

@@ -1,0 +1,96 @@
+"""Errors as RFC 9457 problem details (``application/problem+json``), never HTML.
+
+Validation failures (422) list every invalid field in ``errors``, each with a JSON
+pointer into the request body (or the query-string parameter) and what is wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Response, json, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from shared.logs import correlation_id
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class Conflict(HTTPException):
+    """409 with a sentence saying what is in the way."""
+
+    code = 409
+    description = "The request conflicts with the current state of the resource."
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+
+
+def problem(status: int, title: str, detail: str | None = None, **extensions) -> Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body["instance"] = request.path
+    body["request_id"] = correlation_id.get()
+    body.update(extensions)
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def field_errors(messages: dict) -> list[dict]:
+    """Flatten webargs/marshmallow messages ({location: {field: [msg]}}) into a list."""
+    flat: list[dict] = []
+
+    def walk(location: str, path: list[str], node) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(location, [*path, str(key)], child)
+        elif isinstance(node, list) and node and all(isinstance(item, str) for item in node):
+            for message in node:
+                flat.append(_field_error(location, path, message))
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(location, [*path, str(index)], child)
+        else:
+            flat.append(_field_error(location, path, str(node)))
+
+    for location, fields in messages.items():
+        walk(location, [], fields)
+    return flat
+
+
+def _field_error(location: str, path: list[str], message: str) -> dict:
+    name = ".".join(path) if path else "_schema"
+    entry = {"field": name, "detail": message, "location": location}
+    if location == "json":
+        entry["pointer"] = "#/" + "/".join(part.replace("~", "~0").replace("/", "~1") for part in path)
+    else:
+        entry["parameter"] = name
+    return entry
+
+
+def http_exception_to_problem(error: HTTPException) -> Response:
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    status = error.code or 500
+    if status == 400 and messages and "json" in messages and "Invalid JSON body." in str(messages["json"]):
+        return problem(400, "Bad Request", "The request body is not valid JSON.")
+    if messages:
+        errors = field_errors(messages)
+        return problem(
+            status,
+            error.name,
+            f"{len(errors)} invalid field(s): " + ", ".join(sorted({e['field'] for e in errors})),
+            errors=errors,
+        )
+    response = problem(status, error.name, error.description)
+    if status == 405 and error.get_response().headers.get("Allow"):
+        response.headers["Allow"] = error.get_response().headers["Allow"]
+    return response
+
+
+def unexpected_error_to_problem(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return http_exception_to_problem(error)
+    log.exception("unhandled error")
+    return problem(500, InternalServerError.name, "An unexpected error occurred; it has been logged.")

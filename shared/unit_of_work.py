@@ -1,0 +1,54 @@
+"""The unit of work: one database transaction, and the events it announces.
+
+Service functions change the domain and call ``uow.publish(...)``; both land in the same
+commit, or neither does. Nothing reaches the broker from here: the outbox relay sends
+committed rows later, so a rolled-back change can never be announced.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from shared.backbone import outbox
+from shared.db import Database
+from shared.events import Envelope
+
+
+class UnitOfWork:
+    def __init__(self, database: Database, source: str):
+        self.database = database
+        self.source = source
+        self.session: Session | None = None
+        self.published: list[Envelope] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self.database.sessions()
+        self.published = []
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        # Anything not committed explicitly is rolled back: a half-done change never lands.
+        self.session.rollback()
+        self.session.close()
+
+    def publish(self, event_type: str, data: dict, *, version: int = 1) -> Envelope:
+        envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate()
+        self.session.execute(
+            insert(outbox).values(
+                event_id=envelope.id,
+                event_type=envelope.type,
+                envelope=envelope.to_json().decode(),
+                created_ts=time.time(),
+            )
+        )
+        self.published.append(envelope)
+        return envelope
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()

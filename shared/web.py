@@ -1,0 +1,136 @@
+"""What every service's Flask app has in common, so each ``app.py`` only adds its routes.
+
+``create_service_app`` gives a service: JSON logs with a request id (``X-Request-ID`` in,
+out, and on every event the request publishes), migrations applied on start, problem+json
+errors, ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` from the marshmallow
+schemas of its flask-smorest blueprints.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+
+from flask import Flask, current_app, g, jsonify, request
+from flask_smorest import Api, Blueprint
+
+from shared import broker, metrics
+from shared.config import Settings
+from shared.db import Database, Migrations, migrate
+from shared.logs import configure_logging, correlation_id, new_id
+from shared.problems import http_exception_to_problem, problem, unexpected_error_to_problem
+from shared.unit_of_work import UnitOfWork
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class ProblemApi(Api):
+    """flask-smorest's Api, answering every HTTP error as problem+json."""
+
+    def handle_http_exception(self, error):
+        return http_exception_to_problem(error)
+
+
+def create_service_app(
+    settings: Settings,
+    *,
+    title: str,
+    migrations: Migrations,
+    blueprints: Iterable[Blueprint] = (),
+    description: str = "",
+) -> Flask:
+    configure_logging(settings.service, settings.log_level)
+    app = Flask(settings.service)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={"info": {"description": description}},
+        JSON_SORT_KEYS=False,
+    )
+    database = Database(settings.database_url)
+    migrate(database, migrations)
+    app.extensions["settings"] = settings
+    app.extensions["database"] = database
+
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.register_error_handler(Exception, unexpected_error_to_problem)
+    _install_request_context(app)
+    _install_operational_routes(app, database, settings)
+    return app
+
+
+def database() -> Database:
+    return current_app.extensions["database"]
+
+
+def unit_of_work() -> UnitOfWork:
+    return UnitOfWork(database(), source=current_app.extensions["settings"].service)
+
+
+def _install_request_context(app: Flask) -> None:
+    @app.before_request
+    def _start():
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
+        g.correlation_token = correlation_id.set(g.request_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.HTTP_REQUESTS.labels(request.method, endpoint, response.status_code).inc()
+        metrics.HTTP_LATENCY.labels(request.method, endpoint).observe(elapsed)
+        if endpoint not in ("/healthz", "/metrics"):
+            app.logger.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+        return response
+
+    @app.teardown_request
+    def _end(_error):
+        token = g.pop("correlation_token", None)
+        if token is not None:
+            correlation_id.reset(token)
+
+
+def _install_operational_routes(app: Flask, database: Database, settings: Settings) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=settings.service)
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {}
+        for name, check in (("database", database.ping), ("broker", lambda: broker.ping(settings.amqp_url))):
+            try:
+                check()
+                checks[name] = "ok"
+            except Exception as error:  # noqa: BLE001 - any failure means: not ready
+                checks[name] = f"unavailable: {type(error).__name__}"
+        if all(state == "ok" for state in checks.values()):
+            return jsonify(status="ready", service=settings.service, checks=checks)
+        return problem(503, "Service Unavailable", "A dependency is unavailable.", checks=checks)
+
+    backlog = metrics.OutboxBacklogCollector(database)
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        body, content_type = metrics.render([backlog])
+        return body, 200, {"Content-Type": content_type}
