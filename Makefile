@@ -1,0 +1,54 @@
+# The entry points. `make run` and `make test` do all their own set-up on a fresh Debian machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help setup run test test-postgres bench lint format deadletters clean
+
+help:
+	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
+	@echo "make test           set up and run the whole suite against a real RabbitMQ node and SQLite"
+	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
+	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
+	@echo "make lint           ruff"
+	@echo "make deadletters SERVICE=callrouting   list parked events (python -m shared.deadletters --help)"
+
+$(VENV)/.installed: requirements.lock
+	@scripts/ensure-system.sh venv
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	touch $@
+
+setup: $(VENV)/.installed
+	@mkdir -p var
+
+run: setup
+	scripts/run.sh
+
+test: setup
+	@scripts/ensure-system.sh rabbitmq
+	$(PY) -m pytest
+
+test-postgres: setup
+	@scripts/ensure-system.sh rabbitmq postgresql
+	scripts/with-postgres.sh $(PY) -m pytest -m db
+
+bench: setup
+	@scripts/ensure-system.sh rabbitmq wrk
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+deadletters: setup
+	$(PY) -m shared.deadletters list $(SERVICE)
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,32 @@
+"""gunicorn settings shared by the four services.
+
+    SERVICE=tickets gunicorn -c deploy/gunicorn.conf.py 'services.tickets.app:create_app()'
+
+The port comes from ``<SERVICE>_PORT`` (defaults: gateway 8000, tickets 8001,
+callrouting 8002, surveys 8003); ``WEB_CONCURRENCY`` sets the number of workers.
+"""
+
+import os
+
+from shared.config import DEFAULT_PORTS
+
+_service = os.environ.get("SERVICE", "gateway")
+bind = os.environ.get("BIND", f"{os.environ.get('BIND_HOST', '127.0.0.1')}:"
+                      f"{os.environ.get(f'{_service.upper()}_PORT', DEFAULT_PORTS.get(_service, 8000))}")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "sync"
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+proc_name = f"callcenter-{_service}"
+accesslog = None  # the app logs every request itself, as JSON with its request id
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+def child_exit(_server, worker):
+    # Let the multi-process Prometheus registry forget a worker that is gone.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

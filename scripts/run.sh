@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make run: a broker (AMQP_URL, or a project-local node), migrated databases, and the
+# four services with their event workers under honcho. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+
+started_broker=no
+if [ -z "${AMQP_URL:-}" ]; then
+  scripts/ensure-system.sh rabbitmq
+  deploy/local-rabbitmq.sh start
+  export AMQP_URL=$(deploy/local-rabbitmq.sh url)
+  started_broker=yes
+fi
+stop_broker() { [ "$started_broker" = yes ] && deploy/local-rabbitmq.sh stop && echo "local RabbitMQ stopped"; }
+trap stop_broker EXIT
+
+python -m services setup   # migrate every database, declare the broker topology
+
+rm -rf var/metrics && mkdir -p var/metrics/{gateway,tickets,callrouting,surveys}
+echo "starting: gateway :${GATEWAY_PORT:-8000}  tickets :${TICKETS_PORT:-8001}  callrouting :${CALLROUTING_PORT:-8002}  surveys :${SURVEYS_PORT:-8003}  broker $AMQP_URL"
+honcho start -f deploy/Procfile -d .

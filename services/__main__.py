@@ -1,0 +1,51 @@
+"""Commands over all services: ``python -m services <command>``.
+
+    setup                              migrate every service's database, declare the broker topology
+    alembic <service> <alembic args>   Alembic for one service, e.g.
+                                       alembic tickets revision --autogenerate -m "add tickets"
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from alembic.config import CommandLine
+
+from shared.broker import declare_topology
+from shared.config import SERVICES, Settings
+from shared.db import Database, migrate
+
+
+def migrations_of(service: str):
+    return importlib.import_module(f"services.{service}.models").MIGRATIONS
+
+
+def setup() -> None:
+    for service in SERVICES:
+        settings = Settings.from_env(service)
+        database = Database(settings.database_url)
+        migrate(database, migrations_of(service))
+        database.dispose()
+        print(f"{service}: database at {database.engine.url.render_as_string()} is migrated")
+    declare_topology(Settings.from_env(SERVICES[0]))
+    print("broker topology declared")
+
+
+def alembic(service: str, args: list[str]) -> None:
+    settings = Settings.from_env(service)
+    cli = CommandLine(prog=f"python -m services alembic {service}")
+    cli.run_cmd(migrations_of(service).config(settings.database_url), cli.parser.parse_args(args))
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["setup"]:
+        setup()
+    elif argv[:1] == ["alembic"] and len(argv) >= 2 and argv[1] in SERVICES:
+        alembic(argv[1], argv[2:])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
