@@ -92,6 +92,7 @@ class Migrations:
     def config(self, url: str) -> Config:
         config = Config()
         config.set_main_option("script_location", str(ALEMBIC_SCRIPTS))
+        config.set_main_option("path_separator", "os")
         config.set_main_option("version_locations", str(self.versions))
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
         config.attributes["target_metadata"] = list(self.metadata)

@@ -128,6 +128,8 @@ class OutboxRelay:
         self._connection: pika.SelectConnection | None = None
         self._channel = None
         self._was_ready = False  # reached confirm mode on the current connection
+        self.ready = threading.Event()  # set while connected and publishing
+        self.published_count = 0
         self._next_tag = 1  # delivery tags count per channel, from 1
         self._in_flight: dict[int, PendingEvent] = {}  # delivery tag -> event
         self._confirmed: list[PendingEvent] = []
@@ -180,6 +182,7 @@ class OutboxRelay:
 
     def _on_confirm_mode(self, _frame) -> None:
         self._was_ready = True
+        self.ready.set()
         self.store.release_own_claims()
         log.info("relay ready", extra={"relay_id": self.relay_id})
         self._schedule(0)
@@ -247,6 +250,7 @@ class OutboxRelay:
         confirmed, refused = self._confirmed, self._refused
         self.store.mark_published([event.row_id for event in confirmed])
         self.store.release([event.row_id for event in refused], "broker refused or returned the event")
+        self.published_count += len(confirmed)
         now = time.time()
         for event in confirmed:
             metrics.EVENTS_PUBLISHED.labels(event_type=event.event_type).inc()
@@ -265,3 +269,4 @@ class OutboxRelay:
         self._in_flight, self._confirmed, self._refused, self._returned = {}, [], [], set()
         self._next_tag = 1
         self._was_ready = False
+        self.ready.clear()

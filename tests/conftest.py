@@ -1,0 +1,140 @@
+"""Fixtures: a real RabbitMQ node and real databases.
+
+The broker is a throwaway node that pytest-rabbitmq starts on a free port with its own
+data directory, once per run; each test starts from an empty topology. Databases are
+SQLite files in the test's temporary directory, or, when ``TEST_DATABASE_URL`` names a
+PostgreSQL server (``make test-postgres``), fresh databases created on it per test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import replace
+
+import pika
+import pytest
+from pytest_rabbitmq import factories
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shared import event_catalog, topology
+from shared.config import Settings
+from shared.db import Database, migrate
+from tests.support.services import migrations_of
+
+rabbitmq_proc = factories.rabbitmq_proc(port=None)
+
+FAST_RETRIES = (0.2, 0.4)
+DATABASE_FIXTURES = {"database_factory", "service_database", "settings_factory"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        if "amqp_url" in used:
+            item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture(scope="session")
+def broker_url(rabbitmq_proc) -> str:
+    return f"amqp://guest:guest@{rabbitmq_proc.host}:{rabbitmq_proc.port}/%2F"
+
+
+@pytest.fixture
+def amqp_url(broker_url) -> str:
+    """The shared test node, with every queue and exchange of ours deleted first."""
+    reset_topology(broker_url)
+    return broker_url
+
+
+def reset_topology(url: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    for service in event_catalog.consuming_services():
+        names = [topology.work_queue(service), topology.parking_queue(service)]
+        names += [topology.retry_queue(service, delay) for delay in (*FAST_RETRIES, 1.0, 10.0, 60.0)]
+        for name in names:
+            channel.queue_delete(name)
+    channel.queue_delete(topology.UNROUTED)
+    channel.exchange_delete("events")
+    channel.exchange_delete(topology.UNROUTED)
+    connection.close()
+
+
+class DatabaseFactory:
+    """Makes empty databases: SQLite files, or PostgreSQL databases dropped afterwards."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.server = os.environ.get("TEST_DATABASE_URL")
+        self.created: list[str] = []
+        self.opened: list[Database] = []
+
+    @property
+    def backend(self) -> str:
+        return "postgresql" if self.server else "sqlite"
+
+    def url(self, label: str) -> str:
+        if not self.server:
+            return f"sqlite:///{self.tmp_path / f'{label}.db'}"
+        name = f"t_{label}_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        self.created.append(name)
+        return make_url(self.server).set(database=name).render_as_string(hide_password=False)
+
+    def migrated(self, service: str) -> Database:
+        database = Database(self.url(service))
+        migrate(database, migrations_of(service))
+        self.opened.append(database)
+        return database
+
+    def cleanup(self) -> None:
+        for database in self.opened:
+            database.dispose()
+        if not self.created:
+            return
+        admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            for name in self.created:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_factory(tmp_path):
+    factory = DatabaseFactory(tmp_path)
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def settings_factory(database_factory, amqp_url, tmp_path, monkeypatch):
+    """Settings for a service on the test broker, with a fresh migrated database."""
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+
+    def make(service: str, **overrides) -> tuple[Settings, Database]:
+        database = database_factory.migrated(service)
+        settings = replace(
+            Settings.from_env(service),
+            database_url=database.url,
+            amqp_url=amqp_url,
+            retry_delays=FAST_RETRIES,
+            relay_poll_interval=0.02,
+            **overrides,
+        )
+        return settings, database
+
+    return make
+
+
+@pytest.fixture
+def service_database(database_factory):
+    return database_factory.migrated
+
+
