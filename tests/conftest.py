@@ -120,14 +120,8 @@ def settings_factory(database_factory, amqp_url, tmp_path, monkeypatch):
 
     def make(service: str, **overrides) -> tuple[Settings, Database]:
         database = database_factory.migrated(service)
-        settings = replace(
-            Settings.from_env(service),
-            database_url=database.url,
-            amqp_url=amqp_url,
-            retry_delays=FAST_RETRIES,
-            relay_poll_interval=0.02,
-            **overrides,
-        )
+        options = {"amqp_url": amqp_url, "retry_delays": FAST_RETRIES, "relay_poll_interval": 0.02, **overrides}
+        settings = replace(Settings.from_env(service), database_url=database.url, **options)
         return settings, database
 
     return make

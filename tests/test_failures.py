@@ -1,0 +1,135 @@
+"""The backbone under failure: the broker goes away, a consumer dies mid-message."""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from pytest_rabbitmq.factories.executor import RabbitMqExecutor
+from port_for import get_port
+from sqlalchemy import select
+
+from shared.config import PROJECT_ROOT
+from shared.unit_of_work import UnitOfWork
+from tests.support.consumer_process import applications, handler, metadata
+from tests.support.services import Running, processed_ids, unpublished, wait_for
+
+
+def publish_customers(database, count):
+    ids = []
+    with UnitOfWork(database, source="tickets") as uow:
+        for n in range(count):
+            ids.append(uow.publish("customer.created", {"customer_id": str(uuid.uuid4()), "name": f"C{n}"}).id)
+        uow.commit()
+    return ids
+
+
+def applied(database):
+    with database.engine.connect() as connection:
+        return [row.event_id for row in connection.execute(select(applications.c.event_id))]
+
+
+@pytest.fixture
+def own_broker(tmp_path):
+    """A broker of this test's own, so that stopping it disturbs no other test."""
+    port = get_port(None)
+    executor = RabbitMqExecutor(
+        "/usr/lib/rabbitmq/bin/rabbitmq-server",
+        "127.0.0.1",
+        port,
+        get_port(None, [port]),
+        "/usr/lib/rabbitmq/bin/rabbitmqctl",
+        logpath=tmp_path / "rabbit-logs",
+        path=tmp_path / "rabbit",
+        plugin_path=tmp_path / "rabbit",
+        node_name=f"outage-{port}@localhost",
+    )
+    (tmp_path / "rabbit").mkdir()
+    (tmp_path / "rabbit" / "plugins").write_text("[].")
+    executor.start()
+    yield executor, f"amqp://guest:guest@127.0.0.1:{port}/%2F"
+    executor.stop()
+
+
+def test_events_written_while_the_broker_is_down_all_arrive_once_it_returns(
+    own_broker, settings_factory, database_factory
+):
+    executor, url = own_broker
+    tickets_settings, tickets_db = settings_factory("tickets", amqp_url=url)
+    settings, database = settings_factory("gateway", amqp_url=url)
+    metadata.create_all(database.engine)
+    running = Running()
+    relay = running.relay(tickets_db, tickets_settings)
+    running.consumer(database, settings, {"customer.created": handler})
+    try:
+        before = publish_customers(tickets_db, 20)
+        wait_for(lambda: len(applied(database)) == 20, what="the first 20 events")
+
+        executor.stop()
+        wait_for(lambda: not relay.ready.is_set(), what="the relay to notice the outage")
+        during = publish_customers(tickets_db, 50)
+        for _ in range(3):  # and in separate transactions
+            during += publish_customers(tickets_db, 1)
+        assert unpublished(tickets_db) == 53
+
+        executor.start()
+        wait_for(lambda: unpublished(tickets_db) == 0, timeout=60, what="the outbox to drain after the outage")
+        wait_for(lambda: len(applied(database)) >= 73, timeout=60, what="all 73 events applied")
+        assert sorted(applied(database)) == sorted(before + during)
+        assert sorted(processed_ids(database)) == sorted(before + during)
+    finally:
+        running.close()
+
+
+def start_consumer(settings, env_extra, log_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "GATEWAY_DATABASE_URL": settings.database_url,
+        "AMQP_URL": settings.amqp_url,
+        "CONSUMER_RETRY_DELAYS": "0.2,0.4",
+        **env_extra,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.support.consumer_process"],
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        cwd=PROJECT_ROOT,
+    )
+
+
+@pytest.mark.parametrize("moment", ["handling", "committed"])
+def test_a_consumer_killed_mid_message_has_it_redelivered_and_applied_once(
+    moment, settings_factory, tmp_path: Path
+):
+    tickets_settings, tickets_db = settings_factory("tickets")
+    settings, database = settings_factory("gateway")
+    flag = tmp_path / "paused"
+    log = tmp_path / "consumer.log"
+    victim = start_consumer(settings, {"PAUSE_AT": moment, "PAUSE_FLAG": str(flag)}, log)
+    running = Running()
+    running.relay(tickets_db, tickets_settings)
+    try:
+        (event_id,) = publish_customers(tickets_db, 1)
+        wait_for(flag.exists, timeout=30, what=f"the consumer to pause while {moment}")
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        expected = [event_id] if moment == "committed" else []
+        assert applied(database) == expected, "only a commit makes an application"
+
+        survivor = start_consumer(settings, {}, log)
+        try:
+            wait_for(lambda: processed_ids(database) == [event_id], timeout=30, what="the redelivery")
+            wait_for(lambda: "duplicate" in log.read_text() or moment == "handling", what="the duplicate log line")
+            assert applied(database) == [event_id]
+        finally:
+            survivor.terminate()
+            assert survivor.wait(timeout=15) == 0, "a consumer stops cleanly on SIGTERM"
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        running.close()
