@@ -65,7 +65,7 @@ class Processes:
         self.running: list[tuple[str, subprocess.Popen]] = []
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.log_dir / f"{name}.log", "ab")
         try:
             process = subprocess.Popen(
                 argv, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -129,7 +129,9 @@ def wait_for_log_message(processes: Processes, name: str, process, message: str,
                 if json.loads(line).get("message") == message:
                     return
         time.sleep(0.2)
-    raise BenchError(f"{name} did not log {message!r} within {timeout:.0f}s; last lines:\n{tail(processes.log_path(name))}")
+    raise BenchError(
+        f"{name} did not log {message!r} within {timeout:.0f}s; last lines:\n{tail(processes.log_path(name))}"
+    )
 
 
 def wait_for_http(processes: Processes, name: str, process, url: str, timeout: float = 60.0) -> None:
@@ -141,7 +143,9 @@ def wait_for_http(processes: Processes, name: str, process, url: str, timeout: f
                 if response.status == 200:
                     return
         time.sleep(0.2)
-    raise BenchError(f"{name} did not answer {url} within {timeout:.0f}s; last lines:\n{tail(processes.log_path(name))}")
+    raise BenchError(
+        f"{name} did not answer {url} within {timeout:.0f}s; last lines:\n{tail(processes.log_path(name))}"
+    )
 
 
 @contextlib.contextmanager

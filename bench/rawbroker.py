@@ -121,7 +121,9 @@ def _on_channel_of(url: str, action) -> None:
 
 def run(url: str) -> dict[str, float]:
     queue = f"bench.raw.{uuid.uuid4().hex[:8]}"
-    _on_channel_of(url, lambda channel: channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"}))
+    _on_channel_of(
+        url, lambda channel: channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+    )
     try:
         results = {"one_by_one": one_by_one(url, queue)}
         say(f"raw broker, one by one: {results['one_by_one']:,.0f} msgs/s")

@@ -19,6 +19,8 @@ timeout = 30
 graceful_timeout = 10
 keepalive = 5
 proc_name = f"callcenter-{_service}"
+# gunicorn's control socket lives at one path per user, so four servers would collide.
+control_socket_disable = True
 accesslog = None  # the app logs every request itself, as JSON with its request id
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

@@ -29,12 +29,20 @@ case "${1:-}" in
       echo "local RabbitMQ already running on port $port"
     else
       echo "starting a local RabbitMQ node on port $port (logs: $RABBITMQ_LOG_BASE)"
-      "$bin/rabbitmq-server" -detached
-      for _ in $(seq 1 120); do
-        ctl -q await_startup --timeout 5 >/dev/null 2>&1 && break
+      # In its own session, so that Ctrl-C on `make run` reaches it only through `stop`.
+      setsid "$bin/rabbitmq-server" > "$RABBITMQ_LOG_BASE/server.out" 2>&1 < /dev/null &
+      server=$!
+      for _ in $(seq 1 180); do
+        ctl -q await_startup --timeout 5 >/dev/null 2>&1 && exit 0
+        if ! kill -0 "$server" 2>/dev/null; then
+          echo "RabbitMQ failed to start; its output:" >&2
+          tail -n 40 "$RABBITMQ_LOG_BASE/server.out" >&2
+          exit 1
+        fi
         sleep 0.5
       done
-      ctl -q await_startup --timeout 5 >/dev/null
+      echo "RabbitMQ did not come up within 90 s; see $RABBITMQ_LOG_BASE" >&2
+      exit 1
     fi
     ;;
   stop)

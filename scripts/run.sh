@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export VAR_DIR=${VAR_DIR:-$PWD/var}
 
 started_broker=no
 if [ -z "${AMQP_URL:-}" ]; then
@@ -18,6 +19,6 @@ trap stop_broker EXIT
 
 python -m services setup   # migrate every database, declare the broker topology
 
-rm -rf var/metrics && mkdir -p var/metrics/{gateway,tickets,callrouting,surveys}
+rm -rf "$VAR_DIR/metrics" && mkdir -p "$VAR_DIR"/metrics/{gateway,tickets,callrouting,surveys}
 echo "starting: gateway :${GATEWAY_PORT:-8000}  tickets :${TICKETS_PORT:-8001}  callrouting :${CALLROUTING_PORT:-8002}  surveys :${SURVEYS_PORT:-8003}  broker $AMQP_URL"
 honcho start -f deploy/Procfile -d .

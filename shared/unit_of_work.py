@@ -30,8 +30,8 @@ class UnitOfWork:
         return self
 
     def __exit__(self, *exc_info) -> None:
-        # Anything not committed explicitly is rolled back: a half-done change never lands.
-        self.session.rollback()
+        # Closing discards whatever was not committed, so a half-done change never lands;
+        # unlike rollback() it leaves loaded objects readable for the response.
         self.session.close()
 
     def publish(self, event_type: str, data: dict, *, version: int = 1) -> Envelope:

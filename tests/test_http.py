@@ -71,6 +71,14 @@ def test_an_unknown_route_is_a_404_problem(tickets):
     assert response.json["instance"] == "/no/such/thing"
 
 
+def test_a_created_customer_can_be_read_back(tickets):
+    created = tickets.post("/customers", json={"name": "Ada", "phone": "+4915112345678", "email": "ada@example.org"})
+    assert created.status_code == 201
+    read = tickets.get(f"/customers/{created.json['id']}")
+    assert read.status_code == 200
+    assert read.json == created.json
+
+
 def test_an_unknown_record_is_a_404_problem(tickets):
     response = tickets.get(f"/customers/{uuid.uuid4()}")
     assert response.status_code == 404

@@ -1,0 +1,148 @@
+"""``make bench`` (``python -m bench``): how fast the services are, beside what they run on.
+
+Every figure is measured in the same run as the ceiling it is compared with, on the same
+machine, so the ratios hold even where the absolute numbers are noisy.
+
+Set-up. The broker is ``AMQP_URL`` if set (its event queues must be idle), else a
+throwaway node started with ``deploy/local-rabbitmq.sh``. Databases are fresh SQLite files
+in a temporary VAR_DIR (``DATABASE_URL`` and friends are ignored), migrated with
+``python -m services setup``, which also declares the broker topology.
+
+Scenarios, in order:
+
+1. HTTP (wrk --latency -t2 -c32 -d10s, after a 2 s warm-up), all under gunicorn with
+   ``deploy/gunicorn.conf.py``:
+   - ``bare GET /``: a one-route Flask app (bench/bare_app.py), the HTTP ceiling;
+   - tickets ``GET /healthz`` and ``POST /customers`` (bench/post_customer.lua).
+   Ratio = service / bare. For requests/s, 1.00x means the service's own code costs
+   nothing; 0.50x means it halves what Flask + gunicorn could serve. For latency the
+   ratio reads the other way: 2.00x means twice as slow as the bare endpoint.
+2. Broker ceiling with plain pika, persistent messages to a durable quorum queue:
+   - one by one: each publish waits for its confirm (3,000 messages);
+   - batched: windows of 500 in flight, confirmed asynchronously (30,000 messages).
+3. Events end to end: the tickets outbox relay and the three consumers run as in
+   production (``python -m services.<svc>.worker relay|consume``), each its own process.
+   - throughput: 20,000 ``customer.created`` written into the outbox through the tickets
+     service layer, 200 per transaction; timed from the first insert until all three
+     consumers have recorded every event in their ``processed_events``. events/s is per
+     event (each is delivered 3 times: deliveries/s). Ratios are to the raw broker: an
+     event costs at least one publish, so events/s over raw batched is the share of the
+     broker's capacity the pipeline turns into events (1.00x: the broker is the limit).
+     "outbox writes/s" and "relay published/s" show where the time went: if writes/s is
+     close to events/s, the writer (this process, standing in for the API) was the limit.
+   - latency: 200 events/s for 15 s, one transaction each, then per event and consumer
+     ``processed_ts - created_ts``: commit to applied, relay and broker and consumer.
+   - outbox rows still unpublished at the end (must be 0).
+
+Targets (product brief): >= 1,500 events/s; p99 < 250 ms at 200 events/s. The "ref"
+figures are the ceilings the brief expects on a 2-core machine, to spot a sick machine.
+
+Output: the table on stdout (progress on stderr), the same in bench/results/<UTC>.json.
+Exit 0 whether or not targets are met; 1 if the bench could not measure (a process died,
+events were lost or left unpublished, an endpoint failed). Logs of every process are in
+the temporary directory, kept when something failed (or with BENCH_KEEP=1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import httpload, pipeline, rawbroker, report
+from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
+
+RESULTS_DIR = Path(__file__).parent / "results"
+TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
+
+
+def isolate_environment(var_dir: Path) -> dict[str, str]:
+    """Point this process and every child at the bench's own databases; return the env."""
+    for key in list(os.environ):
+        if key == "DATABASE_URL" or key.endswith("_DATABASE_URL") or key in ("BIND", "BIND_HOST"):
+            del os.environ[key]
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    os.environ["VAR_DIR"] = str(var_dir)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return dict(os.environ)
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-ups below
+    started = datetime.now(UTC)
+    temp = Path(tempfile.mkdtemp(prefix="callcenter-bench-"))
+    var_dir, logs = temp / "var", temp / "logs"
+    logs.mkdir()
+    env = isolate_environment(var_dir)
+    processes = Processes(logs)
+    own_broker = not os.environ.get("AMQP_URL")
+    figures: dict = {}
+    problems: list[str] = []
+
+    def attempt(name: str, scenario) -> None:
+        try:
+            figures[name] = scenario()
+        except Exception as error:  # record it, go on with the next scenario
+            traceback.print_exc()
+            problems.append(f"{name}: {error}")
+
+    try:
+        with contextlib.ExitStack() as cleanup:
+            cleanup.callback(processes.stop_all)
+            if own_broker:
+                os.environ["AMQP_URL"] = cleanup.enter_context(local_rabbitmq(var_dir, logs / "rabbitmq.log"))
+            else:
+                say("using the broker at AMQP_URL")
+            env["AMQP_URL"] = os.environ["AMQP_URL"]
+            say(f"temporary directory {temp}; migrating databases, declaring the topology")
+            run_logged([sys.executable, "-m", "services", "setup"], env, logs / "setup.log", timeout=180)
+
+            attempt("http", lambda: httpload.run(processes, env, var_dir))
+            attempt("broker", lambda: rawbroker.run(env["AMQP_URL"]))
+            attempt("pipeline", lambda: pipeline.run(processes, env, var_dir))
+            problems += figures.get("pipeline", {}).get("problems", [])
+    except KeyboardInterrupt:
+        say(f"interrupted; everything started is stopped. Logs: {logs}")
+        return 130
+    except Exception as error:
+        traceback.print_exc()
+        problems.append(f"set-up: {error}")
+
+    rows = report.build_rows(figures)
+    print()
+    print(
+        f"make bench, {started:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} CPUs, {platform.python_implementation()}"
+        f" {platform.python_version()}"
+    )
+    print(report.format_table(rows))
+    context = {
+        "started_utc": started.isoformat(),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "broker": "local node" if own_broker else "AMQP_URL",
+        "settings": {key: os.environ.get(key) for key in TUNABLES},
+    }
+    result_file = RESULTS_DIR / f"{started:%Y%m%dT%H%M%SZ}.json"
+    report.save_json(result_file, rows, figures, context, problems)
+    print(f"\nsaved {result_file.relative_to(ROOT)}")
+
+    if problems:
+        print("\nTHE BENCH FAILED to measure everything:", *problems, sep="\n  - ")
+        print(f"logs kept in {logs}")
+        return 1
+    if os.environ.get("BENCH_KEEP"):
+        print(f"logs kept in {logs}")
+    else:
+        shutil.rmtree(temp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
