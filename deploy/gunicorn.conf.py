@@ -11,8 +11,11 @@ import os
 from shared.config import DEFAULT_PORTS
 
 _service = os.environ.get("SERVICE", "gateway")
-bind = os.environ.get("BIND", f"{os.environ.get('BIND_HOST', '127.0.0.1')}:"
-                      f"{os.environ.get(f'{_service.upper()}_PORT', DEFAULT_PORTS.get(_service, 8000))}")
+bind = os.environ.get(
+    "BIND",
+    f"{os.environ.get('BIND_HOST', '127.0.0.1')}:"
+    f"{os.environ.get(f'{_service.upper()}_PORT', DEFAULT_PORTS.get(_service, 8000))}",
+)
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "sync"
 timeout = 30

@@ -3,7 +3,8 @@
 #   deploy/local-rabbitmq.sh start   start it in the background and wait until it is up
 #   deploy/local-rabbitmq.sh stop    stop it
 #   deploy/local-rabbitmq.sh url     print its AMQP URL
-# LOCAL_RABBITMQ_PORT (default 5673) keeps it clear of a system broker on 5672.
+# LOCAL_RABBITMQ_PORT (default 5673) keeps it clear of a system broker on 5672;
+# LOCAL_RABBITMQ_DIST_PORT (default port + 20000) is its Erlang distribution port.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 port=${LOCAL_RABBITMQ_PORT:-5673}
@@ -12,12 +13,13 @@ bin=/usr/lib/rabbitmq/bin
 export RABBITMQ_NODENAME=callcenter-$port@localhost
 export RABBITMQ_NODE_PORT=$port
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
-export RABBITMQ_DIST_PORT=$((port + 20000))
+export RABBITMQ_DIST_PORT=${LOCAL_RABBITMQ_DIST_PORT:-$((port + 20000))}
 export RABBITMQ_MNESIA_BASE=$base/mnesia
 export RABBITMQ_LOG_BASE=$base/log
 export RABBITMQ_ENABLED_PLUGINS_FILE=$base/enabled_plugins
 export RABBITMQ_CONFIG_FILE=$base/rabbitmq   # none: defaults
 export RABBITMQ_PID_FILE=$base/pid
+export ERL_CRASH_DUMP=$base/erl_crash.dump
 
 ctl() { "$bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"; }
 

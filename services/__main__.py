@@ -1,8 +1,8 @@
 """Commands over all services: ``python -m services <command>``.
 
-    setup                              migrate every service's database, declare the broker topology
-    alembic <service> <alembic args>   Alembic for one service, e.g.
-                                       alembic tickets revision --autogenerate -m "add tickets"
+setup                              migrate every service's database, declare the broker topology
+alembic <service> <alembic args>   Alembic for one service, e.g.
+                                   alembic tickets revision --autogenerate -m "add tickets"
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from shared import event_catalog, metrics, topology
 from shared.backbone import processed_events
-from shared.broker import connection_parameters, ConfirmedPublisher
+from shared.broker import ConfirmedPublisher, connection_parameters
 from shared.config import Settings
 from shared.db import Database
 from shared.events import Envelope, InvalidEvent
@@ -153,7 +153,7 @@ class Consumer:
                 outcome = apply_once(self.database, self.settings.service, self.handlers[envelope.type], envelope)
             except DatabaseUnavailable:
                 raise  # leave the message unacked; run() reconnects after a pause
-            except Exception as error:  # noqa: BLE001 - any handler failure is retried, then parked
+            except Exception as error:
                 log.warning("event handler failed", extra={**context, "error": repr(error)}, exc_info=True)
                 self._retry_or_park(envelope, method, properties, body, attempt, repr(error))
                 outcome = "failed"
@@ -188,7 +188,9 @@ class Consumer:
                 "x-service": self.settings.service,
             }
         )
-        self._publisher.publish("", topology.parking_queue(self.settings.service), body, _copy_properties(properties, headers))
+        self._publisher.publish(
+            "", topology.parking_queue(self.settings.service), body, _copy_properties(properties, headers)
+        )
         log.error("event parked", extra={"reason": reason, "message_id": properties.message_id})
 
 

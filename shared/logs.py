@@ -15,9 +15,7 @@ from contextlib import contextmanager
 
 from pythonjsonlogger.json import JsonFormatter
 
-correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "correlation_id", default=None
-)
+correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 _service_name = "unknown"
 
 

@@ -80,7 +80,7 @@ def http_exception_to_problem(error: HTTPException) -> Response:
         return problem(
             status,
             error.name,
-            f"{len(errors)} invalid field(s): " + ", ".join(sorted({e['field'] for e in errors})),
+            f"{len(errors)} invalid field(s): " + ", ".join(sorted({e["field"] for e in errors})),
             errors=errors,
         )
     response = problem(status, error.name, error.description)

@@ -26,7 +26,7 @@ def parking_queue(service: str) -> str:
 
 
 def retry_queue(service: str, delay_seconds: float) -> str:
-    return f"{service}.retry.{int(round(delay_seconds * 1000))}ms"
+    return f"{service}.retry.{round(delay_seconds * 1000)}ms"
 
 
 def _quorum(**extra) -> dict:
@@ -39,9 +39,7 @@ def declare(channel, exchange: str, retry_delays: tuple[float, ...]) -> None:
         UNROUTED, durable=True, arguments=_quorum(**{"x-max-length": 1_000_000, "x-overflow": "drop-head"})
     )
     channel.queue_bind(UNROUTED, UNROUTED)
-    channel.exchange_declare(
-        exchange, exchange_type="topic", durable=True, arguments={"alternate-exchange": UNROUTED}
-    )
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True, arguments={"alternate-exchange": UNROUTED})
     for service in event_catalog.consuming_services():
         declare_service(channel, exchange, service, retry_delays)
 
@@ -58,7 +56,7 @@ def declare_service(channel, exchange: str, service: str, retry_delays: tuple[fl
             durable=True,
             arguments=_quorum(
                 **{
-                    "x-message-ttl": int(round(delay * 1000)),
+                    "x-message-ttl": round(delay * 1000),
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": queue,
                     # Quorum queues dead-letter at least once only when they refuse

@@ -12,7 +12,6 @@ import re
 import time
 from collections.abc import Iterable
 
-
 from flask import Flask, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 

@@ -14,7 +14,6 @@ import logging
 import signal
 import threading
 
-
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
 from shared.db import Database, Migrations, migrate

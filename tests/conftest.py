@@ -9,6 +9,7 @@ PostgreSQL server (``make test-postgres``), fresh databases created on it per te
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from dataclasses import replace
 
@@ -23,6 +24,8 @@ from shared.config import Settings
 from shared.db import Database, migrate
 from tests.support.services import migrations_of
 
+# An Erlang node that fails to start writes erl_crash.dump into its working directory.
+os.environ.setdefault("ERL_CRASH_DUMP", os.path.join(tempfile.gettempdir(), "callcenter-erl_crash.dump"))
 rabbitmq_proc = factories.rabbitmq_proc(port=None)
 
 FAST_RETRIES = (0.2, 0.4)
@@ -130,5 +133,3 @@ def settings_factory(database_factory, amqp_url, tmp_path, monkeypatch):
 @pytest.fixture
 def service_database(database_factory):
     return database_factory.migrated
-
-

@@ -1,6 +1,7 @@
 """The event backbone end to end on a real broker and real databases: an event committed
 with a business change reaches every consumer exactly once, and nothing else does."""
 
+import importlib
 import uuid
 
 import pika
@@ -9,6 +10,7 @@ from sqlalchemy import Column, MetaData, String, Table, insert, select
 
 from services.tickets import service as tickets
 from shared import topology
+from shared.backbone import outbox
 from shared.broker import declare_topology
 from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
@@ -59,17 +61,16 @@ def test_a_committed_event_reaches_each_consumer_once_and_builds_its_replica(sys
     _, tickets_db, consumers = system
     customer = create_customer(tickets_db)
     for name, database in consumers.items():
-        wait_for(lambda db=database: count_rows(db, _replicas(name)) == 1, what=f"{name} replica")
+        replicas = _replicas(name)
+        wait_for(lambda db=database, table=replicas: count_rows(db, table) == 1, what=f"{name} replica")
         with database.engine.connect() as connection:
-            replica = connection.execute(select(_replicas(name))).one()
+            replica = connection.execute(select(replicas)).one()
         assert (replica.customer_id, replica.name, replica.phone) == (customer.id, "Ada", "+4915112345678")
         assert len(processed_ids(database)) == 1
     assert unpublished(tickets_db) == 0
 
 
 def _replicas(service):
-    import importlib
-
     return importlib.import_module(f"services.{service}.models").CustomerReplica.__table__
 
 
@@ -88,8 +89,6 @@ def test_each_event_is_applied_exactly_once_per_consumer(settings_factory, runni
 
 
 def _published_event_ids(database):
-    from shared.backbone import outbox
-
     with database.engine.connect() as connection:
         return [row.event_id for row in connection.execute(select(outbox.c.event_id))]
 

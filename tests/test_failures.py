@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from pytest_rabbitmq.factories.executor import RabbitMqExecutor
 from port_for import get_port
+from pytest_rabbitmq.factories.executor import RabbitMqExecutor
 from sqlalchemy import select
 
 from shared.config import PROJECT_ROOT
@@ -103,9 +103,7 @@ def start_consumer(settings, env_extra, log_path):
 
 
 @pytest.mark.parametrize("moment", ["handling", "committed"])
-def test_a_consumer_killed_mid_message_has_it_redelivered_and_applied_once(
-    moment, settings_factory, tmp_path: Path
-):
+def test_a_consumer_killed_mid_message_has_it_redelivered_and_applied_once(moment, settings_factory, tmp_path: Path):
     tickets_settings, tickets_db = settings_factory("tickets")
     settings, database = settings_factory("gateway")
     flag = tmp_path / "paused"

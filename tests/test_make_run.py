@@ -24,8 +24,11 @@ def port_is_open(port: int) -> bool:
 
 @pytest.fixture
 def running_system(tmp_path):
-    ports = {service: get_port(None) for service in SERVICES}
+    ports = {}
+    for service in SERVICES:
+        ports[service] = get_port(None, list(ports.values()))
     broker_port = get_port(None)
+    distribution_port = get_port(None, [broker_port, *ports.values()])
     env = {
         key: value
         for key, value in os.environ.items()
@@ -35,6 +38,7 @@ def running_system(tmp_path):
         {f"{service.upper()}_PORT": str(port) for service, port in ports.items()},
         VAR_DIR=str(tmp_path / "var"),
         LOCAL_RABBITMQ_PORT=str(broker_port),
+        LOCAL_RABBITMQ_DIST_PORT=str(distribution_port),
         WEB_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
     )
