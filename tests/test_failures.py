@@ -131,3 +131,27 @@ def test_a_consumer_killed_mid_message_has_it_redelivered_and_applied_once(momen
         if victim.poll() is None:
             victim.kill()
         running.close()
+
+
+def test_the_relay_recovers_when_its_exchange_is_deleted_under_it(settings_factory, amqp_url):
+    import pika
+
+    tickets_settings, tickets_db = settings_factory("tickets")
+    settings, database = settings_factory("gateway")
+    metadata.create_all(database.engine)
+    running = Running()
+    relay = running.relay(tickets_db, tickets_settings)
+    running.consumer(database, settings, {"customer.created": handler})
+    try:
+        first = publish_customers(tickets_db, 5)
+        wait_for(lambda: len(applied(database)) == 5, what="the first events")
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection.channel().exchange_delete("events")  # an operator's mistake
+        connection.close()
+        later = publish_customers(tickets_db, 5)
+        wait_for(lambda: unpublished(tickets_db) == 0, timeout=30, what="the relay to redeclare and send")
+        wait_for(lambda: len(applied(database)) == 10, timeout=30, what="the later events applied")
+        assert sorted(applied(database)) == sorted(first + later)
+        assert relay.ready.is_set()
+    finally:
+        running.close()

@@ -153,3 +153,25 @@ def test_an_unexpected_error_is_a_500_problem_without_a_stack_trace(database_fac
     assert response.mimetype == PROBLEM_JSON
     assert "secret internals" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 415, 429])
+def test_every_error_status_a_route_raises_is_a_problem(status, database_factory, broker_url):
+    from flask_smorest import abort
+
+    from shared.problems import Conflict
+
+    app = make_app("tickets", database_factory, broker_url)
+
+    @app.get("/fail")
+    def fail():
+        if status == 409:
+            raise Conflict("The ticket is already closed.")
+        abort(status)
+
+    response = app.test_client().get("/fail")
+    assert response.status_code == status
+    assert response.mimetype == PROBLEM_JSON
+    assert response.json["status"] == status and response.json["title"]
+    if status == 409:
+        assert response.json["detail"] == "The ticket is already closed."
