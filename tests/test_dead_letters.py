@@ -8,13 +8,13 @@ import uuid
 
 import pika
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from shared import deadletters, topology
 from shared.broker import declare_topology
 from shared.config import PROJECT_ROOT
 from shared.events import Envelope
-from tests.support.consumer_process import applications, metadata
+from tests.support.counting import applications, applied, metadata
 from tests.support.services import Running, wait_for
 
 
@@ -32,11 +32,6 @@ def publish_raw(amqp_url, body: bytes, routing_key="customer.created", message_i
     channel.basic_publish("events", routing_key, body, properties, mandatory=True)
     connection.close()
     return properties.message_id
-
-
-def applied(database):
-    with database.engine.connect() as connection:
-        return [row.event_id for row in connection.execute(select(applications.c.event_id))]
 
 
 def parked(settings) -> list[deadletters.ParkedMessage]:

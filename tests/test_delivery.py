@@ -6,7 +6,7 @@ import uuid
 
 import pika
 import pytest
-from sqlalchemy import Column, MetaData, String, Table, insert, select
+from sqlalchemy import select
 
 from services.tickets import service as tickets
 from shared import topology
@@ -14,22 +14,11 @@ from shared.backbone import outbox
 from shared.broker import declare_topology
 from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
+from tests.support.counting import applied, counting_handler, start_counting_pipeline
+from tests.support.counting import metadata as counting_metadata
 from tests.support.services import Running, count_rows, processed_ids, unpublished, wait_for
 
 CONSUMERS = ("callrouting", "surveys", "gateway")
-
-# A test-only table where a handler records each time it is really applied.
-applications_metadata = MetaData()
-applications = Table("test_applications", applications_metadata, Column("event_id", String(36)))
-
-
-def counting_handler(uow, envelope):
-    uow.session.execute(insert(applications).values(event_id=envelope.id))
-
-
-def applied(database) -> list[str]:
-    with database.engine.connect() as connection:
-        return [row.event_id for row in connection.execute(select(applications.c.event_id))]
 
 
 @pytest.fixture
@@ -75,12 +64,8 @@ def _replicas(service):
 
 
 def test_each_event_is_applied_exactly_once_per_consumer(settings_factory, running):
-    tickets_settings, tickets_db = settings_factory("tickets")
-    settings, database = settings_factory("gateway")
-    applications_metadata.create_all(database.engine)
-    running.consumer(database, settings, {"customer.created": counting_handler})
-    running.relay(tickets_db, tickets_settings)
-
+    pipeline = start_counting_pipeline(settings_factory, running)
+    tickets_db, database = pipeline.tickets, pipeline.consumer
     created = [create_customer(tickets_db, name=f"Customer {n}", phone=None) for n in range(40)]
     wait_for(lambda: len(applied(database)) >= 40, what="40 applications")
     published = _published_event_ids(tickets_db)
@@ -94,11 +79,8 @@ def _published_event_ids(database):
 
 
 def test_an_event_whose_transaction_rolled_back_is_never_published(settings_factory, running):
-    tickets_settings, tickets_db = settings_factory("tickets")
-    settings, database = settings_factory("gateway")
-    applications_metadata.create_all(database.engine)
-    running.consumer(database, settings, {"customer.created": counting_handler})
-    running.relay(tickets_db, tickets_settings)
+    pipeline = start_counting_pipeline(settings_factory, running)
+    tickets_db, database = pipeline.tickets, pipeline.consumer
 
     with pytest.raises(RuntimeError), UnitOfWork(tickets_db, source="tickets") as uow:
         doomed = uow.publish("customer.created", {"customer_id": str(uuid.uuid4()), "name": "Doomed"})
@@ -116,7 +98,7 @@ def test_an_event_whose_transaction_rolled_back_is_never_published(settings_fact
 
 def test_a_duplicate_delivery_is_applied_once(settings_factory, running, amqp_url):
     settings, database = settings_factory("gateway")
-    applications_metadata.create_all(database.engine)
+    counting_metadata.create_all(database.engine)
     declare_topology(settings)
     envelope = Envelope(
         type="customer.created", data={"customer_id": str(uuid.uuid4()), "name": "Twice"}, source="tickets"

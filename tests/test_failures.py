@@ -4,32 +4,16 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
+import pika
 import pytest
 from port_for import get_port
 from pytest_rabbitmq.factories.executor import RabbitMqExecutor
-from sqlalchemy import select
 
 from shared.config import PROJECT_ROOT
-from shared.unit_of_work import UnitOfWork
-from tests.support.consumer_process import applications, handler, metadata
+from tests.support.counting import applied, publish_customers, start_counting_pipeline
 from tests.support.services import Running, processed_ids, unpublished, wait_for
-
-
-def publish_customers(database, count):
-    ids = []
-    with UnitOfWork(database, source="tickets") as uow:
-        for n in range(count):
-            ids.append(uow.publish("customer.created", {"customer_id": str(uuid.uuid4()), "name": f"C{n}"}).id)
-        uow.commit()
-    return ids
-
-
-def applied(database):
-    with database.engine.connect() as connection:
-        return [row.event_id for row in connection.execute(select(applications.c.event_id))]
 
 
 @pytest.fixture
@@ -58,12 +42,9 @@ def test_events_written_while_the_broker_is_down_all_arrive_once_it_returns(
     own_broker, settings_factory, database_factory
 ):
     executor, url = own_broker
-    tickets_settings, tickets_db = settings_factory("tickets", amqp_url=url)
-    settings, database = settings_factory("gateway", amqp_url=url)
-    metadata.create_all(database.engine)
     running = Running()
-    relay = running.relay(tickets_db, tickets_settings)
-    running.consumer(database, settings, {"customer.created": handler})
+    pipeline = start_counting_pipeline(settings_factory, running, amqp_url=url)
+    tickets_db, database, relay = pipeline.tickets, pipeline.consumer, pipeline.relay
     try:
         before = publish_customers(tickets_db, 20)
         wait_for(lambda: len(applied(database)) == 20, what="the first 20 events")
@@ -134,14 +115,9 @@ def test_a_consumer_killed_mid_message_has_it_redelivered_and_applied_once(momen
 
 
 def test_the_relay_recovers_when_its_exchange_is_deleted_under_it(settings_factory, amqp_url):
-    import pika
-
-    tickets_settings, tickets_db = settings_factory("tickets")
-    settings, database = settings_factory("gateway")
-    metadata.create_all(database.engine)
     running = Running()
-    relay = running.relay(tickets_db, tickets_settings)
-    running.consumer(database, settings, {"customer.created": handler})
+    pipeline = start_counting_pipeline(settings_factory, running)
+    tickets_db, database, relay = pipeline.tickets, pipeline.consumer, pipeline.relay
     try:
         first = publish_customers(tickets_db, 5)
         wait_for(lambda: len(applied(database)) == 5, what="the first events")

@@ -15,16 +15,13 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import Column, MetaData, String, Table, insert
-
 import shared.consumer as consumer_module
 from shared.config import Settings
 from shared.consumer import Consumer
 from shared.db import Database
 from shared.logs import configure_logging
+from tests.support.counting import counting_handler, metadata
 
-metadata = MetaData()
-applications = Table("test_applications", metadata, Column("event_id", String(36)))
 pause_at = os.environ.get("PAUSE_AT")
 pause_flag = Path(os.environ.get("PAUSE_FLAG", "/nonexistent"))
 
@@ -35,7 +32,7 @@ def pause_here() -> None:
 
 
 def handler(uow, envelope) -> None:
-    uow.session.execute(insert(applications).values(event_id=envelope.id))
+    counting_handler(uow, envelope)
     uow.session.flush()
     if pause_at == "handling":
         pause_here()
