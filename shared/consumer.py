@@ -1,11 +1,14 @@
 """Consuming events: idempotent handlers, acked after commit, failures retried then parked.
 
-For each message on ``<service>.events``:
+The consumer takes what the prefetch window has already delivered (up to
+``consumer_prefetch`` messages) as a batch:
 
-1. Parse and validate the envelope. A malformed message is parked at once with the reason.
-2. In one database transaction: skip it if its id is in ``processed_events``; otherwise run
-   the handler and record the id. Commit, then ack. A crash before the ack means a
-   redelivery, which step 2 recognises as a duplicate.
+1. Parse and validate each envelope. A malformed message is parked at once with the reason.
+2. In one database transaction: skip the events whose ids are in ``processed_events``; run
+   the handler of each other event and record its id. Commit, then ack the batch. A crash
+   before the ack means a redelivery, which this step recognises as a duplicate.
+   If any handler in the batch raises, the transaction is dropped and the batch is handled
+   again one event per transaction, so only the failing event goes to step 3.
 3. A handler that raises: the message is republished to the next retry queue (which
    dead-letters it back after its TTL) with the attempt and the error in its headers, or,
    after the last retry, to the parking lot ``<service>.dead``. Only then is it acked, so
@@ -20,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pika
@@ -47,42 +51,91 @@ class DatabaseUnavailable(RuntimeError):
 
 def apply_once(database: Database, service: str, handler: Handler, envelope: Envelope) -> str:
     """Run a handler for an event unless it already ran; 'applied' or 'duplicate'."""
+    outcomes = apply_batch(database, service, {envelope.type: handler}, [envelope], raise_errors=True)
+    return outcomes[envelope.id]
+
+
+def apply_batch(
+    database: Database,
+    service: str,
+    handlers: dict[str, Handler],
+    envelopes: list[Envelope],
+    *,
+    raise_errors: bool = False,
+) -> dict[str, str] | None:
+    """Apply new events in one transaction: {event id: 'applied' | 'duplicate'}.
+
+    Returns None, having changed nothing, when a handler raised or another consumer
+    committed one of these events meanwhile, unless ``raise_errors`` asks for the error.
+    """
     try:
         with UnitOfWork(database, source=service) as uow:
-            seen = uow.session.execute(
-                select(processed_events.c.event_id).where(processed_events.c.event_id == envelope.id)
-            ).first()
-            if seen:
-                return "duplicate"
-            handler(uow, envelope)
-            uow.session.execute(
-                insert(processed_events).values(
-                    event_id=envelope.id,
-                    event_type=envelope.type,
-                    occurred_at=envelope.occurred_at,
-                    processed_ts=time.time(),
-                )
+            ids = [envelope.id for envelope in envelopes]
+            seen = set(
+                uow.session.scalars(select(processed_events.c.event_id).where(processed_events.c.event_id.in_(ids)))
             )
+            outcomes: dict[str, str] = {}
+            records = []
+            for envelope in envelopes:
+                if envelope.id in seen:
+                    outcomes[envelope.id] = "duplicate"
+                    continue
+                seen.add(envelope.id)
+                with correlated(envelope.correlation_id):
+                    try:
+                        handlers[envelope.type](uow, envelope)
+                    except Exception:  # the caller retries one by one, or asked for the error
+                        if raise_errors:
+                            raise
+                        return None
+                outcomes[envelope.id] = "applied"
+                records.append(
+                    {
+                        "event_id": envelope.id,
+                        "event_type": envelope.type,
+                        "occurred_at": envelope.occurred_at,
+                        "processed_ts": time.time(),
+                    }
+                )
+            if records:
+                uow.session.execute(insert(processed_events), records)
             try:
                 uow.commit()
             except IntegrityError:
-                # Another consumer of this service applied it in the meantime.
-                uow.rollback()
-                if uow.session.execute(
-                    select(processed_events.c.event_id).where(processed_events.c.event_id == envelope.id)
-                ).first():
-                    return "duplicate"
+                # Another consumer of this service committed one of these events meanwhile.
+                if not raise_errors:
+                    return None
+                if len(envelopes) == 1 and _was_processed(database, envelopes[0].id):
+                    return {envelopes[0].id: "duplicate"}
                 raise
-            return "applied"
+            return outcomes
     except OperationalError as error:
         if error.connection_invalidated or _is_connectivity(error):
             raise DatabaseUnavailable(str(error)) from error
         raise
 
 
+def _was_processed(database: Database, event_id: str) -> bool:
+    with database.engine.connect() as connection:
+        query = select(processed_events.c.event_id).where(processed_events.c.event_id == event_id)
+        return connection.execute(query).first() is not None
+
+
 def _is_connectivity(error: DBAPIError) -> bool:
     text = str(error.orig).lower()
     return any(sign in text for sign in ("database is locked", "connection", "could not connect", "server closed"))
+
+
+@dataclass
+class Delivery:
+    delivery_tag: int
+    routing_key: str
+    properties: pika.BasicProperties
+    body: bytes
+
+    @property
+    def attempt(self) -> int:
+        return int((self.properties.headers or {}).get("x-attempt", 0))
 
 
 class Consumer:
@@ -104,6 +157,7 @@ class Consumer:
         self.stop_requested = stop or threading.Event()
         self.queue = topology.work_queue(settings.service)
         self._publisher: ConfirmedPublisher | None = None
+        self._received: list[Delivery] = []
 
     def run(self) -> None:
         backoff = 0.5
@@ -115,16 +169,21 @@ class Consumer:
                 channel = connection.channel()
                 topology.declare(channel, self.settings.exchange, self.settings.retry_delays)
                 channel.basic_qos(prefetch_count=self.settings.consumer_prefetch)
-                channel.basic_consume(self.queue, on_message_callback=self._on_message)
+                channel.basic_consume(self.queue, on_message_callback=self._receive)
                 log.info("consumer ready", extra={"queue": self.queue})
                 backoff = 0.5
                 while not self.stop_requested.is_set():
-                    connection.process_data_events(time_limit=0.5)
+                    # Collect what has arrived (up to the prefetch window), then handle it.
+                    connection.process_data_events(time_limit=0 if self._received else 0.25)
+                    if self._received:
+                        batch, self._received = self._received, []
+                        self._handle(channel, batch)
             except DatabaseUnavailable as error:
                 log.warning("database unavailable; backing off", extra={"error": str(error)})
             except pika.exceptions.AMQPError as error:
                 log.warning("consumer lost the broker", extra={"error": repr(error)})
             finally:
+                self._received = []  # unacked: the broker redelivers them
                 for closable in (connection, self._publisher and self._publisher.connection):
                     try:
                         if closable is not None and closable.is_open:
@@ -136,62 +195,86 @@ class Consumer:
             backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
         log.info("consumer stopped", extra={"queue": self.queue})
 
-    def _on_message(self, channel, method, properties, body: bytes) -> None:
-        headers = dict(properties.headers or {})
-        attempt = int(headers.get("x-attempt", 0))
-        try:
-            envelope = Envelope.from_json(body)
-        except InvalidEvent as error:
-            with correlated(properties.correlation_id):
-                self._park(method, properties, body, f"malformed: {error}", attempt)
-            channel.basic_ack(method.delivery_tag)
-            metrics.EVENTS_CONSUMED.labels(event_type=method.routing_key, outcome="malformed").inc()
-            return
-        with correlated(envelope.correlation_id):
-            context = {"event_id": envelope.id, "event_type": envelope.type, "attempt": attempt}
+    def _receive(self, _channel, method, properties, body: bytes) -> None:
+        self._received.append(Delivery(method.delivery_tag, method.routing_key, properties, body))
+
+    def _handle(self, channel, batch: list[Delivery]) -> None:
+        parsed: list[tuple[Delivery, Envelope]] = []
+        for delivery in batch:
             try:
-                outcome = apply_once(self.database, self.settings.service, self.handlers[envelope.type], envelope)
-            except DatabaseUnavailable:
-                raise  # leave the message unacked; run() reconnects after a pause
-            except Exception as error:
-                log.warning("event handler failed", extra={**context, "error": repr(error)}, exc_info=True)
-                self._retry_or_park(envelope, method, properties, body, attempt, repr(error))
-                outcome = "failed"
+                parsed.append((delivery, Envelope.from_json(delivery.body)))
+            except InvalidEvent as error:
+                with correlated(delivery.properties.correlation_id):
+                    self._park(delivery, f"malformed: {error}")
+                metrics.EVENTS_CONSUMED.labels(event_type=delivery.routing_key, outcome="malformed").inc()
+        envelopes = [envelope for _, envelope in parsed]
+        outcomes = None  # a batch of one goes straight to the one-by-one path
+        if len(parsed) > 1:
+            outcomes = apply_batch(self.database, self.settings.service, self.handlers, envelopes)
+        for delivery, envelope in parsed:
+            if outcomes is None:  # one event per transaction: a batch of one, or a handler failed
+                outcome = self._handle_alone(delivery, envelope)
             else:
-                log.info("event handled", extra={**context, "outcome": outcome})
-            channel.basic_ack(method.delivery_tag)
+                outcome = outcomes[envelope.id]
+                self._log_handled(delivery, envelope, outcome)
             metrics.EVENTS_CONSUMED.labels(event_type=envelope.type, outcome=outcome).inc()
+        channel.basic_ack(batch[-1].delivery_tag, multiple=True)
 
-    def _retry_or_park(self, envelope, method, properties, body, attempt, error) -> None:
-        delays = self.settings.retry_delays
-        if attempt < len(delays):
-            headers = dict(properties.headers or {})
-            headers.setdefault("x-original-routing-key", method.routing_key)
-            headers.update({"x-attempt": attempt + 1, "x-last-error": error[:1000]})
-            self._publisher.publish(
-                "",
-                topology.retry_queue(self.settings.service, delays[attempt]),
-                body,
-                _copy_properties(properties, headers),
+    def _handle_alone(self, delivery: Delivery, envelope: Envelope) -> str:
+        try:
+            outcome = apply_once(self.database, self.settings.service, self.handlers[envelope.type], envelope)
+        except DatabaseUnavailable:
+            raise  # leave the batch unacked; run() reconnects after a pause
+        except Exception as error:
+            with correlated(envelope.correlation_id):
+                log.warning(
+                    "event handler failed",
+                    extra={"event_id": envelope.id, "event_type": envelope.type, "attempt": delivery.attempt},
+                    exc_info=True,
+                )
+                self._retry_or_park(delivery, repr(error))
+            return "failed"
+        self._log_handled(delivery, envelope, outcome)
+        return outcome
+
+    def _log_handled(self, delivery: Delivery, envelope: Envelope, outcome: str) -> None:
+        with correlated(envelope.correlation_id):
+            log.info(
+                "event handled",
+                extra={
+                    "event_id": envelope.id,
+                    "event_type": envelope.type,
+                    "attempt": delivery.attempt,
+                    "outcome": outcome,
+                },
             )
-            return
-        self._park(method, properties, body, f"handler failed {attempt + 1} times: {error}", attempt)
 
-    def _park(self, method, properties, body, reason: str, attempt: int) -> None:
-        headers = dict(properties.headers or {})
+    def _retry_or_park(self, delivery: Delivery, error: str) -> None:
+        delays = self.settings.retry_delays
+        attempt = delivery.attempt
+        if attempt < len(delays):
+            headers = dict(delivery.properties.headers or {})
+            headers.setdefault("x-original-routing-key", delivery.routing_key)
+            headers.update({"x-attempt": attempt + 1, "x-last-error": error[:1000]})
+            queue = topology.retry_queue(self.settings.service, delays[attempt])
+            self._publisher.publish("", queue, delivery.body, _copy_properties(delivery.properties, headers))
+            return
+        self._park(delivery, f"handler failed {attempt + 1} times: {error}")
+
+    def _park(self, delivery: Delivery, reason: str) -> None:
+        headers = dict(delivery.properties.headers or {})
         headers.update(
             {
                 "x-reason": reason[:2000],
-                "x-attempt": attempt,
-                "x-original-routing-key": headers.get("x-original-routing-key", method.routing_key),
+                "x-attempt": delivery.attempt,
+                "x-original-routing-key": headers.get("x-original-routing-key", delivery.routing_key),
                 "x-parked-at": datetime.now(UTC).isoformat(),
                 "x-service": self.settings.service,
             }
         )
-        self._publisher.publish(
-            "", topology.parking_queue(self.settings.service), body, _copy_properties(properties, headers)
-        )
-        log.error("event parked", extra={"reason": reason, "message_id": properties.message_id})
+        queue = topology.parking_queue(self.settings.service)
+        self._publisher.publish("", queue, delivery.body, _copy_properties(delivery.properties, headers))
+        log.error("event parked", extra={"reason": reason, "message_id": delivery.properties.message_id})
 
 
 def _copy_properties(properties: pika.BasicProperties, headers: dict) -> pika.BasicProperties:

@@ -19,9 +19,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,14 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
+
+
+def upsert(session: Session, table: Table, values: dict, key: list[str]) -> None:
+    """Insert a row, or update it where one with the same key exists, in one statement."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    changes = {column: statement.excluded[column] for column in values if column not in key}
+    session.execute(statement.on_conflict_do_update(index_elements=key, set_=changes))
 
 
 class Database:

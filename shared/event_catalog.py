@@ -11,9 +11,9 @@ changes (a new optional field) keep the version.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, RAISE, Schema, fields, validate
 
 E164 = r"^\+[1-9]\d{6,14}$"
 
@@ -26,6 +26,13 @@ class EventType:
     publisher: str
     consumers: tuple[str, ...]
     summary: str
+    publishing_schema: Schema = field(init=False, repr=False, compare=False)
+    receiving_schema: Schema = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # A publisher sends exactly the contract; a consumer ignores fields it does not know.
+        object.__setattr__(self, "publishing_schema", self.schema(unknown=RAISE))
+        object.__setattr__(self, "receiving_schema", self.schema(unknown=EXCLUDE))
 
 
 class CustomerCreatedV1(Schema):

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from shared import event_catalog
 from shared.logs import current_correlation_id
@@ -49,6 +49,9 @@ class EnvelopeSchema(Schema):
     data = fields.Dict(required=True)
 
 
+_ENVELOPE_SCHEMA = EnvelopeSchema()  # schemas are reusable; building one is not cheap
+
+
 @dataclass(frozen=True)
 class Envelope:
     type: str
@@ -59,16 +62,22 @@ class Envelope:
     occurred_at: str = field(default_factory=lambda: isoformat_utc(utc_now()))
     correlation_id: str = field(default_factory=current_correlation_id)
 
-    def validate(self, *, receiving: bool = False) -> Envelope:
-        errors = EnvelopeSchema().validate(asdict(self))
+    def validate(self) -> Envelope:
+        """Check an envelope about to be published: the envelope, then the exact contract."""
+        errors = _ENVELOPE_SCHEMA.validate(asdict(self))
         if errors:
             raise InvalidEvent(errors)
+        return self._validate_data(receiving=False)
+
+    def _validate_data(self, *, receiving: bool) -> Envelope:
         entry = event_catalog.lookup(self.type, self.version)
         if entry is None:
             raise InvalidEvent({"type": [f"{self.type} v{self.version} is not in the event catalog"]})
         # A publisher must send exactly the contract; a consumer tolerates fields added
         # by a newer publisher so that additive changes need no lock-step deploys.
-        data_errors = entry.schema(unknown=EXCLUDE if receiving else RAISE).validate(self.data)
+        data_errors = (
+            entry.receiving_schema.validate(self.data) if receiving else entry.publishing_schema.validate(self.data)
+        )
         if data_errors:
             raise InvalidEvent({"data": data_errors})
         return self
@@ -85,10 +94,10 @@ class Envelope:
             raise InvalidEvent({"_body": [f"not JSON: {error}"]}) from error
         if not isinstance(document, dict):
             raise InvalidEvent({"_body": ["an envelope is a JSON object"]})
-        errors = EnvelopeSchema().validate(document)
+        errors = _ENVELOPE_SCHEMA.validate(document)
         if errors:
             raise InvalidEvent(errors)
-        return cls(**document).validate(receiving=True)
+        return cls(**document)._validate_data(receiving=True)
 
 
 __all__ = ["Envelope", "EnvelopeSchema", "InvalidEvent", "ValidationError", "isoformat_utc", "utc_now"]

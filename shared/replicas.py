@@ -6,7 +6,7 @@ its own copy of the few fields it uses instead of reading the directory's databa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -15,6 +15,7 @@ from sqlalchemy import DateTime, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.consumer import Handler
+from shared.db import upsert
 from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
 
@@ -50,11 +51,14 @@ def on_customer_created(model) -> Handler:
 
     def handle(uow: UnitOfWork, envelope: Envelope) -> None:
         data = envelope.data
-        replica = uow.session.get(model, data["customer_id"]) or model(customer_id=data["customer_id"])
-        replica.name = data["name"]
-        replica.phone = data.get("phone")
-        replica.email = data.get("email")
-        uow.session.add(replica)
+        row = {
+            "customer_id": data["customer_id"],
+            "name": data["name"],
+            "phone": data.get("phone"),
+            "email": data.get("email"),
+            "updated_at": datetime.now(UTC),
+        }
+        upsert(uow.session, model.__table__, row, key=["customer_id"])
 
     return handle
 
