@@ -81,40 +81,44 @@ def measure(name: str, url: str, script: Path | None = None) -> WrkResult:
     return result
 
 
-def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict[str, WrkResult]:
-    """Bare endpoint, then tickets GET /healthz and POST /customers."""
-    gunicorn = str(VENV_BIN / "gunicorn")
-    results = {}
-
+def start_server(processes: Processes, name: str, app: str, env: dict[str, str], health_path: str) -> tuple:
+    """gunicorn with our config; the port goes in BIND, or in <SERVICE>_PORT for a service."""
     port = free_port()
-    bare_env = dict(env, SERVICE="bare", BIND=f"127.0.0.1:{port}")
-    bare = processes.start("http-bare", [gunicorn, "-c", GUNICORN_CONF, "bench.bare_app:app"], bare_env)
-    try:
-        wait_for_http(processes, "http-bare", bare, f"http://127.0.0.1:{port}/")
-        results["bare"] = measure("bare GET /", f"http://127.0.0.1:{port}/")
-    finally:
-        processes.stop(bare)
+    if env["SERVICE"] == "bare":
+        env = dict(env, BIND=f"127.0.0.1:{port}")
+    else:
+        env = dict(env, **{f"{env['SERVICE'].upper()}_PORT": str(port)})
+    server = processes.start(name, [str(VENV_BIN / "gunicorn"), "-c", GUNICORN_CONF, app], env)
+    wait_for_http(processes, name, server, f"http://127.0.0.1:{port}{health_path}")
+    time.sleep(1)  # let the other gunicorn worker finish loading too
+    return server, f"http://127.0.0.1:{port}"
 
+
+def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict[str, WrkResult]:
+    """bare GET /, tickets GET /healthz and POST /customers, bare GET / again.
+
+    The bare endpoint is measured before and after the service, and the better of the two
+    runs is the ceiling: on a noisy machine that keeps a slow moment from flattering the
+    service.
+    """
+    bare, bare_url = start_server(processes, "http-bare", "bench.bare_app:app", dict(env, SERVICE="bare"), "/")
     # The tickets service gets databases of its own (VAR_DIR=<tmp>/http): the customers
     # POSTed here announce events nobody relays, and must not reach the event scenarios.
-    port = free_port()
-    tickets_env = dict(
-        env,
-        SERVICE="tickets",
-        TICKETS_PORT=str(port),
-        VAR_DIR=str(var_dir / "http"),
-        PROMETHEUS_MULTIPROC_DIR=str(var_dir / "metrics" / "http-tickets"),
-    )
-    (var_dir / "metrics" / "http-tickets").mkdir(parents=True, exist_ok=True)
-    tickets = processes.start(
-        "http-tickets", [gunicorn, "-c", GUNICORN_CONF, "services.tickets.app:create_app()"], tickets_env
-    )
+    metrics_dir = var_dir / "metrics" / "http-tickets"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    tickets_env = dict(env, SERVICE="tickets", VAR_DIR=str(var_dir / "http"), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(processes, "http-tickets", tickets, f"{base}/healthz")
-        time.sleep(1)  # the second worker migrates (a no-op) and loads after the first answers
-        results["healthz"] = measure("tickets GET /healthz", f"{base}/healthz")
-        results["post_customers"] = measure("tickets POST /customers", f"{base}/customers", POST_CUSTOMER_LUA)
+        before = measure("bare GET /", f"{bare_url}/")
+        tickets, tickets_url = start_server(
+            processes, "http-tickets", "services.tickets.app:create_app()", tickets_env, "/healthz"
+        )
+        try:
+            healthz = measure("tickets GET /healthz", f"{tickets_url}/healthz")
+            post = measure("tickets POST /customers", f"{tickets_url}/customers", POST_CUSTOMER_LUA)
+        finally:
+            processes.stop(tickets)
+        after = measure("bare GET / (again)", f"{bare_url}/")
     finally:
-        processes.stop(tickets)
-    return results
+        processes.stop(bare)
+    best = max(before, after, key=lambda result: result.requests_per_s)
+    return {"bare": best, "bare_runs": [before, after], "healthz": healthz, "post_customers": post}

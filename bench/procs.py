@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -33,28 +32,10 @@ def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def free_rabbitmq_port() -> int:
-    """A free AMQP port whose Erlang distribution port (port + 20000) is free too."""
-    for _ in range(200):
-        port = random.randint(20_000, 40_000)
-        if port_is_free(port) and port_is_free(port + 20_000):
-            return port
-    raise BenchError("no free port pair for a local RabbitMQ node")
 
 
 class Processes:
@@ -152,7 +133,12 @@ def wait_for_http(processes: Processes, name: str, process, url: str, timeout: f
 def local_rabbitmq(var_dir: Path, log: Path):
     """A throwaway RabbitMQ node (deploy/local-rabbitmq.sh) with its data under ``var_dir``;
     yields its AMQP URL and stops it afterwards, whatever happened."""
-    env = dict(os.environ, LOCAL_RABBITMQ_PORT=str(free_rabbitmq_port()), VAR_DIR=str(var_dir))
+    env = dict(
+        os.environ,
+        LOCAL_RABBITMQ_PORT=str(free_port()),
+        LOCAL_RABBITMQ_DIST_PORT=str(free_port()),  # Erlang distribution
+        VAR_DIR=str(var_dir),
+    )
     try:
         say(f"starting a local RabbitMQ node on port {env['LOCAL_RABBITMQ_PORT']}")
         run_logged([str(LOCAL_RABBITMQ), "start"], env, log, timeout=180)

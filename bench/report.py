@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,9 +36,15 @@ def build_rows(figures: dict) -> list[Row]:
     bare = http.get("bare")
     if bare:
         rows += [
-            Row("HTTP bare GET /", "requests/s", bare.requests_per_s, "req/s", target=f"ref ~{BRIEF_BARE_RPS:,}"),
-            Row("HTTP bare GET /", "latency p50", bare.p50_ms, "ms"),
-            Row("HTTP bare GET /", "latency p99", bare.p99_ms, "ms"),
+            Row(
+                "HTTP bare GET / (best of 2)",
+                "requests/s",
+                bare.requests_per_s,
+                "req/s",
+                target=f"ref ~{BRIEF_BARE_RPS:,}",
+            ),
+            Row("HTTP bare GET / (best of 2)", "latency p50", bare.p50_ms, "ms"),
+            Row("HTTP bare GET / (best of 2)", "latency p99", bare.p99_ms, "ms"),
         ]
     for key, scenario in (("healthz", "HTTP tickets GET /healthz"), ("post_customers", "HTTP tickets POST /customers")):
         result = http.get(key)
@@ -59,13 +66,29 @@ def build_rows(figures: dict) -> list[Row]:
     if "events_per_s" in throughput:
         rate = throughput["events_per_s"]
         scenario = f"events {throughput['events']:,} as fast as possible"
+        if not throughput["complete"]:
+            scenario += " (TIMED OUT)"
         met = rate >= EVENTS_PER_S_TARGET
         rows += [
             Row(scenario, "events/s", rate, "ev/s", batched, "raw batched", f">= {EVENTS_PER_S_TARGET:,}", met),
             Row(scenario, "events/s", rate, "ev/s", one, "raw one by one"),
             Row(scenario, "deliveries/s (x3)", throughput["deliveries_per_s"], "del/s", batched, "raw batched"),
             Row(scenario, "outbox writes/s", throughput["outbox_writes_per_s"], "ev/s"),
-            Row(scenario, "relay published/s", throughput["relay_published_per_s"], "ev/s", batched, "raw batched"),
+            Row(scenario, "relay published/s", throughput["relay_published_per_s"], "ev/s"),
+        ]
+        cpu = throughput["cpu_ms_per_event"]
+        consumers = [ms for name, ms in cpu.items() if name.endswith("-consume")]
+        budget = 1000 * (os.cpu_count() or 1) / EVENTS_PER_S_TARGET
+        rows += [
+            Row(scenario, "CPU per event, relay", cpu["tickets-relay"], "ms"),
+            Row(scenario, "CPU per event, a consumer", sum(consumers) / len(consumers), "ms"),
+            Row(
+                scenario,
+                "CPU per event, all workers",
+                sum(cpu.values()),
+                "ms",
+                target=f"budget {budget:.2f} (all processes)",
+            ),
         ]
     latency = pipeline.get("latency")
     if latency:
@@ -83,6 +106,9 @@ def build_rows(figures: dict) -> list[Row]:
             ),
             Row(scenario, "latency max", latency["max_ms"], "ms"),
         ]
+    if "lost_events" in pipeline:
+        lost = pipeline["lost_events"]
+        rows.append(Row("events, at the end", "lost", lost, "rows", target="0", met=lost == 0))
     if "unpublished_at_end" in pipeline:
         unpublished = pipeline["unpublished_at_end"]
         rows.append(
@@ -93,7 +119,7 @@ def build_rows(figures: dict) -> list[Row]:
 
 def _number(value: float, unit: str) -> str:
     if unit == "ms":
-        return f"{value:,.1f} ms"
+        return f"{value:,.2f} ms" if value < 10 else f"{value:,.1f} ms"
     if unit == "rows":
         return f"{value:,.0f}"
     return f"{value:,.0f} {unit}"

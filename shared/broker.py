@@ -49,6 +49,10 @@ class ConfirmedPublisher:
         # Raises UnroutableError / NackError when the broker did not take the message.
         self.channel.basic_publish(exchange, routing_key, body, properties, mandatory=True)
 
+    def keep_alive(self) -> None:
+        """Let pika send and answer heartbeats; a blocking connection does so only when called."""
+        self.connection.process_data_events(time_limit=0)
+
     def close(self) -> None:
         if self.connection.is_open:
             self.connection.close()

@@ -58,7 +58,7 @@ class Settings:
     # parked; a message is therefore tried len(retry_delays) + 1 times.
     retry_delays: tuple[float, ...] = field(default=(1.0, 10.0, 60.0))
     relay_batch_size: int = 500
-    relay_poll_interval: float = 0.05
+    relay_poll_interval: float = 0.02
     relay_claim_seconds: float = 30.0
     log_level: str = "INFO"
 
@@ -76,7 +76,7 @@ class Settings:
             consumer_prefetch=int(env.get("CONSUMER_PREFETCH", "100")),
             retry_delays=_env_float_list("CONSUMER_RETRY_DELAYS", "1,10,60"),
             relay_batch_size=int(env.get("RELAY_BATCH_SIZE", "500")),
-            relay_poll_interval=float(env.get("RELAY_POLL_INTERVAL", "0.05")),
+            relay_poll_interval=float(env.get("RELAY_POLL_INTERVAL", "0.02")),
             relay_claim_seconds=float(env.get("RELAY_CLAIM_SECONDS", "30")),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )

@@ -175,6 +175,7 @@ class Consumer:
                 while not self.stop_requested.is_set():
                     # Collect what has arrived (up to the prefetch window), then handle it.
                     connection.process_data_events(time_limit=0 if self._received else 0.25)
+                    self._publisher.keep_alive()  # idle for minutes, it must still be there to retry
                     if self._received:
                         batch, self._received = self._received, []
                         self._handle(channel, batch)

@@ -1,15 +1,18 @@
 """Databases: engines that behave the same on SQLite and PostgreSQL, and migrations.
 
 SQLite is the default for development and several processes share each file (gunicorn
-workers, the relay, the consumer), so every SQLite transaction starts with
+workers, the relay, the consumer), so every SQLite transaction that may write starts with
 ``BEGIN IMMEDIATE``: it takes the write lock up front and waits ``busy_timeout`` for it,
 instead of failing with "database is locked" when a reader later tries to write.
+Read-only work (``Database.reader``, ``UnitOfWork(read_only=True)``) begins a deferred
+transaction instead: in WAL mode it neither waits for nor holds up any writer.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "callcenter_read_only"  # execution option: this transaction will not write
 
 
 def make_engine(url: str) -> Engine:
@@ -57,19 +61,27 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def upsert(session: Session, table: Table, values: dict, key: list[str]) -> None:
-    """Insert a row, or update it where one with the same key exists, in one statement."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
-    changes = {column: statement.excluded[column] for column in values if column not in key}
-    session.execute(statement.on_conflict_do_update(index_elements=key, set_=changes))
+def upsert(session: Session, table: Table, values: dict, key: tuple[str, ...]) -> None:
+    """Insert a row, or update the one with the same key, in one statement."""
+    statement = _upsert_statement(session.bind.dialect.name, table, tuple(values), key)
+    session.execute(statement, values)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, table: Table, columns: tuple[str, ...], key: tuple[str, ...]):
+    # Built once per table and column set: constructing it costs more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    changes = {column: statement.excluded[column] for column in columns if column not in key}
+    return statement.on_conflict_do_update(index_elements=list(key), set_=changes)
 
 
 class Database:
@@ -78,10 +90,12 @@ class Database:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.read_sessions = sessionmaker(self.reader, expire_on_commit=False)
 
     def ping(self) -> None:
-        with self.engine.connect() as connection:
+        with self.reader.connect() as connection:
             connection.execute(text("SELECT 1"))
 
     def dispose(self) -> None:

@@ -62,7 +62,7 @@ class OutboxBacklogCollector:
         self.database = database
 
     def collect(self):
-        with self.database.engine.connect() as connection:
+        with self.database.reader.connect() as connection:
             count, oldest = connection.execute(
                 select(func.count(), func.min(outbox.c.created_ts)).where(outbox.c.published_ts.is_(None))
             ).one()

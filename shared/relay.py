@@ -47,30 +47,45 @@ class PendingEvent:
 
 
 class OutboxStore:
-    """The relay's view of the outbox table."""
+    """The relay's view of the outbox table.
+
+    Each batch costs one write transaction: the outcome of the previous batch is recorded
+    in the same transaction that claims the next. An idle relay only reads (which on
+    SQLite neither takes nor waits for the write lock), so polling never holds up the
+    requests that write events.
+    """
 
     def __init__(self, database: Database, relay_id: str, claim_seconds: float):
         self.database = database
         self.relay_id = relay_id
         self.claim_seconds = claim_seconds
 
-    def claim(self, limit: int) -> list[PendingEvent]:
-        now = time.time()
-        due = and_(
+    @staticmethod
+    def _due(now: float):
+        return and_(
             outbox.c.published_ts.is_(None),
             outbox.c.next_attempt_ts <= now,
             or_(outbox.c.claimed_until_ts.is_(None), outbox.c.claimed_until_ts < now),
         )
+
+    def has_due(self) -> bool:
+        with self.database.reader.connect() as connection:
+            return connection.execute(select(outbox.c.id).where(self._due(time.time())).limit(1)).first() is not None
+
+    def settle_and_claim(self, published: list[int], refused: list[int], error: str, limit: int) -> list[PendingEvent]:
+        """Record the last batch (published, or refused and due again later); claim the next."""
+        now = time.time()
         query = (
             select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.envelope, outbox.c.created_ts)
-            .where(due)
+            .where(self._due(now))
             .order_by(outbox.c.id)
             .limit(limit)
         )
         if is_postgresql(self.database.engine):
             query = query.with_for_update(skip_locked=True)
         with self.database.engine.begin() as connection:
-            rows = connection.execute(query).all()
+            self._settle(connection, published, refused, error, now)
+            rows = connection.execute(query).all() if limit else []
             if rows:
                 connection.execute(
                     update(outbox)
@@ -79,24 +94,16 @@ class OutboxStore:
                 )
         return [PendingEvent(row.id, row.event_id, row.event_type, row.envelope, row.created_ts) for row in rows]
 
-    def mark_published(self, row_ids: list[int]) -> None:
-        if not row_ids:
-            return
-        with self.database.engine.begin() as connection:
+    def _settle(self, connection, published: list[int], refused: list[int], error: str, now: float) -> None:
+        if published:
             connection.execute(
                 update(outbox)
-                .where(outbox.c.id.in_(row_ids))
-                .values(published_ts=time.time(), claimed_by=None, claimed_until_ts=None, last_error=None)
+                .where(outbox.c.id.in_(published))
+                .values(published_ts=now, claimed_by=None, claimed_until_ts=None, last_error=None)
             )
-
-    def release(self, row_ids: list[int], error: str) -> None:
-        """Give rows back for a later attempt, each backing off by how often it failed."""
-        if not row_ids:
-            return
-        now = time.time()
-        with self.database.engine.begin() as connection:
-            for row in connection.execute(select(outbox.c.id, outbox.c.attempts).where(outbox.c.id.in_(row_ids))):
-                delay = min(0.5 * 2**row.attempts, MAX_ROW_BACKOFF_SECONDS)
+        if refused:
+            # Each refused row backs off by how often it has failed.
+            for row in connection.execute(select(outbox.c.id, outbox.c.attempts).where(outbox.c.id.in_(refused))):
                 connection.execute(
                     update(outbox)
                     .where(outbox.c.id == row.id)
@@ -104,10 +111,13 @@ class OutboxStore:
                         claimed_by=None,
                         claimed_until_ts=None,
                         attempts=row.attempts + 1,
-                        next_attempt_ts=now + delay,
+                        next_attempt_ts=now + min(0.5 * 2**row.attempts, MAX_ROW_BACKOFF_SECONDS),
                         last_error=error[:2000],
                     )
                 )
+
+    def settle(self, published: list[int], refused: list[int], error: str) -> None:
+        self.settle_and_claim(published, refused, error, limit=0)
 
     def release_own_claims(self) -> None:
         """After a reconnect: whatever this relay had in flight may not have been sent."""
@@ -198,14 +208,26 @@ class OutboxRelay:
         self._connection.ioloop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
-        if self.stop_requested.is_set():
+        if self.stop_requested.is_set() and not self._confirmed and not self._refused:
             self._close("stop requested")
             return
         if self._channel is None or not self._channel.is_open:
             return
-        batch = self.store.claim(self.settings.relay_batch_size)
-        if not batch:
+        confirmed, refused = self._confirmed, self._refused
+        if not confirmed and not refused and not self.store.has_due():
             self._schedule(self.settings.relay_poll_interval)
+            return
+        limit = 0 if self.stop_requested.is_set() else self.settings.relay_batch_size
+        batch = self.store.settle_and_claim(
+            [event.row_id for event in confirmed],
+            [event.row_id for event in refused],
+            "broker refused or returned the event",
+            limit,
+        )
+        self._confirmed, self._refused = [], []
+        self._count_settled(confirmed, refused)
+        if not batch:
+            self._schedule(0 if self.stop_requested.is_set() else self.settings.relay_poll_interval)
             return
         for event in batch:
             self._channel.basic_publish(
@@ -223,6 +245,15 @@ class OutboxRelay:
             )
             self._in_flight[self._next_tag] = event
             self._next_tag += 1
+
+    def _count_settled(self, confirmed: list[PendingEvent], refused: list[PendingEvent]) -> None:
+        self.published_count += len(confirmed)
+        now = time.time()
+        for event in confirmed:
+            metrics.EVENTS_PUBLISHED.labels(event_type=event.event_type).inc()
+            metrics.OUTBOX_LAG.observe(max(0.0, now - event.created_ts))
+        if refused:
+            metrics.EVENTS_REFUSED.inc(len(refused))
 
     def _on_returned(self, _channel, method, properties, _body) -> None:
         # A return always precedes the ack of the same message.
@@ -247,25 +278,17 @@ class OutboxRelay:
             self._finish_batch()
 
     def _finish_batch(self) -> None:
-        confirmed, refused = self._confirmed, self._refused
-        self.store.mark_published([event.row_id for event in confirmed])
-        self.store.release([event.row_id for event in refused], "broker refused or returned the event")
-        self.published_count += len(confirmed)
-        now = time.time()
-        for event in confirmed:
-            metrics.EVENTS_PUBLISHED.labels(event_type=event.event_type).inc()
-            metrics.OUTBOX_LAG.observe(max(0.0, now - event.created_ts))
-        if refused:
-            metrics.EVENTS_REFUSED.inc(len(refused))
-        self._confirmed, self._refused, self._returned = [], [], set()
+        # The next tick records this batch and claims the next one in one transaction.
+        self._returned = set()
         self._schedule(0)
 
     def _abandon_batch(self, why: str) -> None:
         """The connection went away mid-batch: nothing unconfirmed counts as sent."""
-        if self._in_flight or self._confirmed:
-            # Confirmed rows really were taken by the broker; record them.
-            self.store.mark_published([event.row_id for event in self._confirmed])
-            self.store.release([event.row_id for event in self._in_flight.values()], why)
+        if self._in_flight or self._confirmed or self._refused:
+            # Confirmed rows really were taken by the broker: record them as published.
+            unconfirmed = [*self._refused, *self._in_flight.values()]
+            self.store.settle([event.row_id for event in self._confirmed], [e.row_id for e in unconfirmed], why)
+            self._count_settled(self._confirmed, unconfirmed)
         self._in_flight, self._confirmed, self._refused, self._returned = {}, [], [], set()
         self._next_tag = 1
         self._was_ready = False

@@ -58,7 +58,7 @@ def on_customer_created(model) -> Handler:
             "email": data.get("email"),
             "updated_at": datetime.now(UTC),
         }
-        upsert(uow.session, model.__table__, row, key=["customer_id"])
+        upsert(uow.session, model.__table__, row, key=("customer_id",))
 
     return handle
 
@@ -82,7 +82,7 @@ def customer_replica_blueprint(model, unit_of_work) -> Blueprint:
         @blueprint.response(200, CustomerReplicaOut)
         def get(self, customer_id):
             """The local copy of a customer, kept from ``customer.created`` events."""
-            with unit_of_work() as uow:
+            with unit_of_work(read_only=True) as uow:
                 replica = uow.session.get(model, customer_id)
                 if replica is None:
                     abort(404, message=f"No customer {customer_id} known here.")

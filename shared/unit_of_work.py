@@ -18,14 +18,16 @@ from shared.events import Envelope
 
 
 class UnitOfWork:
-    def __init__(self, database: Database, source: str):
+    def __init__(self, database: Database, source: str, *, read_only: bool = False):
         self.database = database
         self.source = source
+        self.read_only = read_only
         self.session: Session | None = None
         self.published: list[Envelope] = []
 
     def __enter__(self) -> UnitOfWork:
-        self.session = self.database.sessions()
+        factory = self.database.read_sessions if self.read_only else self.database.sessions
+        self.session = factory()
         self.published = []
         return self
 
@@ -35,6 +37,8 @@ class UnitOfWork:
         self.session.close()
 
     def publish(self, event_type: str, data: dict, *, version: int = 1) -> Envelope:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot publish events")
         envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate()
         self.session.execute(
             insert(outbox).values(

@@ -71,8 +71,9 @@ def database() -> Database:
     return current_app.extensions["database"]
 
 
-def unit_of_work() -> UnitOfWork:
-    return UnitOfWork(database(), source=current_app.extensions["settings"].service)
+def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
+    """A unit of work for this request; reads should say ``read_only=True``."""
+    return UnitOfWork(database(), source=current_app.extensions["settings"].service, read_only=read_only)
 
 
 def _install_request_context(app: Flask) -> None:

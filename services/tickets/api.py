@@ -47,7 +47,7 @@ class CustomerById(MethodView):
     @customers.response(200, CustomerOut)
     def get(self, customer_id):
         """One customer."""
-        with unit_of_work() as uow:
+        with unit_of_work(read_only=True) as uow:
             customer = service.get_customer(uow, customer_id)
             if customer is None:
                 abort(404, message=f"No customer {customer_id}.")
