@@ -15,6 +15,9 @@ import fcntl
 import functools
 import hashlib
 import logging
+import random
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,8 +64,35 @@ def _make_sqlite_transactional(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        read_only = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            _begin_immediate(connection.connection.driver_connection)
+
+
+def _begin_immediate(raw) -> None:
+    """Take SQLite's write lock, waiting in short jittered steps for up to the busy timeout.
+
+    SQLite's own busy handler sleeps in growing steps of up to 100 ms, so a waiter keeps
+    missing the short gaps between another process's transactions and can wait for
+    hundreds of milliseconds behind a steady writer. Retrying every millisecond or two
+    takes the first gap.
+    """
+    raw.execute("PRAGMA busy_timeout=0")
+    try:
+        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        pause = 0.0002
+        while True:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if ("locked" not in str(error) and "busy" not in str(error)) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause * random.uniform(0.5, 1.5))
+            pause = min(pause * 2, 0.002)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def is_postgresql(engine: Engine) -> bool:
