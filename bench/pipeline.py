@@ -16,6 +16,7 @@ import os
 import sqlite3
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pika
@@ -66,9 +67,11 @@ def check_queues_idle(amqp_url: str) -> None:
         connection.close()
 
 
-def start_workers(processes: Processes, env: dict[str, str], var_dir: Path) -> dict:
+def start_workers(processes: Processes, env: dict[str, str], var_dir: Path, services=tuple(WORKERS)) -> dict:
     started = {}
     for service, role in WORKERS.items():
+        if service not in services:
+            continue
         metrics_dir = var_dir / "metrics" / service  # as the Procfile gives each service one
         metrics_dir.mkdir(parents=True, exist_ok=True)
         name = f"{service}-{role}"
@@ -207,6 +210,48 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def logged_at(processes: Processes, name: str, message: str) -> float:
+    """Epoch seconds of the first JSON log line of ``name`` whose message is ``message``."""
+    for line in processes.log_path(name).read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("message") == message:
+            return datetime.strptime(record["time"], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise BenchError(f"{name} never logged {message!r}")
+
+
+def measure_drain(database, results: Results, processes: Processes, env, var_dir, check_workers) -> tuple[dict, dict]:
+    """The backbone's own capacity: a full outbox, then the relay starts; until all consumed.
+
+    Nothing else competes for the machine meanwhile (the writer has finished), so this is
+    what relay + broker + consumers can carry, apart from the cost of writing events.
+    """
+    first_id = results.last_outbox_id()
+    baseline = {s: results.processed(s) for s in CONSUMERS}
+    say(f"drain: writing {THROUGHPUT_EVENTS:,} events with the relay stopped")
+    write_in_transactions(database, THROUGHPUT_EVENTS, TRANSACTION_SIZE)
+    relay = start_workers(processes, env, var_dir, services=("tickets",))
+    started = logged_at(processes, "tickets-relay", READY_MESSAGE["relay"])
+    complete = wait_until_delivered(results, baseline, THROUGHPUT_EVENTS, check_workers, THROUGHPUT_TIME_LIMIT_S)
+    if complete:
+        elapsed = max(results.last_processed_ts(s, first_id) for s in CONSUMERS) - started
+        delivered = THROUGHPUT_EVENTS
+    else:
+        elapsed = time.time() - started
+        delivered = min(results.processed(s) - baseline[s] for s in CONSUMERS)
+    figures = {
+        "events": THROUGHPUT_EVENTS,
+        "complete": complete,
+        "elapsed_s": elapsed,
+        "events_per_s": delivered / elapsed,
+        "relay_published_per_s": THROUGHPUT_EVENTS / ((results.last_published_ts(first_id) or time.time()) - started),
+    }
+    say(f"drain: {figures['events_per_s']:,.0f} events/s over {elapsed:.1f}s" + ("" if complete else " (timed out)"))
+    return figures, relay
+
+
 def measure_throughput(database, results: Results, workers: dict, check_workers) -> dict:
     first_id = results.last_outbox_id()
     baseline = {s: results.processed(s) for s in CONSUMERS}
@@ -269,7 +314,7 @@ def measure_latency(database, results: Results, check_workers) -> dict:
 
 def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict:
     check_queues_idle(env["AMQP_URL"])
-    workers = start_workers(processes, env, var_dir)
+    workers = start_workers(processes, env, var_dir, services=CONSUMERS)
 
     def check_workers():
         for name, process in workers.items():
@@ -280,8 +325,11 @@ def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict:
     report: dict = {"problems": []}
     try:
         written_before = results.last_outbox_id()
-        report["throughput"] = measure_throughput(database, results, workers, check_workers)
-        if report["throughput"]["complete"]:
+        report["drain"], relay = measure_drain(database, results, processes, env, var_dir, check_workers)
+        workers.update(relay)
+        if report["drain"]["complete"]:
+            report["throughput"] = measure_throughput(database, results, workers, check_workers)
+        if report.get("throughput", {}).get("complete"):
             report["latency"] = measure_latency(database, results, check_workers)
         else:
             say("latency skipped: the pipeline is still busy with the throughput events")

@@ -62,10 +62,24 @@ def build_rows(figures: dict) -> list[Row]:
     if batched:
         rows.append(Row("broker raw, batched", "msgs/s", batched, "msg/s", target=f"ref ~{BRIEF_BATCHED:,}"))
 
+    drain = pipeline.get("drain", {})
+    if "events_per_s" in drain:
+        rate = drain["events_per_s"]
+        scenario = f"events {drain['events']:,} from a full outbox"
+        if not drain["complete"]:
+            scenario += " (TIMED OUT)"
+        met = rate >= EVENTS_PER_S_TARGET
+        rows += [
+            Row(scenario, "events/s", rate, "ev/s", batched, "raw batched", f">= {EVENTS_PER_S_TARGET:,}", met),
+            Row(scenario, "events/s", rate, "ev/s", one, "raw one by one"),
+            Row(scenario, "deliveries/s (x3)", 3 * rate, "del/s", batched, "raw batched"),
+            Row(scenario, "relay published/s", drain["relay_published_per_s"], "ev/s", batched, "raw batched"),
+        ]
+
     throughput = pipeline.get("throughput", {})
     if "events_per_s" in throughput:
         rate = throughput["events_per_s"]
-        scenario = f"events {throughput['events']:,} as fast as possible"
+        scenario = f"events {throughput['events']:,} written meanwhile"
         if not throughput["complete"]:
             scenario += " (TIMED OUT)"
         met = rate >= EVENTS_PER_S_TARGET
