@@ -27,6 +27,28 @@ control_socket_disable = True
 accesslog = None  # the app logs every request itself, as JSON with its request id
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# gunicorn's own lines (booting, worker exits) as JSON too, like every other log line.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "{asctime}{levelname}{name}{message}",
+            "style": "{",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            "static_fields": {"service": _service},
+        }
+    },
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    # gunicorn merges this over its defaults key by key: name every logger its defaults name.
+    "root": {"handlers": ["stdout"], "level": loglevel.upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": loglevel.upper(), "propagate": False},
+        "gunicorn.access": {"handlers": [], "propagate": False},  # the app logs requests, with their ids
+        "alembic": {"level": "WARNING"},  # it narrates at import, before the app sets up logging
+    },
+}
 
 
 def child_exit(_server, worker):

@@ -183,6 +183,8 @@ class Consumer:
                 log.warning("database unavailable; backing off", extra={"error": str(error)})
             except pika.exceptions.AMQPError as error:
                 log.warning("consumer lost the broker", extra={"error": repr(error)})
+            except Exception:  # unforeseen: keep the messages unacked, start afresh
+                log.exception("consumer interrupted")
             finally:
                 self._received = []  # unacked: the broker redelivers them
                 for closable in (connection, self._publisher and self._publisher.connection):
@@ -226,7 +228,7 @@ class Consumer:
             outcome = apply_once(self.database, self.settings.service, self.handlers[envelope.type], envelope)
         except DatabaseUnavailable:
             raise  # leave the batch unacked; run() reconnects after a pause
-        except Exception as error:
+        except Exception as error:  # any handler failure is retried, then parked
             with correlated(envelope.correlation_id):
                 log.warning(
                     "event handler failed",

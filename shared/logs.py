@@ -61,5 +61,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # pika narrates every frame at INFO; its warnings are what matter.
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    # pika and Alembic narrate their internals at INFO; their warnings are what matter
+    # (shared.db logs each migration it applies).
+    for chatty in ("pika", "alembic"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

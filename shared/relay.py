@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import pika
 from pika.spec import Basic
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from shared import metrics
 from shared.backbone import outbox
@@ -163,8 +164,8 @@ class OutboxRelay:
                 self._connection.ioloop.start()
                 if self._was_ready:  # it worked for a while: the next outage starts afresh
                     backoff = 0.5
-            except Exception as error:  # noqa: BLE001 - any failure means: wait, reconnect
-                log.warning("relay cannot reach the broker", extra={"error": repr(error)})
+            except Exception as error:  # noqa: BLE001 - broker or database trouble: wait, reconnect
+                log.warning("relay interrupted", extra={"error": repr(error)})
             self._abandon_batch("connection lost")
             if self.stop_requested.wait(backoff):
                 break
@@ -284,12 +285,17 @@ class OutboxRelay:
 
     def _abandon_batch(self, why: str) -> None:
         """The connection went away mid-batch: nothing unconfirmed counts as sent."""
-        if self._in_flight or self._confirmed or self._refused:
-            # Confirmed rows really were taken by the broker: record them as published.
-            unconfirmed = [*self._refused, *self._in_flight.values()]
-            self.store.settle([event.row_id for event in self._confirmed], [e.row_id for e in unconfirmed], why)
-            self._count_settled(self._confirmed, unconfirmed)
+        confirmed, unconfirmed = self._confirmed, [*self._refused, *self._in_flight.values()]
         self._in_flight, self._confirmed, self._refused, self._returned = {}, [], [], set()
         self._next_tag = 1
         self._was_ready = False
         self.ready.clear()
+        if not confirmed and not unconfirmed:
+            return
+        try:
+            # Confirmed rows really were taken by the broker: record them as published.
+            self.store.settle([e.row_id for e in confirmed], [e.row_id for e in unconfirmed], why)
+            self._count_settled(confirmed, unconfirmed)
+        except SQLAlchemyError as error:
+            # Their claims lapse after relay_claim_seconds and they are sent again: at least once.
+            log.warning("relay could not record its last batch", extra={"error": repr(error)})

@@ -45,7 +45,21 @@ def run_worker(service: str, migrations: Migrations, handlers: dict[str, Handler
             runners.append(Consumer(database, settings, handlers, stop).run)
         elif args.role == "consume":
             log.info("this service consumes no events")
-    threads = [threading.Thread(target=run, name=run.__self__.__class__.__name__) for run in runners]
+    died = []
+
+    def guarded(run):
+        def target():
+            try:
+                run()
+            except BaseException:
+                # Half a worker is worse than none: stop the rest and let the supervisor restart us.
+                log.exception("worker thread died")
+                died.append(run)
+                stop.set()
+
+        return target
+
+    threads = [threading.Thread(target=guarded(run), name=run.__self__.__class__.__name__) for run in runners]
     for thread in threads:
         thread.start()
     log.info("worker started", extra={"role": args.role})
@@ -53,3 +67,5 @@ def run_worker(service: str, migrations: Migrations, handlers: dict[str, Handler
         for thread in threads:
             thread.join(timeout=0.5)
     database.dispose()
+    if died:
+        raise SystemExit(1)
