@@ -1,4 +1,5 @@
-"""The backbone under failure: the broker goes away, a consumer dies mid-message."""
+"""The backbone under failure: the broker goes away, a consumer dies mid-message, the
+topology is broken under a running relay."""
 
 import os
 import signal
@@ -10,7 +11,11 @@ import pika
 import pytest
 from port_for import get_port
 from pytest_rabbitmq.factories.executor import RabbitMqExecutor
+from sqlalchemy import select
 
+from shared import topology
+from shared.backbone import outbox
+from shared.broker import declare_topology
 from shared.config import PROJECT_ROOT
 from tests.support.counting import applied, publish_customers, start_counting_pipeline
 from tests.support.services import Running, processed_ids, unpublished, wait_for
@@ -131,3 +136,37 @@ def test_the_relay_recovers_when_its_exchange_is_deleted_under_it(settings_facto
         assert relay.ready.is_set()
     finally:
         running.close()
+
+
+def test_an_unroutable_event_stays_in_the_outbox_until_routing_is_repaired(settings_factory, amqp_url):
+    running = Running()
+    pipeline = start_counting_pipeline(settings_factory, running)
+    tickets_db, database = pipeline.tickets, pipeline.consumer
+    try:
+        wait_for(pipeline.relay.ready.is_set, what="the relay")
+        # Break routing: no queue bound for customer.created and no alternate exchange,
+        # so the broker returns the (mandatory) message instead of routing it.
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        for service in ("callrouting", "surveys", "gateway"):
+            channel.queue_unbind(topology.work_queue(service), "events", routing_key="customer.created")
+        channel.exchange_delete(topology.UNROUTED)
+        connection.close()
+
+        (event_id,) = publish_customers(tickets_db, 1)
+        wait_for(lambda: _outbox_row(tickets_db)["attempts"] >= 1, what="the broker to return the event")
+        row = _outbox_row(tickets_db)
+        assert row["published_ts"] is None, "a returned event is not marked published"
+        assert "returned" in row["last_error"]
+        assert applied(database) == []
+
+        declare_topology(pipeline.relay.settings)  # an operator repairs the topology
+        wait_for(lambda: applied(database) == [event_id], timeout=30, what="the event after the repair")
+        assert unpublished(tickets_db) == 0
+    finally:
+        running.close()
+
+
+def _outbox_row(database) -> dict:
+    with database.engine.connect() as connection:
+        return dict(connection.execute(select(outbox)).mappings().one())
