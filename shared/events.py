@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as fields_of
 from datetime import UTC, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -64,7 +65,7 @@ class Envelope:
 
     def validate(self) -> Envelope:
         """Check an envelope about to be published: the envelope, then the exact contract."""
-        errors = _ENVELOPE_SCHEMA.validate(asdict(self))
+        errors = _ENVELOPE_SCHEMA.validate(self.as_dict())
         if errors:
             raise InvalidEvent(errors)
         return self._validate_data(receiving=False)
@@ -82,8 +83,12 @@ class Envelope:
             raise InvalidEvent({"data": data_errors})
         return self
 
+    def as_dict(self) -> dict:
+        # A shallow dict: dataclasses.asdict deep-copies, which costs more than the rest of publishing.
+        return {name: getattr(self, name) for name in _FIELDS}
+
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        return json.dumps(self.as_dict(), separators=(",", ":")).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Envelope:
@@ -99,5 +104,7 @@ class Envelope:
             raise InvalidEvent(errors)
         return cls(**document)._validate_data(receiving=True)
 
+
+_FIELDS = tuple(field.name for field in fields_of(Envelope))
 
 __all__ = ["Envelope", "EnvelopeSchema", "InvalidEvent", "ValidationError", "isoformat_utc", "utc_now"]

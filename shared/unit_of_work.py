@@ -16,6 +16,8 @@ from shared.backbone import outbox
 from shared.db import Database
 from shared.events import Envelope
 
+_INSERT_OUTBOX = insert(outbox)  # one statement, compiled once
+
 
 class UnitOfWork:
     def __init__(self, database: Database, source: str, *, read_only: bool = False):
@@ -40,14 +42,13 @@ class UnitOfWork:
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot publish events")
         envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate()
-        self.session.execute(
-            insert(outbox).values(
-                event_id=envelope.id,
-                event_type=envelope.type,
-                envelope=envelope.to_json().decode(),
-                created_ts=time.time(),
-            )
-        )
+        row = {
+            "event_id": envelope.id,
+            "event_type": envelope.type,
+            "envelope": envelope.to_json().decode(),
+            "created_ts": time.time(),
+        }
+        self.session.execute(_INSERT_OUTBOX, row)
         self.published.append(envelope)
         return envelope
 
