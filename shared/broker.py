@@ -13,8 +13,10 @@ from shared.config import Settings
 
 
 def connection_parameters(amqp_url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.URLParameters:
+    """Heartbeats on (every ``heartbeat`` s, unless the URL says ``?heartbeat=``), short timeouts."""
     parameters = pika.URLParameters(amqp_url)
-    parameters.heartbeat = heartbeat
+    if "heartbeat=" not in amqp_url:
+        parameters.heartbeat = heartbeat
     parameters.blocked_connection_timeout = 60
     parameters.socket_timeout = timeout
     parameters.stack_timeout = timeout * 2

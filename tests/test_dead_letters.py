@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import pika
@@ -148,3 +149,21 @@ def test_work_and_parking_queues_are_durable_quorum_queues(amqp_url, gateway):
         channel.queue_declare(topology.work_queue("gateway"), durable=True, arguments={"x-queue-type": "classic"})
     assert refused.value.reply_code == 406
     connection.close()
+
+
+def test_a_consumer_idle_for_many_heartbeats_can_still_retry_without_reconnecting(settings_factory, amqp_url, caplog):
+    """Its retry publisher has a connection of its own, which must be kept alive too."""
+    settings, database = settings_factory("gateway", amqp_url=amqp_url + "?heartbeat=1")
+    metadata.create_all(database.engine)
+    declare_topology(settings)
+    running = Running()
+    handler = FlakyHandler()
+    running.consumer(database, settings, {"customer.created": handler})
+    try:
+        time.sleep(6)  # several missed heartbeats, had nobody answered them
+        poison = customer_created("Poison")
+        publish_raw(amqp_url, poison.to_json(), message_id=poison.id)
+        wait_for(lambda: parked(settings), timeout=30, what="the failing event parked")
+        assert not [r for r in caplog.records if r.getMessage() == "consumer lost the broker"]
+    finally:
+        running.close()
