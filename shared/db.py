@@ -15,6 +15,7 @@ import fcntl
 import functools
 import hashlib
 import logging
+import os
 import random
 import sqlite3
 import time
@@ -25,14 +26,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY = "callcenter_read_only"  # execution option: this transaction will not write
 
 
@@ -41,15 +42,16 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        _make_sqlite_transactional(engine)
+        busy_timeout_ms = int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS))
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        _make_sqlite_transactional(engine, busy_timeout_ms)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
-def _make_sqlite_transactional(engine: Engine) -> None:
+def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:
     # The recipe from SQLAlchemy's SQLite dialect docs: take transaction control away
     # from the sqlite3 module and issue BEGIN ourselves.
     @event.listens_for(engine, "connect")
@@ -58,7 +60,7 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -67,10 +69,10 @@ def _make_sqlite_transactional(engine: Engine) -> None:
         if connection.get_execution_options().get(READ_ONLY, False):
             connection.exec_driver_sql("BEGIN")
         else:
-            _begin_immediate(connection.connection.driver_connection)
+            _begin_immediate(connection.connection.driver_connection, busy_timeout_ms)
 
 
-def _begin_immediate(raw) -> None:
+def _begin_immediate(raw, busy_timeout_ms: int) -> None:
     """Take SQLite's write lock, waiting in short jittered steps for up to the busy timeout.
 
     SQLite's own busy handler sleeps in growing steps of up to 100 ms, so a waiter keeps
@@ -80,7 +82,7 @@ def _begin_immediate(raw) -> None:
     """
     raw.execute("PRAGMA busy_timeout=0")
     try:
-        deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+        deadline = time.monotonic() + busy_timeout_ms / 1000
         pause = 0.0002
         while True:
             try:
@@ -88,11 +90,12 @@ def _begin_immediate(raw) -> None:
                 return
             except sqlite3.OperationalError as error:
                 if ("locked" not in str(error) and "busy" not in str(error)) or time.monotonic() > deadline:
-                    raise
+                    # As SQLAlchemy would have raised it, so callers see one kind of error.
+                    raise exc.OperationalError("BEGIN IMMEDIATE", None, error) from error
             time.sleep(pause * random.uniform(0.5, 1.5))
             pause = min(pause * 2, 0.002)
     finally:
-        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        raw.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
 
 
 def is_postgresql(engine: Engine) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from flask import Response, json, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from shared.logs import correlation_id
@@ -92,5 +93,11 @@ def http_exception_to_problem(error: HTTPException) -> Response:
 def unexpected_error_to_problem(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return http_exception_to_problem(error)
+    if isinstance(error, OperationalError):
+        # Locked past the busy timeout, or the server is gone: the request may be retried.
+        log.warning("database unavailable", extra={"error": str(error.orig)})
+        response = problem(503, "Service Unavailable", "The database is busy or unreachable; try again shortly.")
+        response.headers["Retry-After"] = "1"
+        return response
     log.exception("unhandled error")
     return problem(500, InternalServerError.name, "An unexpected error occurred; it has been logged.")

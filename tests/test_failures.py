@@ -3,8 +3,11 @@ topology is broken under a running relay."""
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pika
@@ -13,12 +16,17 @@ from port_for import get_port
 from pytest_rabbitmq.factories.executor import RabbitMqExecutor
 from sqlalchemy import select
 
+from services.tickets.app import create_app as create_tickets_app
 from shared import topology
 from shared.backbone import outbox
 from shared.broker import declare_topology
-from shared.config import PROJECT_ROOT
-from tests.support.counting import applied, publish_customers, start_counting_pipeline
-from tests.support.services import Running, processed_ids, unpublished, wait_for
+from shared.config import PROJECT_ROOT, Settings
+from shared.db import Database, migrate
+from shared.deadletters import ParkingLot
+from shared.events import Envelope
+from tests.support.counting import applied, counting_handler, publish_customers, start_counting_pipeline
+from tests.support.counting import metadata as counting_metadata
+from tests.support.services import Running, migrations_of, processed_ids, unpublished, wait_for
 
 
 @pytest.fixture
@@ -170,3 +178,55 @@ def test_an_unroutable_event_stays_in_the_outbox_until_routing_is_repaired(setti
 def _outbox_row(database) -> dict:
     with database.engine.connect() as connection:
         return dict(connection.execute(select(outbox)).mappings().one())
+
+
+def test_a_consumer_whose_database_stays_locked_backs_off_and_loses_nothing(amqp_url, tmp_path, monkeypatch, caplog):
+    """SQLite only: another process holds the write lock past the busy timeout."""
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_MS", "300")
+    path = tmp_path / "gateway.db"
+    database = Database(f"sqlite:///{path}")
+    migrate(database, migrations_of("gateway"))
+    counting_metadata.create_all(database.engine)
+    settings = replace(Settings.from_env("gateway"), database_url=database.url, amqp_url=amqp_url)
+    declare_topology(settings)
+    running = Running()
+    running.consumer(database, settings, {"customer.created": counting_handler})
+    other_process = sqlite3.connect(path, isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        event = Envelope(
+            type="customer.created", data={"customer_id": str(uuid.uuid4()), "name": "Patient"}, source="tickets"
+        ).validate()
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        connection.channel().basic_publish("events", "customer.created", event.to_json())
+        connection.close()
+        wait_for(
+            lambda: any(r.getMessage() == "database unavailable; backing off" for r in caplog.records),
+            what="the consumer to back off",
+        )
+        other_process.execute("ROLLBACK")
+        wait_for(lambda: applied(database) == [event.id], timeout=30, what="the event once the lock is gone")
+        lot = ParkingLot(settings)
+        assert lot.browse() == [], "a locked database is not the message's fault: nothing parked"
+        lot.close()
+    finally:
+        other_process.close()
+        running.close()
+        database.dispose()
+
+
+def test_a_request_that_finds_the_database_locked_gets_a_503_to_retry(broker_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_MS", "300")
+    path = tmp_path / "tickets.db"
+    settings = replace(Settings.from_env("tickets"), database_url=f"sqlite:///{path}", amqp_url=broker_url)
+    client = create_tickets_app(settings).test_client()
+    other_process = sqlite3.connect(path, isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")
+        response = client.post("/customers", json={"name": "Ada"})
+    finally:
+        other_process.close()
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    assert client.post("/customers", json={"name": "Ada"}).status_code == 201, "and a retry succeeds"
