@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as fields_of
 from datetime import UTC, datetime
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
 from shared import event_catalog
 from shared.logs import current_correlation_id
@@ -76,9 +76,8 @@ class Envelope:
             raise InvalidEvent({"type": [f"{self.type} v{self.version} is not in the event catalog"]})
         # A publisher must send exactly the contract; a consumer tolerates fields added
         # by a newer publisher so that additive changes need no lock-step deploys.
-        data_errors = (
-            entry.receiving_schema.validate(self.data) if receiving else entry.publishing_schema.validate(self.data)
-        )
+        schema = entry.receiving_schema if receiving else entry.publishing_schema
+        data_errors = schema.validate(self.data)
         if data_errors:
             raise InvalidEvent({"data": data_errors})
         return self
@@ -106,5 +105,3 @@ class Envelope:
 
 
 _FIELDS = tuple(field.name for field in fields_of(Envelope))
-
-__all__ = ["Envelope", "EnvelopeSchema", "InvalidEvent", "ValidationError", "isoformat_utc", "utc_now"]

@@ -25,12 +25,10 @@ class UnitOfWork:
         self.source = source
         self.read_only = read_only
         self.session: Session | None = None
-        self.published: list[Envelope] = []
 
     def __enter__(self) -> UnitOfWork:
         factory = self.database.read_sessions if self.read_only else self.database.sessions
         self.session = factory()
-        self.published = []
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -49,7 +47,6 @@ class UnitOfWork:
             "created_ts": time.time(),
         }
         self.session.execute(_INSERT_OUTBOX, row)
-        self.published.append(envelope)
         return envelope
 
     def commit(self) -> None:

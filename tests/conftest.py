@@ -29,7 +29,7 @@ os.environ.setdefault("ERL_CRASH_DUMP", os.path.join(tempfile.gettempdir(), "cal
 rabbitmq_proc = factories.rabbitmq_proc(port=None)
 
 FAST_RETRIES = (0.2, 0.4)
-DATABASE_FIXTURES = {"database_factory", "service_database", "settings_factory"}
+DATABASE_FIXTURES = {"database_factory", "settings_factory"}
 
 
 def pytest_collection_modifyitems(items):
@@ -128,8 +128,3 @@ def settings_factory(database_factory, amqp_url, tmp_path, monkeypatch):
         return settings, database
 
     return make
-
-
-@pytest.fixture
-def service_database(database_factory):
-    return database_factory.migrated
