@@ -24,7 +24,6 @@ from shared.unit_of_work import UnitOfWork
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-UNAUTHENTICATED_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class ProblemApi(Api):
