@@ -1,4 +1,4 @@
-"""The two tables every service database holds for the event backbone.
+"""The tables every service database holds for the event backbone.
 
 ``outbox``: events written in the same transaction as the change they announce, waiting
 for the relay. ``processed_events``: the ids of events a consumer has applied, written in
@@ -60,6 +60,19 @@ processed_events = Table(
 )
 
 
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(300), primary_key=True),  # "POST /customers"
+    Column("key", String(200), primary_key=True),  # the client's Idempotency-Key
+    Column("fingerprint", String(64), nullable=False),  # sha256 of the request body
+    Column("status_code", Integer),  # null until the response is stored
+    Column("response", Text),  # JSON: body, content type, Location
+    Column("created_ts", Float, nullable=False),
+    Index("ix_idempotency_keys_created_ts", "created_ts"),
+)
+
+
 def create_tables_v1(op) -> None:
     """Create the backbone tables from a service's first Alembic migration."""
     import sqlalchemy as sa
@@ -93,6 +106,27 @@ def create_tables_v1(op) -> None:
         sa.Column("occurred_at", sa.String(40), nullable=False),
         sa.Column("processed_ts", sa.Float, nullable=False),
     )
+
+
+def create_tables_v2(op) -> None:
+    """Add the ``idempotency_keys`` table (``shared.idempotency``); frozen like v1."""
+    import sqlalchemy as sa
+
+    op.create_table(
+        "idempotency_keys",
+        sa.Column("scope", sa.String(300), primary_key=True),
+        sa.Column("key", sa.String(200), primary_key=True),
+        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("status_code", sa.Integer),
+        sa.Column("response", sa.Text),
+        sa.Column("created_ts", sa.Float, nullable=False),
+    )
+    op.create_index("ix_idempotency_keys_created_ts", "idempotency_keys", ["created_ts"])
+
+
+def drop_tables_v2(op) -> None:
+    op.drop_index("ix_idempotency_keys_created_ts", table_name="idempotency_keys")
+    op.drop_table("idempotency_keys")
 
 
 def drop_tables_v1(op) -> None:

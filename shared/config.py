@@ -61,6 +61,17 @@ class Settings:
     relay_poll_interval: float = 0.02
     relay_claim_seconds: float = 30.0
     log_level: str = "INFO"
+    # Phone webhooks (shared.webhooks). Secrets come from the environment only.
+    twilio_auth_token: str | None = None
+    webhook_secret: str | None = None  # HMAC key of the generic JSON webhook
+    webhook_tolerance_seconds: float = 300.0  # older signed timestamps are replays
+    public_base_url: str | None = None  # e.g. https://cc.example.com, as the phone system calls us
+    proxy_hops: int = 0  # trusted reverse proxies whose X-Forwarded-Proto/Host we honour
+    options: dict[str, str] = field(default_factory=dict)  # service-specific settings, by name
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """A service-specific setting: ``settings.option("SLA_CHECK_SECONDS", "30")``."""
+        return self.options.get(name, os.environ.get(name, default))
 
     @classmethod
     def from_env(cls, service: str) -> Settings:
@@ -79,4 +90,9 @@ class Settings:
             relay_poll_interval=float(env.get("RELAY_POLL_INTERVAL", "0.02")),
             relay_claim_seconds=float(env.get("RELAY_CLAIM_SECONDS", "30")),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            webhook_secret=env.get("PHONE_WEBHOOK_SECRET") or None,
+            webhook_tolerance_seconds=float(env.get("PHONE_WEBHOOK_TOLERANCE_SECONDS", "300")),
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            proxy_hops=int(env.get("PROXY_HOPS", "0")),
         )

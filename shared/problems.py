@@ -28,6 +28,22 @@ class Conflict(HTTPException):
         super().__init__(detail)
 
 
+class Invalid(HTTPException):
+    """422 naming the invalid fields, for rules the schema cannot check (an unknown customer...).
+
+    ``raise Invalid({"customer_id": "No such customer."})``; ``location`` is ``json`` for the
+    body (a JSON pointer is added) or ``query`` for a query-string parameter.
+    """
+
+    code = 422
+    description = "The request is well-formed but some fields are invalid."
+
+    def __init__(self, errors: dict[str, str | list[str]], location: str = "json"):
+        super().__init__()
+        messages = {name: [detail] if isinstance(detail, str) else list(detail) for name, detail in errors.items()}
+        self.data = {"messages": {location: messages}}
+
+
 def problem(status: int, title: str, detail: str | None = None, **extensions) -> Response:
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:

@@ -8,6 +8,7 @@ committed rows later, so a rolled-back change can never be announced.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -20,15 +21,29 @@ _INSERT_OUTBOX = insert(outbox)  # one statement, compiled once
 
 
 class UnitOfWork:
-    def __init__(self, database: Database, source: str, *, read_only: bool = False):
+    def __init__(
+        self,
+        database: Database,
+        source: str,
+        *,
+        read_only: bool = False,
+        on_begin: Callable[[Session], None] | None = None,
+    ):
         self.database = database
         self.source = source
         self.read_only = read_only
+        self.on_begin = on_begin  # e.g. claim the request's Idempotency-Key in this transaction
         self.session: Session | None = None
 
     def __enter__(self) -> UnitOfWork:
         factory = self.database.read_sessions if self.read_only else self.database.sessions
         self.session = factory()
+        if self.on_begin is not None:
+            try:
+                self.on_begin(self.session)
+            except BaseException:
+                self.session.close()
+                raise
         return self
 
     def __exit__(self, *exc_info) -> None:

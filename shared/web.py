@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from flask import Flask, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 
-from shared import broker, metrics
+from shared import broker, idempotency, metrics
 from shared.config import Settings
 from shared.db import Database, Migrations, migrate
 from shared.logs import configure_logging, correlation_id, new_id
@@ -71,8 +71,17 @@ def database() -> Database:
 
 
 def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
-    """A unit of work for this request; reads should say ``read_only=True``."""
-    return UnitOfWork(database(), source=current_app.extensions["settings"].service, read_only=read_only)
+    """A unit of work for this request; reads should say ``read_only=True``.
+
+    A writing unit of work claims the request's ``Idempotency-Key`` (if any) in its own
+    transaction, so the key is spent only if the change commits.
+    """
+    return UnitOfWork(
+        database(),
+        source=current_app.extensions["settings"].service,
+        read_only=read_only,
+        on_begin=None if read_only else idempotency.claim,
+    )
 
 
 def _install_request_context(app: Flask) -> None:
@@ -82,9 +91,11 @@ def _install_request_context(app: Flask) -> None:
         g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
         g.correlation_token = correlation_id.set(g.request_id)
         g.started = time.perf_counter()
+        return idempotency.before_request(database())
 
     @app.after_request
     def _finish(response):
+        response = idempotency.after_request(database(), response)
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())

@@ -1,16 +1,16 @@
 """Events of the surveys service.
 
 Publishes: nothing yet.
-Consumes: ``customer.created`` (keeps a local replica of the customer).
+Consumes: ``customer.created``, ``customer.updated``, ``customer.merged`` (a local replica of the customer).
 """
 
 from __future__ import annotations
 
 from shared.consumer import Handler
-from shared.replicas import on_customer_created
+from shared.replicas import customer_replica_handlers
 
-from .models import CustomerReplica
+from .models import CustomerReplica, CustomerReplicaPhone
 
 HANDLERS: dict[str, Handler] = {
-    "customer.created": on_customer_created(CustomerReplica),
+    **customer_replica_handlers(CustomerReplica, CustomerReplicaPhone),
 }

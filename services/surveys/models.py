@@ -8,7 +8,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from shared import backbone
 from shared.db import Migrations
-from shared.replicas import CustomerReplicaColumns
+from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 
 
 class Base(DeclarativeBase):
@@ -17,6 +17,10 @@ class Base(DeclarativeBase):
 
 class CustomerReplica(CustomerReplicaColumns, Base):
     """The customers this service has heard of, from the directory's events."""
+
+
+class CustomerReplicaPhone(CustomerReplicaPhoneColumns, Base):
+    """Every number of those customers."""
 
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

@@ -1,0 +1,52 @@
+"""Phone numbers: one canonical form (E.164) everywhere, parsed with ``phonenumbers``.
+
+People type numbers in every format ("030 1234567", "+49 (30) 123-4567", "0049301234567");
+a customer must be found by any of them. Numbers without a country code are read in
+``DEFAULT_PHONE_REGION`` (an ISO 3166 code, ``US`` unless configured).
+"""
+
+from __future__ import annotations
+
+import os
+
+import phonenumbers
+from phonenumbers import timezone as phone_timezones
+
+
+class NotAPhoneNumber(ValueError):
+    pass
+
+
+def default_region() -> str:
+    return os.environ.get("DEFAULT_PHONE_REGION", "US").upper()
+
+
+def to_e164(raw: str, region: str | None = None) -> str:
+    """The E.164 form of ``raw``; raises NotAPhoneNumber when it is not a possible, valid number."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise NotAPhoneNumber("empty")
+    text = raw.strip()
+    if text.startswith("00"):  # the international prefix most of the world dials
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region or default_region())
+    except phonenumbers.NumberParseException as error:
+        raise NotAPhoneNumber(str(error)) from error
+    if not phonenumbers.is_valid_number(number):
+        raise NotAPhoneNumber(f"{raw!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def to_e164_or_none(raw: str | None, region: str | None = None) -> str | None:
+    """Like ``to_e164`` for input we only try to match (a caller id), never refuse."""
+    try:
+        return to_e164(raw, region) if raw else None
+    except NotAPhoneNumber:
+        return None
+
+
+def time_zone_of(e164: str) -> str | None:
+    """The IANA time zone of a number when the number pins down exactly one, else None."""
+    number = phonenumbers.parse(e164, None)
+    zones = [zone for zone in phone_timezones.time_zones_for_number(number) if zone != "Etc/Unknown"]
+    return zones[0] if len(zones) == 1 else None
