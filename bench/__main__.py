@@ -54,6 +54,11 @@ drain and the written-meanwhile figures; on 2 cores the second also pays for the
 p99 < 250 ms at 200 events/s. The "ref"
 figures are the ceilings the brief expects on a 2-core machine, to spot a sick machine.
 
+Service scenarios (tickets, call lists, inbound calls, surveys) follow; each says what it
+measures in its own module's docstring.
+
+``BENCH_ONLY=name,name`` runs only those scenarios (names in ``SCENARIOS`` below).
+
 Output: the table on stdout (progress on stderr), the same in bench/results/<UTC>.json.
 Exit 0 whether or not targets are met; 1 if the bench could not measure (a process died,
 events were lost or left unpublished, an endpoint answered errors); 130 on Ctrl-C. Every
@@ -78,6 +83,16 @@ from bench import httpload, pipeline, rawbroker, report
 from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
 
 RESULTS_DIR = Path(__file__).parent / "results"
+
+# (name, run(processes, env, var_dir) -> figures). ``BENCH_ONLY=http,pipeline`` runs a subset.
+# A scenario may return {"rows": [report.Row, ...]} to print its own figures, and
+# {"problems": [...]} for what it could not measure; the bare endpoint it compares with is
+# measured in the scenario itself (``httpload.measure_bare``), in the same run.
+SCENARIOS = [
+    ("http", httpload.run),
+    ("broker", lambda processes, env, var_dir: rawbroker.run(env["AMQP_URL"])),
+    ("pipeline", pipeline.run),
+]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
 
@@ -123,10 +138,11 @@ def main() -> int:
             say(f"temporary directory {temp}; migrating databases, declaring the topology")
             run_logged([sys.executable, "-m", "services", "setup"], env, logs / "setup.log", timeout=180)
 
-            attempt("http", lambda: httpload.run(processes, env, var_dir))
-            attempt("broker", lambda: rawbroker.run(env["AMQP_URL"]))
-            attempt("pipeline", lambda: pipeline.run(processes, env, var_dir))
-            problems += figures.get("pipeline", {}).get("problems", [])
+            only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
+            for name, scenario in SCENARIOS:
+                if not only or name in only:
+                    attempt(name, lambda scenario=scenario: scenario(processes, env, var_dir))
+                    problems += figures.get(name, {}).get("problems", [])
     except KeyboardInterrupt:
         say(f"interrupted; everything started is stopped. Logs: {logs}")
         return 130

@@ -122,3 +122,13 @@ def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict[str, W
         processes.stop(bare)
     best = max(before, after, key=lambda result: result.requests_per_s)
     return {"bare": best, "bare_runs": [before, after], "healthz": healthz, "post_customers": post}
+
+
+def measure_bare(processes: Processes, env: dict[str, str], label: str = "bare GET /") -> WrkResult:
+    """The HTTP ceiling, measured now: a service scenario calls it in its own run."""
+    name = f"bare-{free_port()}"
+    bare, bare_url = start_server(processes, name, "bench.bare_app:app", dict(env, SERVICE="bare"), "/")
+    try:
+        return measure(label, f"{bare_url}/")
+    finally:
+        processes.stop(bare)
