@@ -2,7 +2,13 @@
 
     python -m services.<name>.worker relay     # send this service's outbox
     python -m services.<name>.worker consume   # handle the events routed to it
-    python -m services.<name>.worker all       # both, one thread (and connection) each
+    python -m services.<name>.worker jobs      # its periodic jobs (SLA breaches, housekeeping ...)
+    python -m services.<name>.worker all       # all of them, one thread (and connection) each
+
+A periodic job is ``PeriodicJob(interval_seconds, run)`` where ``run(database, settings)``
+does one round in its own unit of work; a round that fails is logged and retried at the
+next interval. Several workers may run the same jobs, so a round must be safe to run
+concurrently (claim rows with conditional updates, publish through the outbox).
 
 SIGINT/SIGTERM stop it cleanly: in-flight batches finish, unacked messages go back.
 """
@@ -13,7 +19,11 @@ import argparse
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from shared import idempotency
 from shared.config import Settings
 from shared.consumer import Consumer, Handler
 from shared.db import Database, Migrations, migrate
@@ -23,9 +33,53 @@ from shared.relay import OutboxRelay
 log = logging.getLogger(__name__)
 
 
-def run_worker(service: str, migrations: Migrations, handlers: dict[str, Handler], argv=None) -> None:
+@dataclass(frozen=True)
+class PeriodicJob:
+    interval_seconds: float
+    run: Callable[[Database, Settings], None]
+
+
+class PeriodicJobs:
+    """Runs each job every ``interval_seconds`` until stopped."""
+
+    def __init__(self, database: Database, settings: Settings, jobs: dict[str, PeriodicJob], stop: threading.Event):
+        self.database, self.settings, self.jobs, self.stop = database, settings, jobs, stop
+
+    def run(self) -> None:
+        due = dict.fromkeys(self.jobs, 0.0)
+        log.info("periodic jobs started", extra={"jobs": sorted(self.jobs)})
+        while not self.stop.is_set():
+            for name, job in self.jobs.items():
+                if time.monotonic() < due[name]:
+                    continue
+                try:
+                    job.run(self.database, self.settings)
+                except Exception:
+                    log.exception("periodic job failed", extra={"job": name})
+                due[name] = time.monotonic() + job.interval_seconds
+            self.stop.wait(max(0.0, min(due.values()) - time.monotonic()))
+
+
+def purge_idempotency_keys(database: Database, settings: Settings) -> None:
+    with database.sessions() as session:
+        purged = idempotency.purge_expired(session)
+        session.commit()
+    if purged:
+        log.info("purged expired idempotency keys", extra={"count": purged})
+
+
+HOUSEKEEPING = {"purge_idempotency_keys": PeriodicJob(3600.0, purge_idempotency_keys)}
+
+
+def run_worker(
+    service: str,
+    migrations: Migrations,
+    handlers: dict[str, Handler],
+    argv=None,
+    jobs: dict[str, PeriodicJob] | None = None,
+) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{service}.worker")
-    parser.add_argument("role", choices=["relay", "consume", "all"], nargs="?", default="all")
+    parser.add_argument("role", choices=["relay", "consume", "jobs", "all"], nargs="?", default="all")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env(service)
@@ -45,6 +99,8 @@ def run_worker(service: str, migrations: Migrations, handlers: dict[str, Handler
             runners.append(Consumer(database, settings, handlers, stop).run)
         elif args.role == "consume":
             log.info("this service consumes no events")
+    if args.role in ("jobs", "all"):
+        runners.append(PeriodicJobs(database, settings, {**HOUSEKEEPING, **(jobs or {})}, stop).run)
     died = []
 
     def guarded(run):
