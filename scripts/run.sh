@@ -17,6 +17,18 @@ fi
 stop_broker() { [ "$started_broker" = yes ] && deploy/local-rabbitmq.sh stop && echo "local RabbitMQ stopped"; }
 trap stop_broker EXIT
 
+# Secrets come from the environment. For a local run without them, generate development
+# secrets once and keep them in var/ (never in the repository), so `make simulate` and the
+# services agree across restarts.
+secrets="$VAR_DIR/dev-secrets.env"
+for name in TWILIO_AUTH_TOKEN PHONE_WEBHOOK_SECRET SURVEY_LINK_SECRET; do
+  if [ -z "${!name:-}" ]; then
+    mkdir -p "$VAR_DIR"; touch "$secrets"; chmod 600 "$secrets"
+    grep -q "^$name=" "$secrets" || echo "$name=$(python -c 'import secrets; print(secrets.token_hex(24))')" >>"$secrets"
+    export "$(grep "^$name=" "$secrets")"
+  fi
+done
+
 python -m services setup   # migrate every database, declare the broker topology
 
 rm -rf "$VAR_DIR/metrics" && mkdir -p "$VAR_DIR"/metrics/{gateway,tickets,callrouting,surveys}
