@@ -174,3 +174,101 @@ MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=
 
 
 # --- inbound calls ---------------------------------------------------------------------------
+# Inbound routing (issue 5): queues, the agents' routing data, call records and every
+# status callback the phone system sent. Times of calls come from the phone system's clock;
+# ``received_at`` and the agents' timers from ours.
+
+
+class InboundQueue(Base):
+    """A queue callers wait in, and how its calls are routed."""
+
+    __tablename__ = "queues"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    strategy: Mapped[str] = mapped_column(String(16), default="longest_idle")  # routing.STRATEGIES
+    required_skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    service_level_seconds: Mapped[int] = mapped_column(Integer, default=20)  # T
+    short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5)  # t_s
+    wrap_up_seconds: Mapped[int] = mapped_column(Integer, default=30)
+    max_wait_seconds: Mapped[int] = mapped_column(Integer, default=600)  # then the caller leaves: timeout
+    last_agent_id: Mapped[str | None] = mapped_column(String(64))  # round robin's position
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class AgentRouting(Base):
+    """What inbound routing keeps per agent, beside the registry's ``agents`` row."""
+
+    __tablename__ = "agent_routing"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("agents.agent_id"), primary_key=True)
+    endpoint_kind: Mapped[str] = mapped_column(String(8), default="client")  # client, sip, number
+    endpoint: Mapped[str] = mapped_column(String(200))  # Twilio client name, SIP URI or E.164 number
+    queues: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every queue
+    missed_offers: Mapped[int] = mapped_column(Integer, default=0)  # in a row
+    idle_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    current_call_id: Mapped[str | None] = mapped_column(String(64))
+    wrap_up_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    stats_day: Mapped[str | None] = mapped_column(String(10))  # the day the two counters below are for
+    calls_today: Mapped[int] = mapped_column(Integer, default=0)
+    talk_seconds_today: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class Call(Base):
+    """One inbound call: ringing/queued -> connected -> wrap_up -> completed, or abandoned."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        Index("ix_calls_day_queue", "day", "queue"),  # the daily report
+        Index("ix_calls_state_received", "state", "received_at"),  # the live view
+        Index("ix_calls_customer_answered", "customer_id", "answered_at"),  # sticky routing
+    )
+
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(8))  # twilio, json
+    from_number: Mapped[str | None] = mapped_column(String(32))
+    to_number: Mapped[str | None] = mapped_column(String(32))
+    customer_id: Mapped[str | None] = mapped_column(String(36))
+    queue: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    offered_to: Mapped[list[str]] = mapped_column(JSON, default=list)  # agents reserved for it now
+    agent_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    enqueued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    wrap_up_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    wrapped_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    result: Mapped[str | None] = mapped_column(String(16))  # answered, abandoned, short_abandon, timeout
+    wait_seconds: Mapped[float | None] = mapped_column(Float)
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    wrap_up_seconds: Mapped[float | None] = mapped_column(Float)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    notes: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[str | None] = mapped_column(String(36))
+    last_sequence: Mapped[int | None] = mapped_column(Integer)
+    day: Mapped[str] = mapped_column(String(10))  # UTC day and hour the call entered, for the report
+    hour: Mapped[int] = mapped_column(Integer)
+
+
+class CallCallback(Base):
+    """Every status callback, deduplicated on (the call id it carried, its sequence number).
+
+    ``call_id`` is the id the callback names (Twilio's leg ``CallSid`` for an agent's leg);
+    ``record_call_id`` the call record it belongs to, or null for an orphan (an unknown call).
+    """
+
+    __tablename__ = "call_callbacks"
+    __table_args__ = (UniqueConstraint("call_id", "sequence", name="uq_call_callbacks_call_sequence"),)
+
+    callback_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64))
+    sequence: Mapped[int | None] = mapped_column(Integer)
+    record_call_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))  # routing.CALLBACK_KINDS, or the raw status of an orphan
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    talk_seconds: Mapped[float | None] = mapped_column(Float)
+    timeout: Mapped[bool] = mapped_column(Boolean, default=False)
+    payload: Mapped[dict] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
