@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.config import Settings
 from shared.web import create_service_app
 
-from .api import customer_replicas
+from .api import customer_replicas, keypad, links, responses, survey_metrics, templates
 from .models import MIGRATIONS
 
 
@@ -15,5 +15,5 @@ def create_app(settings: Settings | None = None):
         title="Surveys",
         description="1-10 follow-up surveys, their metrics and the closed loop.",
         migrations=MIGRATIONS,
-        blueprints=[customer_replicas],
+        blueprints=[customer_replicas, templates, responses, links, survey_metrics, keypad],
     )

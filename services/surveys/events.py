@@ -1,16 +1,53 @@
 """Events of the surveys service.
 
-Publishes: nothing yet.
-Consumes: ``customer.created``, ``customer.updated``, ``customer.merged`` (a local replica of the customer).
+Publishes (from ``service.py``, in the transaction of the change):
+- ``survey.completed``: every complete response, with its provenance;
+- ``survey.low_score``: a complete response that meets the low-score rule (``LOW_SCORE_RECOMMEND_MAX``,
+  ``LOW_SCORE_ANY_MAX``); the tickets service opens a service-recovery ticket from it;
+- ``followup.requested`` (purpose ``resurvey``): once per response, when its service-recovery ticket is
+  resolved; due ``RESURVEY_DELAY_DAYS`` (7) after the resolution.
+
+Consumes: ``customer.created``/``updated``/``merged`` (the customer replica; a merge also moves the
+duplicate's responses to the survivor), ``purchase.recorded`` (a score's product),
+``callentry.completed`` (customers reached, for the response rate; provenance of a survey on that entry),
+``ticket.resolved`` (closes the loop).
 """
 
 from __future__ import annotations
 
 from shared.consumer import Handler
+from shared.events import Envelope
 from shared.replicas import customer_replica_handlers
+from shared.unit_of_work import UnitOfWork
 
+from . import service
 from .models import CustomerReplica, CustomerReplicaPhone
 
+_replica = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
+
+
+def customer_merged(uow: UnitOfWork, envelope: Envelope) -> None:
+    _replica["customer.merged"](uow, envelope)
+    service.move_responses_to_survivor(uow, envelope.data["merged_customer_id"], envelope.data["into_customer_id"])
+
+
+def purchase_recorded(uow: UnitOfWork, envelope: Envelope) -> None:
+    service.record_purchase(uow, envelope.data)
+
+
+def callentry_completed(uow: UnitOfWork, envelope: Envelope) -> None:
+    service.record_contact(uow, envelope.data)
+
+
+def ticket_resolved(uow: UnitOfWork, envelope: Envelope) -> None:
+    service.request_resurvey(uow, envelope.data, service.resurvey_delay())
+
+
 HANDLERS: dict[str, Handler] = {
-    **customer_replica_handlers(CustomerReplica, CustomerReplicaPhone),
+    "customer.created": _replica["customer.created"],
+    "customer.updated": _replica["customer.updated"],
+    "customer.merged": customer_merged,
+    "purchase.recorded": purchase_recorded,
+    "callentry.completed": callentry_completed,
+    "ticket.resolved": ticket_resolved,
 }

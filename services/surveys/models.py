@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, func
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone
 from shared.db import Migrations
@@ -22,5 +24,150 @@ class CustomerReplica(CustomerReplicaColumns, Base):
 class CustomerReplicaPhone(CustomerReplicaPhoneColumns, Base):
     """Every number of those customers."""
 
+
+class SurveyTemplate(Base):
+    """One version of a template; every version stays answerable."""
+
+    __tablename__ = "survey_templates"
+
+    template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # [{"key", "kind": "rating"|"recommend", "required", "texts": {language: text}}], in asking order
+    questions: Mapped[list] = mapped_column(JSON)
+    comment_enabled: Mapped[bool] = mapped_column(Boolean, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SurveyResponse(Base):
+    """One customer's answers, with where they came from (the provenance)."""
+
+    __tablename__ = "survey_responses"
+
+    response_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(36))
+    template_version: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    channel: Mapped[str] = mapped_column(String(8))
+    # in_progress (a keypad call under way), partial (hung up midway), complete
+    status: Mapped[str] = mapped_column(String(12))
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    # One response per call and per call-list entry: a second submission is refused.
+    call_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    entry_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    campaign_id: Mapped[str | None] = mapped_column(String(36))
+    purchase_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    product: Mapped[str | None] = mapped_column(String(200))
+    answers: Mapped[dict] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    day: Mapped[str | None] = mapped_column(String(10))  # the rollup day it counted in (UTC)
+
+
+class SurveyRollup(Base):
+    """Running sums of the answers per day and group: what every metric is computed from."""
+
+    __tablename__ = "survey_rollups"
+
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)  # all, product, agent, campaign, channel
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" for all and for unknown
+    template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    question: Mapped[str] = mapped_column(String(64), primary_key=True)
+    week: Mapped[str] = mapped_column(String(10))  # the Monday of the day's ISO week
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    squares: Mapped[int] = mapped_column(Integer)
+    c1: Mapped[int] = mapped_column(Integer)
+    c2: Mapped[int] = mapped_column(Integer)
+    c3: Mapped[int] = mapped_column(Integer)
+    c4: Mapped[int] = mapped_column(Integer)
+    c5: Mapped[int] = mapped_column(Integer)
+    c6: Mapped[int] = mapped_column(Integer)
+    c7: Mapped[int] = mapped_column(Integer)
+    c8: Mapped[int] = mapped_column(Integer)
+    c9: Mapped[int] = mapped_column(Integer)
+    c10: Mapped[int] = mapped_column(Integer)
+
+
+class SurveyCount(Base):
+    """Running counts per day and group: completed and partial responses (per template), and
+    follow-up contacts by outcome (template ""), for the response rate."""
+
+    __tablename__ = "survey_counts"
+
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    measure: Mapped[str] = mapped_column(String(24), primary_key=True)
+    week: Mapped[str] = mapped_column(String(10))
+    count: Mapped[int] = mapped_column(Integer)
+
+
+class SurveyContact(Base):
+    """A follow-up call attempt's outcome (callentry.completed): the response rate's denominator
+    and the provenance of a survey given on that entry."""
+
+    __tablename__ = "survey_contacts"
+
+    entry_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    campaign_id: Mapped[str] = mapped_column(String(36))
+    agent_id: Mapped[str] = mapped_column(String(64))
+    purchase_id: Mapped[str | None] = mapped_column(String(36))
+    outcome: Mapped[str] = mapped_column(String(24))
+    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SurveyPurchase(Base):
+    """Purchases (purchase.recorded), so a score can name its product."""
+
+    __tablename__ = "survey_purchases"
+
+    purchase_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    sku: Mapped[str] = mapped_column(String(64))
+    product: Mapped[str] = mapped_column(String(200))
+    purchased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SurveyLink(Base):
+    """An issued web-link survey; a link is spent when its response is stored."""
+
+    __tablename__ = "survey_links"
+
+    link_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(36))
+    template_id: Mapped[str] = mapped_column(String(36))
+    template_version: Mapped[int] = mapped_column(Integer)
+    agent_id: Mapped[str | None] = mapped_column(String(64))
+    call_id: Mapped[str | None] = mapped_column(String(64))
+    entry_id: Mapped[str | None] = mapped_column(String(36))
+    campaign_id: Mapped[str | None] = mapped_column(String(36))
+    purchase_id: Mapped[str | None] = mapped_column(String(36))
+    language: Mapped[str] = mapped_column(String(8))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    response_id: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SurveyResurvey(Base):
+    """The re-survey requested for a response after its service-recovery ticket was resolved (once)."""
+
+    __tablename__ = "survey_resurveys"
+
+    response_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(36), unique=True)
+    ticket_id: Mapped[str] = mapped_column(String(36))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+Index("ix_survey_responses_customer_started", SurveyResponse.customer_id, SurveyResponse.started_at)
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

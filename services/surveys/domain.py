@@ -1,0 +1,505 @@
+"""The rules of 1-10 surveys, with no I/O: answers, the low-score rule, rollups and statistics.
+
+Every formula here is the product brief's (section 4). Metrics are computed from rollup
+sums (n, Σs, Σs², a count per score 1..10), which is all the statistics below need: a
+mean and its t-interval need n, Σs and Σs²; CSAT needs the count of 9s and 10s; the 1-10
+NPS needs promoters (9-10) and detractors (1-6).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from scipy import stats
+
+SCALE = range(1, 11)
+Z_95 = 1.96  # the brief's fixed z for the Wilson and adjusted-Wald intervals
+CONFIDENCE = 0.95
+
+# The default template: the five questions of the product brief (section 2). The migration
+# seeds the same data under this id; a new version of it is a POST /templates with this id.
+DEFAULT_TEMPLATE_ID = "6f1c3a52-3d0e-5b8a-9c41-2f6d7e8a9b10"
+DEFAULT_QUESTIONS = [
+    {
+        "key": "product",
+        "kind": "rating",
+        "required": True,
+        "texts": {
+            "en": "How well did the product meet your expectations?",
+            "de": "Wie gut hat das Produkt Ihre Erwartungen erfüllt?",
+        },
+    },
+    {
+        "key": "service",
+        "kind": "rating",
+        "required": True,
+        "texts": {
+            "en": "How well did our service meet your expectations?",
+            "de": "Wie gut hat unser Service Ihre Erwartungen erfüllt?",
+        },
+    },
+    {
+        "key": "purchase",
+        "kind": "rating",
+        "required": True,
+        "texts": {"en": "How was the purchase experience?", "de": "Wie war Ihr Einkaufserlebnis?"},
+    },
+    {
+        "key": "recommend_product",
+        "kind": "recommend",
+        "required": True,
+        "texts": {
+            "en": "Would you recommend the product to your friends?",
+            "de": "Würden Sie das Produkt Ihren Freunden empfehlen?",
+        },
+    },
+    {
+        "key": "recommend_store",
+        "kind": "recommend",
+        "required": True,
+        "texts": {
+            "en": "Would you recommend our store as a whole?",
+            "de": "Würden Sie unser Geschäft insgesamt weiterempfehlen?",
+        },
+    },
+]
+
+# What the phone says around the questions, per language (the question texts are template data).
+KEYPAD_PHRASES = {
+    "en": {
+        "voice_language": "en-US",
+        "intro": "Thank you for taking our short survey.",
+        "instructions": "Please type a number from 1 to 10, then press the hash key.",
+        "invalid": "Sorry, that was not a number from 1 to 10.",
+        "thanks": "Thank you for your answers. Goodbye.",
+        "incomplete": "We could not record your answers. Goodbye.",
+    },
+    "de": {
+        "voice_language": "de-DE",
+        "intro": "Vielen Dank, dass Sie an unserer kurzen Umfrage teilnehmen.",
+        "instructions": "Bitte geben Sie eine Zahl von 1 bis 10 ein und drücken Sie dann die Rautetaste.",
+        "invalid": "Das war leider keine Zahl von 1 bis 10.",
+        "thanks": "Vielen Dank für Ihre Antworten. Auf Wiederhören.",
+        "incomplete": "Wir konnten Ihre Antworten nicht aufnehmen. Auf Wiederhören.",
+    },
+}
+KEYPAD_REPROMPTS = 2  # a question is asked at most 1 + 2 times
+
+# Rollup dimensions: "all" (one bucket, for day/week series and totals) and the attributes
+# a manager groups by. The time dimensions (day, week) are columns of every rollup row.
+ALL = "all"
+ATTRIBUTE_DIMENSIONS = ("product", "agent", "campaign", "channel")
+TIME_DIMENSIONS = ("day", "week")
+
+# callentry.completed outcomes, as the response rate reports them.
+CONTACT_MEASURES = {
+    "reached": "reached",
+    "no_answer": "no_contact",
+    "busy": "no_contact",
+    "voicemail": "no_contact",
+    "wrong_number": "no_contact",
+    "callback_requested": "callback_requested",
+    "do_not_call": "refused",
+}
+
+
+class InvalidAnswers(ValueError):
+    """Answers that break the template; ``errors`` maps each question key to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__(errors)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Question:
+    key: str
+    kind: str  # "rating" or "recommend" (a recommend question also gets a 1-10 NPS)
+    required: bool
+    texts: Mapping[str, str]
+
+    def text(self, language: str) -> str:
+        return self.texts.get(language) or self.texts.get("en") or next(iter(self.texts.values()))
+
+
+@dataclass(frozen=True)
+class Template:
+    template_id: str
+    version: int
+    questions: tuple[Question, ...]
+
+    @classmethod
+    def of(cls, template_id: str, version: int, questions: Iterable[Mapping]) -> Template:
+        return cls(
+            template_id, version, tuple(Question(q["key"], q["kind"], q["required"], q["texts"]) for q in questions)
+        )
+
+    @property
+    def keys(self) -> list[str]:
+        return [question.key for question in self.questions]
+
+    def question(self, key: str) -> Question | None:
+        return next((question for question in self.questions if question.key == key), None)
+
+
+def valid_score(value) -> bool:
+    """An integer 1..10, and nothing else: not 7.5, not "7", not True (a bool is an int in Python)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10
+
+
+def check_answers(template: Template, answers: Mapping[str, object], *, partial: bool) -> dict[str, int]:
+    """The answers if each is a score 1..10 for a question of the template; else InvalidAnswers.
+
+    A complete response must answer every required question; a partial one (the customer
+    hung up) may leave any out.
+    """
+    errors: dict[str, str] = {}
+    for key, value in answers.items():
+        if template.question(key) is None:
+            errors[key] = f"No question {key!r} in template version {template.version}."
+        elif not valid_score(value):
+            errors[key] = f"Must be a whole number from 1 to 10, not {value!r}."
+    if not partial:
+        for question in template.questions:
+            if question.required and question.key not in answers:
+                errors[question.key] = "A required question was not answered."
+    if errors:
+        raise InvalidAnswers(errors)
+    return {key: int(value) for key, value in answers.items()}
+
+
+def parse_keypad_digits(digits: str | None) -> int | None:
+    """The score typed on a keypad ("7", "10", "07"), or None when it is not 1..10."""
+    if not digits or not digits.isdigit():
+        return None
+    score = int(digits)
+    return score if 1 <= score <= 10 else None
+
+
+@dataclass(frozen=True)
+class LowScoreRule:
+    """The brief's rule: a "recommend" answer of 6 or less, or any answer of 4 or less."""
+
+    recommend_at_most: int = 6
+    any_at_most: int = 4
+
+    def low_questions(self, template: Template, answers: Mapping[str, int]) -> list[str]:
+        low = []
+        for question in template.questions:
+            score = answers.get(question.key)
+            if score is None:
+                continue
+            if score <= self.any_at_most or (question.kind == "recommend" and score <= self.recommend_at_most):
+                low.append(question.key)
+        return low
+
+
+def resurvey_request_id(response_id: str) -> str:
+    """One re-survey per response, however often its ticket is resolved: the id is derived from it."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:callcenter:surveys:resurvey:{response_id}"))
+
+
+# --- rollups ------------------------------------------------------------------------------
+
+
+def day_of(moment: datetime) -> str:
+    return moment.date().isoformat()
+
+
+def week_of(day: str) -> str:
+    """The ISO week a day falls in, named by its Monday."""
+    parsed = date.fromisoformat(day)
+    return (parsed - timedelta(days=parsed.weekday())).isoformat()
+
+
+def dimension_values(provenance: Mapping[str, object]) -> list[tuple[str, str]]:
+    """(dimension, value) buckets a response or contact counts in; "" stands for unknown."""
+    return [(ALL, "")] + [(dimension, str(provenance.get(dimension) or "")) for dimension in ATTRIBUTE_DIMENSIONS]
+
+
+@dataclass
+class Sums:
+    """What a rollup row holds: enough for every figure of the brief."""
+
+    n: int = 0
+    total: int = 0
+    squares: int = 0
+    counts: list[int] = field(default_factory=lambda: [0] * 10)
+
+    def add(self, score: int, sign: int = 1) -> None:
+        self.n += sign
+        self.total += sign * score
+        self.squares += sign * score * score
+        self.counts[score - 1] += sign
+
+    def merge(self, other: Sums) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.squares += other.squares
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+
+    @property
+    def top_two(self) -> int:
+        return self.counts[8] + self.counts[9]
+
+    @property
+    def promoters(self) -> int:
+        return self.counts[8] + self.counts[9]
+
+    @property
+    def detractors(self) -> int:
+        return sum(self.counts[:6])
+
+
+RollupKey = tuple[str, str, str, str, str]  # dimension, day, value, template_id, question
+
+
+def rollup_deltas(
+    template_id: str, day: str, provenance: Mapping[str, object], answers: Mapping[str, int]
+) -> dict[RollupKey, Sums]:
+    """The rollup rows one complete response adds to: each answer in each dimension's bucket."""
+    deltas: dict[RollupKey, Sums] = {}
+    for dimension, value in dimension_values(provenance):
+        for question, score in answers.items():
+            sums = deltas.setdefault((dimension, day, value, template_id, question), Sums())
+            sums.add(score)
+    return deltas
+
+
+def recompute_rollups(responses: Iterable[Mapping]) -> dict[RollupKey, Sums]:
+    """Rollups from scratch, from complete responses: what the incremental ones must equal."""
+    totals: dict[RollupKey, Sums] = {}
+    for response in responses:
+        for key, sums in rollup_deltas(response["template_id"], response["day"], response, response["answers"]).items():
+            totals.setdefault(key, Sums()).merge(sums)
+    return totals
+
+
+# --- statistics ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float
+    low: float
+    high: float
+
+
+def mean_t_interval(n: int, total: float, squares: float, confidence: float = CONFIDENCE) -> Interval | None:
+    """The mean with a two-sided Student-t interval: mean ± t(1 - a/2, n-1), a = 1 - confidence, · s/√n.
+
+    s² = (Σs² - (Σs)²/n) / (n-1), the sample variance from the sums. None for n < 2.
+    """
+    if n < 2:
+        return None
+    mean = total / n
+    variance = max((squares - total * total / n) / (n - 1), 0.0)
+    half = stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * math.sqrt(variance / n)
+    return Interval(mean, mean - half, mean + half)
+
+
+def sample_sd(n: int, total: float, squares: float) -> float:
+    return math.sqrt(max((squares - total * total / n) / (n - 1), 0.0)) if n > 1 else 0.0
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> Interval | None:
+    """A proportion with its Wilson score interval.
+
+    centre = (p̂ + z²/2n) / (1 + z²/n),
+    half   = z/(1 + z²/n) · √(p̂(1-p̂)/n + z²/4n²),
+    where p̂ = successes/n. The value reported is p̂ itself; the interval is centre ± half.
+    """
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return Interval(p, max(centre - half, 0.0), min(centre + half, 1.0))
+
+
+@dataclass(frozen=True)
+class NpsFigure:
+    nps: float  # the plain 1-10 NPS, the figure to report
+    centre: float  # the adjusted-Wald centre, 100 (p - d)
+    moe: float
+    low: float
+    high: float
+
+
+def nps_adjusted_wald(promoters: int, detractors: int, n: int, z: float = Z_95) -> NpsFigure | None:
+    """The 1-10 NPS with the brief's adjusted-Wald 95% interval.
+
+    NPS = 100 (P - D)/n; n' = n + 3, p = (P + 0.75)/n', d = (D + 0.75)/n',
+    SE = √((p + d - (p - d)²)/n'), MOE = z · SE · 100, interval = 100 (p - d) ± MOE.
+    """
+    if n <= 0:
+        return None
+    adjusted_n = n + 3
+    p = (promoters + 0.75) / adjusted_n
+    d = (detractors + 0.75) / adjusted_n
+    se = math.sqrt((p + d - (p - d) ** 2) / adjusted_n)
+    moe = z * se * 100
+    centre = 100 * (p - d)
+    return NpsFigure(100 * (promoters - detractors) / n, centre, moe, centre - moe, centre + moe)
+
+
+@dataclass(frozen=True)
+class Change:
+    delta: float
+    p_value: float
+    significant: bool
+
+
+def welch_change(current: Sums, previous: Sums, alpha: float = 0.05) -> Change | None:
+    """The change of the mean and Welch's t-test of it, from the two periods' sums."""
+    if current.n < 2 or previous.n < 2:
+        return None
+    mean_now, mean_before = current.total / current.n, previous.total / previous.n
+    sd_now, sd_before = (
+        sample_sd(current.n, current.total, current.squares),
+        sample_sd(previous.n, previous.total, previous.squares),
+    )
+    if sd_now == 0 and sd_before == 0:
+        p_value = 1.0 if mean_now == mean_before else 0.0
+    else:
+        p_value = float(
+            stats.ttest_ind_from_stats(
+                mean_now, sd_now, current.n, mean_before, sd_before, previous.n, equal_var=False
+            ).pvalue
+        )
+    return Change(mean_now - mean_before, p_value, p_value < alpha)
+
+
+def two_proportion_change(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.05) -> Change | None:
+    """The change of a proportion (k1/n1 now against k2/n2 before) and its two-proportion z-test.
+
+    z = (p1 - p2) / √(p̄(1-p̄)(1/n1 + 1/n2)) with the pooled p̄ = (k1 + k2)/(n1 + n2).
+    """
+    if n1 <= 0 or n2 <= 0:
+        return None
+    p1, p2 = k1 / n1, k2 / n2
+    pooled = (k1 + k2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        p_value = 1.0
+    else:
+        p_value = float(2 * stats.norm.sf(abs(p1 - p2) / se))
+    return Change(p1 - p2, p_value, p_value < alpha)
+
+
+# --- the metrics report -------------------------------------------------------------------
+
+NPS_LABEL = "1-10 NPS"
+
+
+def _interval(figure: Interval | None, digits: int = 4) -> dict | None:
+    if figure is None:
+        return None
+    return {"value": round(figure.value, digits), "low": round(figure.low, digits), "high": round(figure.high, digits)}
+
+
+def _change(change: Change | None) -> dict | None:
+    if change is None:
+        return None
+    return {"delta": round(change.delta, 4), "p_value": round(change.p_value, 6), "significant": change.significant}
+
+
+def question_figures(sums: Sums, previous: Sums | None, *, recommend: bool, min_n: int) -> dict:
+    """The figures of one question in one group; withheld (and flagged) below min_n answers."""
+    figures: dict = {
+        "n": sums.n,
+        "distribution": {str(score): sums.counts[score - 1] for score in SCALE},
+        "withheld": sums.n < min_n,
+        "withheld_reason": f"fewer than {min_n} answers" if sums.n < min_n else None,
+        "mean": None,
+        "csat": None,
+        "nps": None,
+        "change": None,
+    }
+    if figures["withheld"]:
+        return figures
+    figures["mean"] = _interval(mean_t_interval(sums.n, sums.total, sums.squares))
+    figures["csat"] = _interval(wilson_interval(sums.top_two, sums.n))
+    if recommend:
+        nps = nps_adjusted_wald(sums.promoters, sums.detractors, sums.n)
+        figures["nps"] = {
+            "label": NPS_LABEL,
+            "value": round(nps.nps, 2),
+            "centre": round(nps.centre, 2),
+            "moe": round(nps.moe, 2),
+            "low": round(nps.low, 2),
+            "high": round(nps.high, 2),
+        }
+    if previous is not None:
+        comparable = previous.n >= min_n
+        figures["change"] = {
+            "previous_n": previous.n,
+            "withheld": not comparable,
+            "mean": _change(welch_change(sums, previous)) if comparable else None,
+            "csat": _change(two_proportion_change(sums.top_two, sums.n, previous.top_two, previous.n))
+            if comparable
+            else None,
+        }
+    return figures
+
+
+def previous_bucket(time_dimension: str, period: str) -> str:
+    step = timedelta(days=7 if time_dimension == "week" else 1)
+    return (date.fromisoformat(period) - step).isoformat()
+
+
+def metrics_report(
+    *,
+    start: date,
+    end: date,
+    time_dimension: str | None,
+    attribute_dimension: str | None,
+    min_n: int,
+    current: Mapping[tuple, Mapping[str, Sums]],
+    counts: Mapping[tuple, Mapping[str, int]],
+    previous: Mapping[tuple, Mapping[str, Sums]],
+    recommend: set[str],
+) -> list[dict]:
+    """One entry per (period, group): counts, response rate and each question's figures.
+
+    ``current``/``counts`` are keyed by (period or None, group value or None). The change of a
+    time bucket is against the bucket before it (when that is in the range); without a time
+    dimension it is against ``previous``, the same groups over the period just before.
+    """
+    groups = []
+    for key in sorted(set(current) | set(counts), key=lambda k: (k[0] or "", k[1] or "")):
+        period, value = key
+        measures = counts.get(key, {})
+        completed, reached = measures.get("completed", 0), measures.get("reached", 0)
+        rate_withheld = reached < min_n
+        if time_dimension:
+            before = current.get((previous_bucket(time_dimension, period), value), {})
+        else:
+            before = previous.get(key, {})
+        questions = {
+            question: question_figures(sums, before.get(question, Sums()), recommend=question in recommend, min_n=min_n)
+            for question, sums in sorted(current.get(key, {}).items())
+        }
+        groups.append(
+            {
+                **({time_dimension: period} if time_dimension else {}),
+                **({attribute_dimension: value or None} if attribute_dimension else {}),
+                "responses": {"completed": completed, "partial": measures.get("partial", 0)},
+                "contacts": {
+                    measure: measures.get(measure, 0)
+                    for measure in ("reached", "no_contact", "refused", "callback_requested")
+                },
+                "response_rate": {
+                    "value": None if rate_withheld or reached == 0 else round(completed / reached, 4),
+                    "withheld": rate_withheld,
+                    "withheld_reason": f"fewer than {min_n} customers reached" if rate_withheld else None,
+                },
+                "questions": questions,
+            }
+        )
+    return groups

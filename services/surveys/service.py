@@ -1,0 +1,843 @@
+"""The surveys service's use cases: each runs in one unit of work and commits once.
+
+A complete response adds its answers to the rollups (``survey_rollups``) and its count to
+``survey_counts`` in the same transaction that stores it, and announces ``survey.completed``
+(and ``survey.low_score`` when the rule matches) in that transaction too. Metrics read only
+the rollups and counts, never the responses.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from shared.config import Settings
+from shared.events import isoformat_utc
+from shared.problems import Conflict, Invalid
+from shared.replicas import resolve_customer_id
+from shared.unit_of_work import UnitOfWork
+
+from . import domain
+from .domain import LowScoreRule, Sums, Template
+from .models import (
+    CustomerReplica,
+    SurveyContact,
+    SurveyCount,
+    SurveyLink,
+    SurveyPurchase,
+    SurveyResponse,
+    SurveyResurvey,
+    SurveyRollup,
+    SurveyTemplate,
+)
+
+COMPLETE, PARTIAL, IN_PROGRESS = "complete", "partial", "in_progress"
+PROVENANCE_FIELDS = ("agent_id", "call_id", "entry_id", "campaign_id", "purchase_id")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; every stored time is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    return as_utc(datetime.fromisoformat(text))
+
+
+def low_score_rule(settings: Settings) -> LowScoreRule:
+    return LowScoreRule(
+        recommend_at_most=int(settings.option("LOW_SCORE_RECOMMEND_MAX", "6")),
+        any_at_most=int(settings.option("LOW_SCORE_ANY_MAX", "4")),
+    )
+
+
+# --- templates ----------------------------------------------------------------------------
+
+
+def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) -> SurveyTemplate | None:
+    query = select(SurveyTemplate).where(SurveyTemplate.template_id == template_id)
+    if version is not None:
+        query = query.where(SurveyTemplate.version == version)
+    return uow.session.execute(query.order_by(SurveyTemplate.version.desc()).limit(1)).scalar_one_or_none()
+
+
+def template_versions(uow: UnitOfWork, template_id: str) -> list[SurveyTemplate]:
+    query = select(SurveyTemplate).where(SurveyTemplate.template_id == template_id).order_by(SurveyTemplate.version)
+    return list(uow.session.execute(query).scalars())
+
+
+def latest_templates(uow: UnitOfWork) -> list[SurveyTemplate]:
+    latest = (
+        select(SurveyTemplate.template_id, func.max(SurveyTemplate.version).label("version"))
+        .group_by(SurveyTemplate.template_id)
+        .subquery()
+    )
+    query = select(SurveyTemplate).join(
+        latest, (SurveyTemplate.template_id == latest.c.template_id) & (SurveyTemplate.version == latest.c.version)
+    )
+    return list(uow.session.execute(query.order_by(SurveyTemplate.created_at, SurveyTemplate.template_id)).scalars())
+
+
+def create_template_version(
+    uow: UnitOfWork, *, template_id: str | None, name: str, questions: list[dict], comment_enabled: bool
+) -> SurveyTemplate:
+    """A new template (version 1), or the next version of an existing one; old versions stay answerable."""
+    keys = [question["key"] for question in questions]
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise Invalid({"questions": f"Question keys must be unique; repeated: {', '.join(duplicates)}."})
+    if template_id is None:
+        template_id, version = str(uuid.uuid4()), 1
+    else:
+        current = get_template(uow, template_id)
+        if current is None:
+            raise Invalid({"template_id": f"No template {template_id}; leave it out to create a new template."})
+        version = current.version + 1
+    template = SurveyTemplate(
+        template_id=template_id,
+        version=version,
+        name=name,
+        questions=questions,
+        comment_enabled=comment_enabled,
+        created_at=now_utc(),
+    )
+    uow.session.add(template)
+    try:
+        uow.session.flush()
+    except IntegrityError:
+        raise Conflict(f"Version {version} of template {template_id} was created meanwhile; try again.") from None
+    uow.commit()
+    return template
+
+
+def domain_template(row: SurveyTemplate) -> Template:
+    return Template.of(row.template_id, row.version, row.questions)
+
+
+# --- responses ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Provenance:
+    agent_id: str | None = None
+    call_id: str | None = None
+    entry_id: str | None = None
+    campaign_id: str | None = None
+    purchase_id: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping) -> Provenance:
+        return cls(**{name: _text(values.get(name)) for name in PROVENANCE_FIELDS})
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def submit_response(
+    uow: UnitOfWork,
+    rule: LowScoreRule,
+    *,
+    template_id: str,
+    template_version: int | None,
+    customer_id: str,
+    channel: str,
+    answers: Mapping[str, object],
+    comment: str | None,
+    language: str,
+    partial: bool,
+    provenance: Provenance,
+    now: datetime | None = None,
+) -> SurveyResponse:
+    """Store a response (complete, or partial when the customer stopped midway) and count it.
+
+    Raises ``domain.InvalidAnswers`` naming each bad answer, ``Invalid`` for an unknown
+    template, and ``Conflict`` when the call or call-list entry already has a response.
+    """
+    now = now or now_utc()
+    template_row = _answerable_template(uow, template_id, template_version)
+    template = domain_template(template_row)
+    checked = domain.check_answers(template, answers, partial=partial)
+    response = _new_response(uow, template_row, customer_id, channel, language, provenance, now)
+    response.answers = checked
+    response.comment = comment if template_row.comment_enabled else None
+    _insert(uow, response)
+    if partial:
+        _finish_partial(uow, response, now)
+    else:
+        _finish_complete(uow, rule, template, response, now)
+    uow.commit()
+    return response
+
+
+def _answerable_template(uow: UnitOfWork, template_id: str, version: int | None) -> SurveyTemplate:
+    row = get_template(uow, template_id, version)
+    if row is None:
+        if version is not None and get_template(uow, template_id) is not None:
+            raise Invalid({"template_version": f"Template {template_id} has no version {version}."})
+        raise Invalid({"template_id": f"No template {template_id}."})
+    return row
+
+
+def _new_response(
+    uow: UnitOfWork,
+    template: SurveyTemplate,
+    customer_id: str,
+    channel: str,
+    language: str,
+    provenance: Provenance,
+    now: datetime,
+) -> SurveyResponse:
+    provenance = _completed_provenance(uow, provenance)
+    product = None
+    if provenance.purchase_id:
+        purchase = uow.session.get(SurveyPurchase, provenance.purchase_id)
+        product = purchase.product if purchase else None
+    return SurveyResponse(
+        response_id=str(uuid.uuid4()),
+        template_id=template.template_id,
+        template_version=template.version,
+        # Replicas may lag behind the directory: an id not heard of yet is kept as given
+        # (merges reaching us later move its responses); a merged-away id is redirected.
+        customer_id=resolve_customer_id(uow.session, CustomerReplica, customer_id),
+        channel=channel,
+        status=IN_PROGRESS,
+        product=product,
+        language=language,
+        started_at=now,
+        answers={},
+        **{name: getattr(provenance, name) for name in PROVENANCE_FIELDS},
+    )
+
+
+def _completed_provenance(uow: UnitOfWork, provenance: Provenance) -> Provenance:
+    """Fill what the call-list entry knows (agent, campaign, purchase) when the caller left it out."""
+    if not provenance.entry_id:
+        return provenance
+    contact = uow.session.execute(
+        select(SurveyContact)
+        .where(SurveyContact.entry_id == provenance.entry_id)
+        .order_by(SurveyContact.attempt.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if contact is None:
+        return provenance
+    return Provenance(
+        agent_id=provenance.agent_id or contact.agent_id,
+        call_id=provenance.call_id,
+        entry_id=provenance.entry_id,
+        campaign_id=provenance.campaign_id or contact.campaign_id,
+        purchase_id=provenance.purchase_id or contact.purchase_id,
+    )
+
+
+def _insert(uow: UnitOfWork, response: SurveyResponse) -> None:
+    for column, label in (("call_id", "call"), ("entry_id", "call-list entry")):
+        value = getattr(response, column)
+        if (
+            value
+            and uow.session.execute(
+                select(SurveyResponse.response_id).where(getattr(SurveyResponse, column) == value)
+            ).first()
+        ):
+            raise Conflict(f"The {label} {value} already has a survey response; a second one is refused.")
+    uow.session.add(response)
+    try:
+        uow.session.flush()
+    except IntegrityError:  # a concurrent submission for the same call won the race
+        raise Conflict("This call already has a survey response; a second one is refused.") from None
+
+
+def _finish_complete(
+    uow: UnitOfWork, rule: LowScoreRule, template: Template, response: SurveyResponse, now: datetime
+) -> None:
+    response.status = COMPLETE
+    response.completed_at = now
+    response.day = domain.day_of(now)
+    provenance = _dimensions_of(response)
+    add_rollups(uow.session, domain.rollup_deltas(response.template_id, response.day, provenance, response.answers))
+    add_counts(uow.session, response.template_id, response.day, provenance, "completed")
+    data = completed_event(response)
+    uow.publish("survey.completed", data)
+    low = rule.low_questions(template, response.answers)
+    if low:
+        uow.publish("survey.low_score", {**data, "low_questions": low})
+
+
+def _finish_partial(uow: UnitOfWork, response: SurveyResponse, now: datetime) -> None:
+    response.status = PARTIAL
+    response.day = domain.day_of(as_utc(response.started_at))
+    add_counts(uow.session, response.template_id, response.day, _dimensions_of(response), "partial")
+
+
+def _dimensions_of(response: SurveyResponse) -> dict[str, str | None]:
+    return {
+        "product": response.product,
+        "agent": response.agent_id,
+        "campaign": response.campaign_id,
+        "channel": response.channel,
+    }
+
+
+def completed_event(response: SurveyResponse) -> dict:
+    return {
+        "response_id": response.response_id,
+        "customer_id": response.customer_id,
+        "template_id": response.template_id,
+        "template_version": response.template_version,
+        "channel": response.channel,
+        **{name: getattr(response, name) for name in PROVENANCE_FIELDS},
+        "product": response.product,
+        "answers": dict(response.answers),
+        "comment": response.comment,
+        "completed_at": isoformat_utc(response.completed_at),
+    }
+
+
+def responses_of_customer(uow: UnitOfWork, customer_id: str, limit: int = 200) -> list[SurveyResponse]:
+    customer_id = resolve_customer_id(uow.session, CustomerReplica, customer_id)
+    query = (
+        select(SurveyResponse)
+        .where(SurveyResponse.customer_id == customer_id, SurveyResponse.status != IN_PROGRESS)
+        .order_by(SurveyResponse.started_at.desc(), SurveyResponse.response_id)
+        .limit(limit)
+    )
+    return list(uow.session.execute(query).scalars())
+
+
+def customer_history(uow: UnitOfWork, customer_id: str) -> dict:
+    """A customer's responses, newest first, and per question its scores over time (oldest first)."""
+    survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
+    responses = responses_of_customer(uow, survivor)
+    trend: dict[str, list[dict]] = {}
+    for response in sorted(
+        (r for r in responses if r.status == COMPLETE), key=lambda r: (as_utc(r.completed_at), r.response_id)
+    ):
+        for key, score in response.answers.items():
+            trend.setdefault(key, []).append(
+                {"completed_at": as_utc(response.completed_at), "score": score, "response_id": response.response_id}
+            )
+    summary = {
+        key: {
+            "points": points,
+            "first": points[0]["score"],
+            "latest": points[-1]["score"],
+            "change": points[-1]["score"] - points[0]["score"],
+            "mean": sum(point["score"] for point in points) / len(points),
+        }
+        for key, points in trend.items()
+    }
+    return {"customer_id": survivor, "responses": responses, "trend": summary}
+
+
+# --- keypad (phone) surveys ---------------------------------------------------------------
+
+
+def start_keypad_survey(
+    uow: UnitOfWork,
+    *,
+    call_id: str,
+    customer_id: str,
+    template_id: str,
+    template_version: int | None,
+    language: str,
+    provenance: Provenance,
+) -> SurveyResponse:
+    """The keypad response of this call: started now, or the one already under way (a retried webhook)."""
+    existing = uow.session.execute(select(SurveyResponse).where(SurveyResponse.call_id == call_id)).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    template = _answerable_template(uow, template_id, template_version)
+    response = _new_response(
+        uow,
+        template,
+        customer_id,
+        "keypad",
+        language,
+        Provenance(**{**provenance.__dict__, "call_id": call_id}),
+        now_utc(),
+    )
+    _insert(uow, response)
+    uow.commit()
+    return response
+
+
+def keypad_response(uow: UnitOfWork, response_id: str) -> tuple[SurveyResponse, Template] | None:
+    response = uow.session.get(SurveyResponse, response_id)
+    if response is None:
+        return None
+    template = get_template(uow, response.template_id, response.template_version)
+    return response, domain_template(template)
+
+
+def record_keypad_answer(uow: UnitOfWork, response_id: str, key: str, score: int | None) -> SurveyResponse:
+    """Keep one typed answer (None: the question was skipped) of a keypad survey still under way."""
+    response = uow.session.get(SurveyResponse, response_id, with_for_update=True)
+    if response.status == IN_PROGRESS and score is not None:
+        response.answers = {**response.answers, key: score}
+    uow.commit()
+    return response
+
+
+def finish_keypad_survey(uow: UnitOfWork, rule: LowScoreRule, response_id: str) -> SurveyResponse:
+    """The caller reached the end: complete if every required question was answered, else partial."""
+    response = uow.session.get(SurveyResponse, response_id, with_for_update=True)
+    if response.status != IN_PROGRESS:
+        return response
+    template = domain_template(get_template(uow, response.template_id, response.template_version))
+    now = now_utc()
+    try:
+        domain.check_answers(template, response.answers, partial=False)
+    except domain.InvalidAnswers:
+        _finish_partial(uow, response, now)
+    else:
+        _finish_complete(uow, rule, template, response, now)
+    uow.commit()
+    return response
+
+
+def keypad_call_ended(uow: UnitOfWork, call_id: str) -> SurveyResponse | None:
+    """The call ended (Twilio's status callback): a survey still under way is kept as partial."""
+    response = uow.session.execute(
+        select(SurveyResponse).where(SurveyResponse.call_id == call_id).with_for_update()
+    ).scalar_one_or_none()
+    if response is not None and response.status == IN_PROGRESS:
+        _finish_partial(uow, response, now_utc())
+        uow.commit()
+    return response
+
+
+# --- web links ----------------------------------------------------------------------------
+
+LINK_SALT = "surveys.link"
+MAX_LINK_SECONDS = 90 * 24 * 3600
+
+
+class LinkRefused(Exception):
+    """A link that cannot be answered: ``status`` 404 (not ours), 410 (expired) or 409 (used)."""
+
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def link_serializer(secret: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(secret, salt=LINK_SALT)
+
+
+def issue_link(
+    uow: UnitOfWork,
+    secret: str,
+    *,
+    customer_id: str,
+    template_id: str,
+    template_version: int | None,
+    language: str,
+    provenance: Provenance,
+    expires_in: timedelta,
+) -> tuple[SurveyLink, str]:
+    """A single-use link: the token signs only the link's id; what it may answer lives in the row."""
+    template = _answerable_template(uow, template_id, template_version)
+    now = now_utc()
+    link = SurveyLink(
+        link_id=str(uuid.uuid4()),
+        customer_id=resolve_customer_id(uow.session, CustomerReplica, customer_id),
+        template_id=template.template_id,
+        template_version=template.version,
+        language=language,
+        expires_at=now + expires_in,
+        created_at=now,
+        **{name: getattr(provenance, name) for name in PROVENANCE_FIELDS},
+    )
+    uow.session.add(link)
+    uow.commit()
+    return link, link_serializer(secret).dumps({"link": link.link_id})
+
+
+def open_link(
+    uow: UnitOfWork, secret: str, token: str, now: datetime | None = None
+) -> tuple[SurveyLink, SurveyTemplate]:
+    """The link and its template if the token is ours, unexpired and unused; else LinkRefused."""
+    try:
+        payload = link_serializer(secret).loads(token, max_age=MAX_LINK_SECONDS)
+    except SignatureExpired:
+        raise LinkRefused(410, "This survey link has expired.") from None
+    except BadSignature:
+        raise LinkRefused(404, "This is not a survey link of ours.") from None
+    link = uow.session.get(SurveyLink, payload.get("link") if isinstance(payload, dict) else None)
+    if link is None:
+        raise LinkRefused(404, "This is not a survey link of ours.")
+    if link.used_at is not None:
+        raise LinkRefused(409, "This survey link was already used; each link answers once.")
+    if as_utc(link.expires_at) <= (now or now_utc()):
+        raise LinkRefused(410, "This survey link has expired.")
+    return link, get_template(uow, link.template_id, link.template_version)
+
+
+def submit_by_link(
+    uow: UnitOfWork,
+    rule: LowScoreRule,
+    secret: str,
+    token: str,
+    *,
+    answers: Mapping[str, object],
+    comment: str | None,
+    partial: bool,
+) -> SurveyResponse:
+    """Answer through a link, once: the link is spent in the same transaction that stores the response."""
+    link, template_row = open_link(uow, secret, token)
+    now = now_utc()
+    spent = uow.session.execute(
+        update(SurveyLink).where(SurveyLink.link_id == link.link_id, SurveyLink.used_at.is_(None)).values(used_at=now)
+    )
+    if spent.rowcount != 1:  # another submission spent it meanwhile
+        raise LinkRefused(409, "This survey link was already used; each link answers once.")
+    template = domain_template(template_row)
+    checked = domain.check_answers(template, answers, partial=partial)
+    response = _new_response(
+        uow, template_row, link.customer_id, "link", link.language, Provenance.of(link.__dict__), now
+    )
+    response.answers = checked
+    response.comment = comment if template_row.comment_enabled else None
+    _insert(uow, response)
+    link.response_id = response.response_id
+    if partial:
+        _finish_partial(uow, response, now)
+    else:
+        _finish_complete(uow, rule, template, response, now)
+    uow.commit()
+    return response
+
+
+# --- rollups ------------------------------------------------------------------------------
+
+_SUM_COLUMNS = ("n", "total", "squares", *(f"c{score}" for score in domain.SCALE))
+
+
+@functools.cache
+def _increment_statement(dialect: str, table, key: tuple[str, ...], columns: tuple[str, ...]):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(key), set_={column: table.c[column] + statement.excluded[column] for column in columns}
+    )
+
+
+def add_rollups(session, deltas: Mapping[domain.RollupKey, Sums], sign: int = 1) -> None:
+    """Add (or with sign=-1 take away) answers to the rollup rows, in one statement."""
+    if not deltas:
+        return
+    rows = []
+    for (dimension, day, value, template_id, question), sums in deltas.items():
+        row = {
+            "dimension": dimension,
+            "day": day,
+            "value": value,
+            "template_id": template_id,
+            "question": question,
+            "week": domain.week_of(day),
+            "n": sign * sums.n,
+            "total": sign * sums.total,
+            "squares": sign * sums.squares,
+        }
+        row.update({f"c{score}": sign * sums.counts[score - 1] for score in domain.SCALE})
+        rows.append(row)
+    table = SurveyRollup.__table__
+    key = ("dimension", "day", "value", "template_id", "question")
+    session.execute(_increment_statement(session.bind.dialect.name, table, key, _SUM_COLUMNS), rows)
+
+
+def add_counts(session, template_id: str, day: str, dimensions: Mapping, measure: str, sign: int = 1) -> None:
+    rows = [
+        {
+            "dimension": dimension,
+            "day": day,
+            "value": value,
+            "template_id": template_id,
+            "measure": measure,
+            "week": domain.week_of(day),
+            "count": sign,
+        }
+        for dimension, value in domain.dimension_values(dimensions)
+    ]
+    table = SurveyCount.__table__
+    key = ("dimension", "day", "value", "template_id", "measure")
+    session.execute(_increment_statement(session.bind.dialect.name, table, key, ("count",)), rows)
+
+
+# --- what other services tell us ----------------------------------------------------------
+
+
+def record_purchase(uow: UnitOfWork, data: Mapping) -> None:
+    """Remember a purchase's product; responses that named it before it arrived move to its product."""
+    if uow.session.get(SurveyPurchase, data["purchase_id"]) is None:
+        uow.session.add(
+            SurveyPurchase(
+                purchase_id=data["purchase_id"],
+                customer_id=data["customer_id"],
+                sku=data["sku"],
+                product=data["product"],
+                purchased_at=parse_time(data["purchased_at"]),
+            )
+        )
+    waiting = uow.session.execute(
+        select(SurveyResponse).where(
+            SurveyResponse.purchase_id == data["purchase_id"], SurveyResponse.product.is_(None)
+        )
+    ).scalars()
+    for response in waiting:
+        _move_to_product(uow, response, data["product"])
+
+
+def _move_to_product(uow: UnitOfWork, response: SurveyResponse, product: str) -> None:
+    if response.status in (COMPLETE, PARTIAL):
+        measure = "completed" if response.status == COMPLETE else "partial"
+        for value, sign in (("", -1), (product, 1)):
+            if response.status == COMPLETE:
+                deltas = domain.rollup_deltas(response.template_id, response.day, {"product": value}, response.answers)
+                add_rollups(uow.session, {key: s for key, s in deltas.items() if key[0] == "product"}, sign)
+            _add_count_row(uow.session, "product", response.day, value, response.template_id, measure, sign)
+    response.product = product
+
+
+def _add_count_row(session, dimension, day, value, template_id, measure, sign) -> None:
+    table = SurveyCount.__table__
+    key = ("dimension", "day", "value", "template_id", "measure")
+    row = {
+        "dimension": dimension,
+        "day": day,
+        "value": value,
+        "template_id": template_id,
+        "measure": measure,
+        "week": domain.week_of(day),
+        "count": sign,
+    }
+    session.execute(_increment_statement(session.bind.dialect.name, table, key, ("count",)), [row])
+
+
+def record_contact(uow: UnitOfWork, data: Mapping) -> None:
+    """A follow-up call attempt's outcome: counted once per (entry, attempt) for the response rate."""
+    if uow.session.get(SurveyContact, (data["entry_id"], data["attempt"])) is not None:
+        return
+    ended_at = parse_time(data["ended_at"])
+    uow.session.add(
+        SurveyContact(
+            entry_id=data["entry_id"],
+            attempt=data["attempt"],
+            customer_id=data["customer_id"],
+            campaign_id=data["campaign_id"],
+            agent_id=data["agent_id"],
+            purchase_id=data.get("purchase_id"),
+            outcome=data["outcome"],
+            ended_at=ended_at,
+        )
+    )
+    purchase = uow.session.get(SurveyPurchase, data["purchase_id"]) if data.get("purchase_id") else None
+    dimensions = {
+        "product": purchase.product if purchase else None,
+        "agent": data["agent_id"],
+        "campaign": data["campaign_id"],
+        "channel": None,  # a call attempt has no survey channel yet
+    }
+    measure = domain.CONTACT_MEASURES.get(data["outcome"], "other")
+    add_counts(uow.session, "", domain.day_of(ended_at), dimensions, measure)
+
+
+def move_responses_to_survivor(uow: UnitOfWork, merged_customer_id: str, into_customer_id: str) -> None:
+    uow.session.execute(
+        update(SurveyResponse)
+        .where(SurveyResponse.customer_id == merged_customer_id)
+        .values(customer_id=into_customer_id)
+    )
+
+
+def request_resurvey(uow: UnitOfWork, data: Mapping, delay: timedelta) -> None:
+    """Close the loop: a resolved service-recovery ticket asks call routing for one re-survey per response."""
+    response_id = data.get("survey_response_id")
+    if not response_id or uow.session.get(SurveyResurvey, response_id) is not None:
+        return
+    response = uow.session.get(SurveyResponse, response_id)
+    customer_id = response.customer_id if response else data.get("customer_id")
+    if customer_id is None:
+        raise LookupError(f"ticket {data['ticket_id']} names response {response_id}, unknown here, and no customer")
+    customer_id = resolve_customer_id(uow.session, CustomerReplica, customer_id)
+    due_at = parse_time(data["resolved_at"]) + delay
+    request_id = domain.resurvey_request_id(response_id)
+    uow.session.add(
+        SurveyResurvey(
+            response_id=response_id,
+            request_id=request_id,
+            ticket_id=data["ticket_id"],
+            due_at=due_at,
+            created_at=now_utc(),
+        )
+    )
+    uow.publish(
+        "followup.requested",
+        {
+            "request_id": request_id,
+            "purpose": "resurvey",
+            "customer_id": customer_id,
+            "purchase_id": response.purchase_id if response else None,
+            "survey_response_id": response_id,
+            "ticket_id": data["ticket_id"],
+            "due_at": isoformat_utc(due_at),
+        },
+    )
+
+
+def resurvey_delay(settings: Settings | None = None) -> timedelta:
+    """``RESURVEY_DELAY_DAYS`` (7): how long after the fix the customer is asked again."""
+    days = settings.option("RESURVEY_DELAY_DAYS", "7") if settings else os.environ.get("RESURVEY_DELAY_DAYS", "7")
+    return timedelta(days=float(days))
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsQuery:
+    start: date
+    end: date  # inclusive
+    group_by: tuple[str, ...]  # at most one time dimension and one attribute dimension
+    template_id: str | None
+    min_n: int
+
+    @property
+    def time_dimension(self) -> str | None:
+        return next((name for name in self.group_by if name in domain.TIME_DIMENSIONS), None)
+
+    @property
+    def attribute_dimension(self) -> str | None:
+        return next((name for name in self.group_by if name in domain.ATTRIBUTE_DIMENSIONS), None)
+
+    def previous(self) -> MetricsQuery:
+        length = (self.end - self.start).days + 1
+        return MetricsQuery(
+            self.start - timedelta(days=length),
+            self.start - timedelta(days=1),
+            self.group_by,
+            self.template_id,
+            self.min_n,
+        )
+
+
+def _group_key(query: MetricsQuery, table):
+    columns = []
+    if query.time_dimension:
+        columns.append(table.c[query.time_dimension].label("period"))
+    if query.attribute_dimension:
+        columns.append(table.c.value.label("group_value"))
+    return columns
+
+
+def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, Sums]]:
+    """(period, group value) -> question -> sums, summed in the database over the query's days."""
+    table = SurveyRollup.__table__
+    keys = _group_key(query, table)
+    sums = [func.sum(table.c[column]).label(column) for column in _SUM_COLUMNS]
+    statement = (
+        select(*keys, table.c.question, *sums)
+        .where(
+            table.c.dimension == (query.attribute_dimension or domain.ALL),
+            table.c.day >= query.start.isoformat(),
+            table.c.day <= query.end.isoformat(),
+        )
+        .group_by(*keys, table.c.question)
+    )
+    if query.template_id:
+        statement = statement.where(table.c.template_id == query.template_id)
+    result: dict[tuple, dict[str, Sums]] = {}
+    for row in uow.session.execute(statement).mappings():
+        group = _row_group(query, row)
+        result.setdefault(group, {})[row["question"]] = Sums(
+            n=int(row["n"]),
+            total=int(row["total"]),
+            squares=int(row["squares"]),
+            counts=[int(row[f"c{score}"]) for score in domain.SCALE],
+        )
+    return result
+
+
+def _row_group(query: MetricsQuery, row) -> tuple:
+    return (
+        row["period"] if query.time_dimension else None,
+        row["group_value"] if query.attribute_dimension else None,
+    )
+
+
+def read_counts(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, int]]:
+    """(period, group value) -> measure -> count: completed, partial, and contacts by outcome."""
+    table = SurveyCount.__table__
+    keys = _group_key(query, table)
+    statement = (
+        select(*keys, table.c.measure, func.sum(table.c["count"]).label("count"))
+        .where(
+            table.c.dimension == (query.attribute_dimension or domain.ALL),
+            table.c.day >= query.start.isoformat(),
+            table.c.day <= query.end.isoformat(),
+        )
+        .group_by(*keys, table.c.measure)
+    )
+    if query.template_id:  # contacts (template "") belong to no template and always count
+        statement = statement.where(table.c.template_id.in_([query.template_id, ""]))
+    result: dict[tuple, dict[str, int]] = {}
+    for row in uow.session.execute(statement).mappings():
+        result.setdefault(_row_group(query, row), {})[row["measure"]] = int(row["count"])
+    return result
+
+
+def recommend_questions(uow: UnitOfWork) -> set[str]:
+    """Question keys flagged "recommend" in any template version (they get a 1-10 NPS)."""
+    keys = set()
+    for questions in uow.session.execute(select(SurveyTemplate.questions)).scalars():
+        keys |= {question["key"] for question in questions if question.get("kind") == "recommend"}
+    return keys
+
+
+def metrics(uow: UnitOfWork, query: MetricsQuery) -> dict:
+    """Per group and question: n, mean with t-interval, distribution, CSAT with Wilson, NPS, change."""
+    previous_query = None if query.time_dimension else query.previous()
+    groups = domain.metrics_report(
+        start=query.start,
+        end=query.end,
+        time_dimension=query.time_dimension,
+        attribute_dimension=query.attribute_dimension,
+        min_n=query.min_n,
+        current=read_rollups(uow, query),
+        counts=read_counts(uow, query),
+        previous=read_rollups(uow, previous_query) if previous_query else {},
+        recommend=recommend_questions(uow),
+    )
+    return {
+        "from": query.start.isoformat(),
+        "to": query.end.isoformat(),
+        "group_by": list(query.group_by),
+        "template_id": query.template_id,
+        "min_n": query.min_n,
+        "confidence": domain.CONFIDENCE,
+        "compared_with": (
+            {"from": previous_query.start.isoformat(), "to": previous_query.end.isoformat()}
+            if previous_query
+            else {"previous": query.time_dimension}
+        ),
+        "groups": groups,
+    }
+
+
+def now_date() -> date:
+    return now_utc().date()

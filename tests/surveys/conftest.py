@@ -1,0 +1,55 @@
+"""Fixtures of the surveys tests: the surveys app on a fresh database, and ways to feed it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from services.surveys.app import create_app
+from shared.config import Settings
+
+TWILIO_TOKEN = "test-twilio-token"
+LINK_SECRET = "test-link-secret"
+ANSWERS = {"product": 9, "service": 8, "purchase": 10, "recommend_product": 9, "recommend_store": 7}
+
+
+def make_surveys_app(database_factory, amqp_url, **options):
+    database = database_factory.migrated("surveys")
+    settings = replace(
+        Settings.from_env("surveys"),
+        database_url=database.url,
+        amqp_url=amqp_url,
+        twilio_auth_token=TWILIO_TOKEN,
+        options={"SURVEY_LINK_SECRET": LINK_SECRET, **options},
+    )
+    return create_app(settings), database
+
+
+@pytest.fixture
+def surveys_app(database_factory, broker_url):
+    app, _ = make_surveys_app(database_factory, broker_url)
+    return app
+
+
+@pytest.fixture
+def client(surveys_app):
+    return surveys_app.test_client()
+
+
+@pytest.fixture
+def database(surveys_app):
+    return surveys_app.extensions["database"]
+
+
+def response_body(**overrides) -> dict:
+    body = {
+        "customer_id": str(uuid.uuid4()),
+        "channel": "agent",
+        "agent_id": "agent-7",
+        "call_id": f"CA{uuid.uuid4().hex}",
+        "answers": dict(ANSWERS),
+    }
+    body.update(overrides)
+    return body
