@@ -5,7 +5,8 @@ from __future__ import annotations
 from shared.config import Settings
 from shared.web import create_service_app
 
-from .api import customer_replicas
+from . import phone_api
+from .api import agents, campaigns, customer_replicas, entries
 from .models import MIGRATIONS
 
 
@@ -15,5 +16,5 @@ def create_app(settings: Settings | None = None):
         title="Call routing",
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
-        blueprints=[customer_replicas],
+        blueprints=[customer_replicas, agents, campaigns, entries, *phone_api.BLUEPRINTS],
     )

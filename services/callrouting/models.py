@@ -86,8 +86,9 @@ class CallEntry(Base):
 
     __tablename__ = "call_entries"
     __table_args__ = (
-        # one entry per purchase and campaign, however often purchase.recorded is delivered
-        UniqueConstraint("campaign_id", "purchase_id", name="uq_call_entries_campaign_purchase"),
+        # one entry per purchase and campaign however often purchase.recorded is delivered (and
+        # one per follow-up request): schedule_key says what scheduled the entry
+        UniqueConstraint("campaign_id", "schedule_key", name="uq_call_entries_campaign_schedule_key"),
         # the hand-out's random pick scans a slice of the pending entries by shuffle key
         Index("ix_call_entries_state_shuffle", "state", "shuffle_key"),
         Index("ix_call_entries_state_lease", "state", "lease_expires_at"),
@@ -99,6 +100,8 @@ class CallEntry(Base):
     customer_id: Mapped[str] = mapped_column(String(36), index=True)
     purchase_id: Mapped[str | None] = mapped_column(String(36))
     followup_request_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    # "purchase:<purchase_id>", "followup:<request_id>", or "entry:<entry_id>" for one added by hand
+    schedule_key: Mapped[str] = mapped_column(String(80))
     origin: Mapped[str] = mapped_column(String(16))  # purchase, api, csv, followup
     state: Mapped[str] = mapped_column(String(16), default="pending")
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -246,6 +249,7 @@ class Call(Base):
     notes: Mapped[str | None] = mapped_column(Text)
     ticket_id: Mapped[str | None] = mapped_column(String(36))
     last_sequence: Mapped[int | None] = mapped_column(Integer)
+    offer_round: Mapped[int] = mapped_column(Integer, default=0)  # how many times it was offered to agents
     day: Mapped[str] = mapped_column(String(10))  # UTC day and hour the call entered, for the report
     hour: Mapped[int] = mapped_column(Integer)
 

@@ -50,6 +50,7 @@ def upgrade() -> None:
         sa.Column("customer_id", sa.String(36), nullable=False),
         sa.Column("purchase_id", sa.String(36), nullable=True),
         sa.Column("followup_request_id", sa.String(36), nullable=True),
+        sa.Column("schedule_key", sa.String(80), nullable=False),
         sa.Column("origin", sa.String(16), nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("due_at", UtcDateTime(), nullable=False),
@@ -64,7 +65,7 @@ def upgrade() -> None:
         sa.Column("created_at", UtcDateTime(), nullable=False),
         sa.Column("updated_at", UtcDateTime(), nullable=False),
         sa.Column("closed_at", UtcDateTime(), nullable=True),
-        sa.UniqueConstraint("campaign_id", "purchase_id", name="uq_call_entries_campaign_purchase"),
+        sa.UniqueConstraint("campaign_id", "schedule_key", name="uq_call_entries_campaign_schedule_key"),
         sa.UniqueConstraint("followup_request_id"),
     )
     op.create_index("ix_call_entries_customer_id", "call_entries", ["customer_id"])

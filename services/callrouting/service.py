@@ -1,0 +1,881 @@
+"""Use cases of the outbound call lists; each runs in the caller's unit of work and commits once."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import NotFound
+
+from shared.db import is_postgresql
+from shared.events import isoformat_utc
+from shared.phones import time_zone_of
+from shared.problems import Conflict, Invalid
+from shared.replicas import resolve_customer_id
+from shared.unit_of_work import UnitOfWork
+
+from . import domain
+from .models import (
+    Agent,
+    CallAttempt,
+    CallEntry,
+    CallTimeZone,
+    Campaign,
+    CustomerContact,
+    CustomerReplica,
+    CustomerReplicaPhone,
+    DoNotCall,
+    new_id,
+    utcnow,
+)
+
+DEFAULT_TIME_ZONE = "Europe/Berlin"
+DEFAULT_LEASE_SECONDS = 900
+_RNG = random.SystemRandom()  # the hand-out's randomness: os.urandom, never a fixed seed, fork-safe
+
+
+def default_time_zone() -> str:
+    """``CALLROUTING_DEFAULT_TZ``: the zone of a customer whose zone is unknown (not yet replicated...)."""
+    return os.environ.get("CALLROUTING_DEFAULT_TZ", DEFAULT_TIME_ZONE)
+
+
+def _dialect_insert(session: Session):
+    return postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+
+
+# --- agents ------------------------------------------------------------------------------------
+
+
+def register_agent(uow: UnitOfWork, agent_id: str, name: str, skills: list[str]) -> Agent:
+    """Create an agent, or update the name and skills of an existing one (its state is kept)."""
+    agent = uow.session.get(Agent, agent_id)
+    if agent is None:
+        agent = Agent(agent_id=agent_id, name=name, skills=list(dict.fromkeys(skills)), state="offline")
+        uow.session.add(agent)
+    else:
+        agent.name, agent.skills = name, list(dict.fromkeys(skills))
+    uow.commit()
+    return agent
+
+
+def get_agent(uow: UnitOfWork, agent_id: str) -> Agent:
+    agent = uow.session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"No agent {agent_id}.")
+    return agent
+
+
+def list_agents(uow: UnitOfWork) -> list[Agent]:
+    return list(uow.session.scalars(select(Agent).order_by(Agent.agent_id)))
+
+
+# --- campaigns ---------------------------------------------------------------------------------
+
+
+def create_campaign(uow: UnitOfWork, **values) -> Campaign:
+    campaign = Campaign(
+        campaign_id=new_id(),
+        name=values["name"],
+        purpose=values.get("purpose") or "post_purchase",
+        delay_days=values.get("delay_days", domain.DEFAULT_DELAY_DAYS),
+        script=values.get("script") or "",
+        talking_point=values.get("talking_point") or "",
+        retry_policy=domain.complete_retry_policy(values.get("retry_policy")),
+        calling_window=values.get("calling_window") or dict(domain.DEFAULT_CALLING_WINDOW),
+        contact_frequency_days=values.get("contact_frequency_days", domain.DEFAULT_CONTACT_FREQUENCY_DAYS),
+        required_skill=values.get("required_skill"),
+        active=values.get("active", True),
+    )
+    uow.session.add(campaign)
+    uow.commit()
+    return campaign
+
+
+def get_campaign(uow: UnitOfWork, campaign_id: str) -> Campaign:
+    campaign = uow.session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"No campaign {campaign_id}.")
+    return campaign
+
+
+def list_campaigns(uow: UnitOfWork, purpose: str | None = None, active: bool | None = None) -> list[Campaign]:
+    query = select(Campaign).order_by(Campaign.created_at, Campaign.campaign_id)
+    if purpose:
+        query = query.where(Campaign.purpose == purpose)
+    if active is not None:
+        query = query.where(Campaign.active == active)
+    return list(uow.session.scalars(query))
+
+
+def update_campaign(uow: UnitOfWork, campaign_id: str, changes: dict) -> Campaign:
+    """Change a campaign's settings; ``active`` pauses (false) or resumes (true) its hand-outs."""
+    campaign = get_campaign(uow, campaign_id)
+    for name, value in changes.items():
+        if name == "retry_policy":
+            value = domain.complete_retry_policy({**campaign.retry_policy, **value})
+        setattr(campaign, name, value)
+    campaign.updated_at = utcnow()
+    uow.commit()
+    return campaign
+
+
+def _active_campaign_of(session: Session, purpose: str) -> Campaign | None:
+    return session.scalars(
+        select(Campaign)
+        .where(Campaign.purpose == purpose, Campaign.active.is_(True))
+        .order_by(Campaign.created_at, Campaign.campaign_id)
+        .limit(1)
+    ).first()
+
+
+# --- the do-not-call list and contacts ----------------------------------------------------------
+
+
+def customer_numbers(session: Session, customer_id: str) -> list[str]:
+    return list(
+        session.scalars(select(CustomerReplicaPhone.phone).where(CustomerReplicaPhone.customer_id == customer_id))
+    )
+
+
+def is_do_not_call(session: Session, customer_id: str) -> bool:
+    """On the list by consent (the replica), by customer id, or by any of the customer's numbers."""
+    replica = session.get(CustomerReplica, customer_id)
+    if replica is not None and replica.do_not_call:
+        return True
+    numbers = customer_numbers(session, customer_id)
+    if replica is not None and replica.phone:
+        numbers.append(replica.phone)
+    listed = (
+        or_(DoNotCall.customer_id == customer_id, DoNotCall.phone.in_(numbers))
+        if numbers
+        else (DoNotCall.customer_id == customer_id)
+    )
+    return session.execute(select(DoNotCall.dnc_id).where(listed).limit(1)).first() is not None
+
+
+def _put_on_do_not_call(session: Session, customer_id: str, source: str) -> None:
+    held = set(
+        session.execute(
+            select(DoNotCall.customer_id, DoNotCall.phone).where(
+                DoNotCall.customer_id == customer_id, DoNotCall.source == source
+            )
+        ).tuples()
+    )
+    replica = session.get(CustomerReplica, customer_id)
+    numbers = set(customer_numbers(session, customer_id)) | ({replica.phone} if replica and replica.phone else set())
+    wanted = {(customer_id, None)} | {(customer_id, number) for number in numbers}
+    for customer, phone in sorted(wanted - held, key=str):
+        session.add(DoNotCall(customer_id=customer, phone=phone, source=source))
+
+
+def _cancel_pending_entries_of(session: Session, customer_id: str, now: datetime) -> int:
+    result = session.execute(
+        update(CallEntry)
+        .where(CallEntry.customer_id == customer_id, CallEntry.state == "pending")
+        .values(state="cancelled", closed_at=now, updated_at=now)
+    )
+    return result.rowcount
+
+
+def last_contact_at(session: Session, customer_id: str) -> datetime | None:
+    return session.scalar(
+        select(func.max(CustomerContact.contacted_at)).where(CustomerContact.customer_id == customer_id)
+    )
+
+
+def _record_contact(session: Session, contact_id: str, customer_id: str, kind: str, at: datetime) -> None:
+    statement = _dialect_insert(session)(CustomerContact.__table__).values(
+        contact_id=contact_id, customer_id=customer_id, kind=kind, contacted_at=at
+    )
+    session.execute(statement.on_conflict_do_nothing(index_elements=["contact_id"]))
+
+
+# --- scheduling entries ---------------------------------------------------------------------------
+
+
+def customer_time_zone(session: Session, customer_id: str) -> str:
+    """The customer's zone: the directory's, else the primary number's, else CALLROUTING_DEFAULT_TZ."""
+    replica = session.get(CustomerReplica, customer_id)
+    if replica is not None:
+        if replica.time_zone and domain.is_time_zone(replica.time_zone):
+            return replica.time_zone
+        if replica.phone:
+            from_number = time_zone_of(replica.phone)
+            if from_number and domain.is_time_zone(from_number):
+                return from_number
+    return default_time_zone()
+
+
+_KNOWN_ZONES: set[tuple[str, str]] = set()  # (database url, zone) already in call_time_zones
+
+
+def _remember_time_zone(session: Session, name: str) -> None:
+    key = (str(session.bind.url), name)
+    if key in _KNOWN_ZONES:
+        return
+    statement = _dialect_insert(session)(CallTimeZone.__table__).values(time_zone=name)
+    session.execute(statement.on_conflict_do_nothing(index_elements=["time_zone"]))
+    _KNOWN_ZONES.add(key)
+
+
+@dataclass
+class NewEntry:
+    campaign: Campaign
+    customer_id: str
+    due_at: datetime
+    origin: str
+    purchase_id: str | None = None
+    followup_request_id: str | None = None
+
+
+def _insert_entry(session: Session, new: NewEntry, now: datetime) -> str | None:
+    """Insert an entry unless the campaign already has one for this purchase (or request): its id or None."""
+    time_zone = customer_time_zone(session, new.customer_id)
+    _remember_time_zone(session, time_zone)
+    entry_id = new_id()
+    row = {
+        "entry_id": entry_id,
+        "campaign_id": new.campaign.campaign_id,
+        "customer_id": new.customer_id,
+        "purchase_id": new.purchase_id,
+        "followup_request_id": new.followup_request_id,
+        "schedule_key": (
+            f"followup:{new.followup_request_id}"
+            if new.followup_request_id
+            else f"purchase:{new.purchase_id}"
+            if new.purchase_id
+            else f"entry:{entry_id}"
+        ),
+        "origin": new.origin,
+        "state": "pending",
+        "due_at": new.due_at,
+        "time_zone": time_zone,
+        "shuffle_key": _RNG.random(),
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    statement = _dialect_insert(session)(CallEntry.__table__).values(**row).on_conflict_do_nothing()
+    inserted = session.execute(statement).rowcount
+    return entry_id if inserted else None
+
+
+def schedule_purchase_followups(uow: UnitOfWork, purchase: dict, now: datetime | None = None) -> list[str]:
+    """``purchase.recorded``: one entry per active post-purchase campaign, due purchased_at + its delay.
+
+    Skipped when the customer is on the do-not-call list or was spoken to within the campaign's
+    contact-frequency days; never twice for one purchase (unique campaign + purchase). A customer
+    the replica does not know yet is scheduled all the same, in CALLROUTING_DEFAULT_TZ until its
+    customer.created arrives and corrects the zone; the do-not-call list is checked again when
+    the entry is handed out.
+    """
+    now = now or utcnow()
+    session = uow.session
+    customer_id = resolve_customer_id(session, CustomerReplica, str(purchase["customer_id"]))
+    purchased_at = _aware(purchase["purchased_at"])
+    if is_do_not_call(session, customer_id):
+        return []
+    contacted = last_contact_at(session, customer_id)
+    created = []
+    campaigns = session.scalars(
+        select(Campaign).where(Campaign.purpose == "post_purchase", Campaign.active.is_(True))
+    ).all()
+    for campaign in campaigns:
+        if not domain.contact_allowed(contacted, now, campaign.contact_frequency_days):
+            continue
+        entry_id = _insert_entry(
+            session,
+            NewEntry(
+                campaign,
+                customer_id,
+                purchased_at + timedelta(days=campaign.delay_days),
+                "purchase",
+                purchase_id=str(purchase["purchase_id"]),
+            ),
+            now,
+        )
+        if entry_id:
+            created.append(entry_id)
+    return created
+
+
+def schedule_followup(uow: UnitOfWork, request: dict, now: datetime | None = None) -> str | None:
+    """``followup.requested``: an entry on the active campaign of that purpose, once per request.
+
+    The customer expects this call, so the contact-frequency rule does not apply; the
+    do-not-call list does. With no active campaign of that purpose a default one is created.
+    """
+    now = now or utcnow()
+    session = uow.session
+    customer_id = resolve_customer_id(session, CustomerReplica, str(request["customer_id"]))
+    if is_do_not_call(session, customer_id):
+        return None
+    purpose = request["purpose"]
+    campaign = _active_campaign_of(session, purpose)
+    if campaign is None:
+        campaign = Campaign(
+            campaign_id=new_id(),
+            name="Re-survey after service recovery" if purpose == "resurvey" else "Callbacks",
+            purpose=purpose,
+            delay_days=0,
+            script="",
+            talking_point="",
+            retry_policy=domain.complete_retry_policy(None),
+            calling_window=dict(domain.DEFAULT_CALLING_WINDOW),
+            contact_frequency_days=0,
+            active=True,
+        )
+        session.add(campaign)
+        session.flush()
+    purchase_id = request.get("purchase_id")
+    return _insert_entry(
+        session,
+        NewEntry(
+            campaign,
+            customer_id,
+            _aware(request["due_at"]),
+            "followup",
+            purchase_id=str(purchase_id) if purchase_id else None,
+            followup_request_id=str(request["request_id"]),
+        ),
+        now,
+    )
+
+
+def _aware(value) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _addable_customer(session: Session, campaign: Campaign, customer_id: str, now: datetime) -> tuple[str, str | None]:
+    """The customer id to schedule (after merges) and why it cannot be, if it cannot."""
+    replica = session.get(CustomerReplica, customer_id)
+    if replica is None:
+        return customer_id, "No such customer is known to call routing."
+    customer_id = resolve_customer_id(session, CustomerReplica, customer_id)
+    if is_do_not_call(session, customer_id):
+        return customer_id, "The customer is on the do-not-call list."
+    if campaign.purpose == "post_purchase" and not domain.contact_allowed(
+        last_contact_at(session, customer_id), now, campaign.contact_frequency_days
+    ):
+        return customer_id, f"The customer was spoken to within the last {campaign.contact_frequency_days} days."
+    return customer_id, None
+
+
+def add_entry(
+    uow: UnitOfWork,
+    campaign_id: str,
+    customer_id: str,
+    purchase_id: str | None = None,
+    due_at: datetime | None = None,
+    now: datetime | None = None,
+) -> CallEntry:
+    now = now or utcnow()
+    campaign = get_campaign(uow, campaign_id)
+    customer_id, problem = _addable_customer(uow.session, campaign, customer_id, now)
+    if problem:
+        raise Invalid({"customer_id": problem})
+    entry_id = _insert_entry(uow.session, NewEntry(campaign, customer_id, due_at or now, "api", purchase_id), now)
+    if entry_id is None:
+        raise Conflict(f"Campaign {campaign_id} already has an entry for purchase {purchase_id}.")
+    uow.commit()
+    return uow.session.get(CallEntry, entry_id)
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def import_entries_csv(uow: UnitOfWork, campaign_id: str, text: str, now: datetime | None = None) -> ImportResult:
+    """A CSV of ``customer_id[,purchase_id][,due_at]`` (a header row first): good rows kept, bad rows listed.
+
+    Line numbers are the file's, the header being line 1. All good rows commit together.
+    """
+    now = now or utcnow()
+    campaign = get_campaign(uow, campaign_id)
+    session = uow.session
+    result = ImportResult()
+    reader = csv.DictReader(io.StringIO(text))
+    header = [name.strip() for name in (reader.fieldnames or [])]
+    if "customer_id" not in header or set(header) - set(domain.CSV_COLUMNS):
+        raise Invalid(
+            {
+                "file": "The first line must name the columns: customer_id, and optionally purchase_id, due_at; "
+                f"got {header}."
+            }
+        )
+    reader.fieldnames = header
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            result.errors.append({"line": line, "reason": "More values than columns."})
+            continue
+        values = {key: (value or "").strip() for key, value in row.items()}
+        reason = _csv_row_problem(values)
+        if reason is None:
+            try:
+                due_at = domain.parse_due_at(values.get("due_at", ""), now)
+            except ValueError as error:
+                reason = f"due_at: {error}"
+        if reason is None:
+            customer_id, reason = _addable_customer(session, campaign, values["customer_id"], now)
+        if reason is None:
+            purchase_id = values.get("purchase_id") or None
+            entry_id = _insert_entry(session, NewEntry(campaign, customer_id, due_at, "csv", purchase_id), now)
+            if entry_id is None:
+                reason = f"The campaign already has an entry for purchase {purchase_id}."
+            else:
+                result.created.append(entry_id)
+        if reason is not None:
+            result.errors.append({"line": line, "reason": reason})
+    uow.commit()
+    return result
+
+
+def _csv_row_problem(values: dict) -> str | None:
+    if not values.get("customer_id"):
+        return "customer_id is empty."
+    for name in ("customer_id", "purchase_id"):
+        if values.get(name):
+            try:
+                uuid.UUID(values[name])
+            except ValueError:
+                return f"{name} is not a UUID."
+    return None
+
+
+def list_entries(
+    uow: UnitOfWork,
+    campaign_id: str,
+    *,
+    state: str | None = None,
+    customer_id: str | None = None,
+    due_before: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[CallEntry], int]:
+    get_campaign(uow, campaign_id)
+    conditions = [CallEntry.campaign_id == campaign_id]
+    if state:
+        conditions.append(CallEntry.state == state)
+    if customer_id:
+        conditions.append(CallEntry.customer_id == customer_id)
+    if due_before:
+        conditions.append(CallEntry.due_at < due_before)
+    total = uow.session.scalar(select(func.count()).select_from(CallEntry).where(*conditions))
+    entries = uow.session.scalars(
+        select(CallEntry).where(*conditions).order_by(CallEntry.due_at, CallEntry.entry_id).limit(limit).offset(offset)
+    ).all()
+    return list(entries), total
+
+
+def get_entry(uow: UnitOfWork, entry_id: str) -> tuple[CallEntry, list[CallAttempt]]:
+    entry = uow.session.get(CallEntry, entry_id)
+    if entry is None:
+        raise NotFound(f"No call-list entry {entry_id}.")
+    history = uow.session.scalars(
+        select(CallAttempt).where(CallAttempt.entry_id == entry_id).order_by(CallAttempt.attempt)
+    ).all()
+    return entry, list(history)
+
+
+# --- the hand-out --------------------------------------------------------------------------------
+
+
+@dataclass
+class HandOut:
+    entry: CallEntry
+    campaign: Campaign
+    customer: CustomerReplica | None
+    attempt: int
+    renewed: bool  # the agent already held this lease
+
+
+class _CountCache:
+    """The eligible pool's size, per process, for a second: it only sets the slice width (see domain)."""
+
+    def __init__(self, seconds: float = 1.0):
+        self.seconds = seconds
+        self.values: dict[tuple, tuple[float, int]] = {}
+
+    def get(self, key: tuple) -> int | None:
+        held = self.values.get(key)
+        return held[1] if held and held[0] > time.monotonic() else None
+
+    def put(self, key: tuple, count: int) -> None:
+        if len(self.values) > 1000:
+            self.values.clear()
+        self.values[key] = (time.monotonic() + self.seconds, count)
+
+    def forget(self, key: tuple) -> None:
+        self.values.pop(key, None)
+
+
+_POOL_SIZES = _CountCache()
+
+
+def _callable_campaigns(session: Session, agent: Agent, now: datetime) -> list[tuple[str, tuple[str, ...]]]:
+    """(campaign id, zones callable now) for every active campaign this agent may work."""
+    zones = session.scalars(select(CallTimeZone.time_zone)).all()
+    skills = set(agent.skills or [])
+    parts = []
+    for campaign_id, window, required_skill in session.execute(
+        select(Campaign.campaign_id, Campaign.calling_window, Campaign.required_skill)
+        .where(Campaign.active.is_(True))
+        .order_by(Campaign.campaign_id)
+    ):
+        if required_skill and required_skill not in skills:
+            continue
+        callable_now = domain.callable_time_zones(window, zones, now)
+        if callable_now:
+            parts.append((campaign_id, tuple(callable_now)))
+    return parts
+
+
+def _sweep_expired_leases(session: Session, now: datetime) -> None:
+    """Entries whose agent let the lease lapse go back to the pool (no attempt is counted)."""
+    expired = (
+        select(CallEntry.entry_id)
+        .where(CallEntry.state == "leased", CallEntry.lease_expires_at <= now)
+        .limit(100)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(CallEntry)
+        .where(CallEntry.entry_id.in_(expired))
+        .values(state="pending", leased_by=None, leased_at=None, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def next_call(
+    uow: UnitOfWork, agent_id: str, now: datetime | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> HandOut | None:
+    """Lease one due, callable entry to the agent, chosen uniformly at random; None when none is.
+
+    An agent who already holds an unexpired lease gets that entry again (asking twice, say after
+    a reload, must not take a second customer out of the pool). The pick runs in one write
+    transaction: on SQLite that is BEGIN IMMEDIATE, so nobody else can lease in between; on
+    PostgreSQL the chosen row is locked with FOR UPDATE SKIP LOCKED and re-checked, and a row
+    another agent is leasing at that moment is skipped and the draw repeated.
+    """
+    now = now or utcnow()
+    session = uow.session
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        raise NotFound(f"No agent {agent_id}.")
+    _sweep_expired_leases(session, now)
+    held = session.scalars(
+        select(CallEntry).where(CallEntry.leased_by == agent_id, CallEntry.state == "leased").limit(1)
+    ).first()
+    if held is not None:
+        uow.commit()
+        return _hand_out(session, held, renewed=True)
+
+    parts = _callable_campaigns(session, agent, now)
+    if not parts:
+        uow.commit()
+        return None
+    eligible = and_(
+        CallEntry.state == "pending",
+        CallEntry.due_at <= now,
+        or_(*(and_(CallEntry.campaign_id == cid, CallEntry.time_zone.in_(zones)) for cid, zones in parts)),
+    )
+    cache_key = (str(session.bind.url), tuple(parts))
+    postgres = is_postgresql(session.bind)
+
+    def fetch_slice(low: float, high: float, limit: int) -> list[str]:
+        ids: list[str] = []
+        for start, end in domain.key_ranges(low, high):
+            ids += session.scalars(
+                select(CallEntry.entry_id)
+                .where(eligible, CallEntry.shuffle_key >= start, CallEntry.shuffle_key < end)
+                .limit(limit - len(ids))
+            ).all()
+            if len(ids) >= limit:
+                break
+        return ids
+
+    def draw_exactly(rng) -> str | None:
+        _POOL_SIZES.forget(cache_key)
+        count = session.scalar(select(func.count()).select_from(CallEntry).where(eligible))
+        _POOL_SIZES.put(cache_key, count)
+        if not count:
+            return None
+        return session.scalars(
+            select(CallEntry.entry_id)
+            .where(eligible)
+            .order_by(CallEntry.shuffle_key)
+            .offset(rng.randrange(count))
+            .limit(1)
+        ).first()
+
+    for _ in range(50):
+        estimate = _POOL_SIZES.get(cache_key)
+        if estimate is None:
+            estimate = session.scalar(select(func.count()).select_from(CallEntry).where(eligible))
+            _POOL_SIZES.put(cache_key, estimate)
+        if estimate == 0:
+            break
+        picked = domain.pick_uniformly(estimate, fetch_slice, draw_exactly, _RNG)
+        if picked is None:
+            break
+        lock = select(CallEntry).where(CallEntry.entry_id == picked, CallEntry.state == "pending")
+        if postgres:
+            lock = lock.with_for_update(skip_locked=True)
+        entry = session.scalars(lock).first()
+        if entry is None:
+            continue  # another agent leased it meanwhile (PostgreSQL): draw again
+        if is_do_not_call(session, entry.customer_id):
+            entry.state, entry.closed_at, entry.updated_at = "cancelled", now, now
+            entry.last_outcome = None
+            continue
+        entry.state, entry.leased_by, entry.leased_at = "leased", agent_id, now
+        entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        entry.updated_at = now
+        uow.commit()
+        return _hand_out(session, entry, renewed=False)
+    uow.commit()
+    return None
+
+
+def _hand_out(session: Session, entry: CallEntry, *, renewed: bool) -> HandOut:
+    return HandOut(
+        entry=entry,
+        campaign=session.get(Campaign, entry.campaign_id),
+        customer=session.get(CustomerReplica, entry.customer_id),
+        attempt=entry.attempts + 1,
+        renewed=renewed,
+    )
+
+
+# --- outcomes --------------------------------------------------------------------------------------
+
+
+def record_outcome(
+    uow: UnitOfWork,
+    entry_id: str,
+    *,
+    agent_id: str,
+    outcome: str,
+    offer_accepted: bool | None = None,
+    notes: str | None = None,
+    callback_at: datetime | None = None,
+    now: datetime | None = None,
+) -> tuple[CallEntry, CallAttempt]:
+    """The agent's outcome of the call; the campaign's retry policy decides what comes next.
+
+    The agent must hold the entry's lease. A lease past its expiry still counts while nobody
+    else has taken the entry: the call was made, and its outcome is worth keeping.
+    """
+    now = now or utcnow()
+    session = uow.session
+    if outcome == "callback_requested":
+        if callback_at is None:
+            raise Invalid({"callback_at": "A callback needs the time the customer asked for."})
+        if callback_at <= now:
+            raise Invalid({"callback_at": "The callback time is in the past."})
+    query = select(CallEntry).where(CallEntry.entry_id == entry_id)
+    if is_postgresql(session.bind):
+        query = query.with_for_update()
+    entry = session.scalars(query).first()
+    if entry is None:
+        raise NotFound(f"No call-list entry {entry_id}.")
+    if entry.state in domain.FINAL_STATES:
+        raise Conflict(f"The entry is already {entry.state}.")
+    if entry.state != "leased" or entry.leased_by != agent_id:
+        raise Conflict(f"Agent {agent_id} does not hold this entry; ask for the next call first.")
+    campaign = session.get(Campaign, entry.campaign_id)
+    same_before = session.scalar(
+        select(func.count())
+        .select_from(CallAttempt)
+        .where(CallAttempt.entry_id == entry_id, CallAttempt.outcome == outcome)
+    )
+    step = domain.after_outcome(campaign.retry_policy, outcome, same_before + 1, now, callback_at)
+    attempt = CallAttempt(
+        attempt_id=new_id(),
+        entry_id=entry.entry_id,
+        campaign_id=entry.campaign_id,
+        customer_id=entry.customer_id,
+        agent_id=agent_id,
+        attempt=entry.attempts + 1,
+        outcome=outcome,
+        offer_accepted=offer_accepted,
+        notes=notes,
+        callback_at=callback_at,
+        started_at=entry.leased_at,
+        ended_at=now,
+    )
+    session.add(attempt)
+    entry.attempts += 1
+    entry.last_outcome = outcome
+    if offer_accepted is not None:
+        entry.offer_accepted = offer_accepted
+    entry.state = step.state
+    entry.leased_by = entry.leased_at = entry.lease_expires_at = None
+    entry.updated_at = now
+    if step.state == "pending":
+        entry.due_at = step.due_at
+    else:
+        entry.closed_at = now
+    if outcome in domain.CONVERSATION_OUTCOMES:
+        _record_contact(session, f"call:{attempt.attempt_id}", entry.customer_id, "call", now)
+    if step.do_not_call:
+        _put_on_do_not_call(session, entry.customer_id, "outcome")
+        session.flush()
+        _cancel_pending_entries_of(session, entry.customer_id, now)
+    uow.publish(
+        "callentry.completed",
+        {
+            "entry_id": entry.entry_id,
+            "campaign_id": entry.campaign_id,
+            "campaign_purpose": campaign.purpose,
+            "customer_id": entry.customer_id,
+            "purchase_id": entry.purchase_id,
+            "agent_id": agent_id,
+            "attempt": attempt.attempt,
+            "outcome": outcome,
+            "offer_accepted": offer_accepted,
+            "entry_state": entry.state,
+            "started_at": isoformat_utc(attempt.started_at) if attempt.started_at else None,
+            "ended_at": isoformat_utc(now),
+        },
+    )
+    uow.commit()
+    return entry, attempt
+
+
+# --- the campaign report ----------------------------------------------------------------------------
+
+
+def campaign_report(uow: UnitOfWork, campaign_id: str, first: date, last: date) -> dict:
+    """Per UTC day from ``first`` to ``last`` (inclusive) and in total.
+
+    due: entries due that day; attempted: entries with at least one attempt that day; reached:
+    entries reached that day; reached_rate = reached / attempted; attempts_per_reach = attempts
+    / reached; offers_accepted: attempts where the offer was accepted; do_not_call: attempts
+    with that outcome.
+    """
+    campaign = get_campaign(uow, campaign_id)
+    session = uow.session
+    start = datetime.combine(first, datetime.min.time(), UTC)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
+    days: dict[date, dict] = {first + timedelta(days=n): _empty_day() for n in range((last - first).days + 1)}
+    for (due_at,) in session.execute(
+        select(CallEntry.due_at).where(
+            CallEntry.campaign_id == campaign_id, CallEntry.due_at >= start, CallEntry.due_at < end
+        )
+    ):
+        days[due_at.date()]["due"] += 1
+    attempted: dict[date, set] = defaultdict(set)
+    reached: dict[date, set] = defaultdict(set)
+    for entry_id, ended_at, outcome, offer in session.execute(
+        select(CallAttempt.entry_id, CallAttempt.ended_at, CallAttempt.outcome, CallAttempt.offer_accepted).where(
+            CallAttempt.campaign_id == campaign_id, CallAttempt.ended_at >= start, CallAttempt.ended_at < end
+        )
+    ):
+        day = ended_at.date()
+        figures = days[day]
+        figures["attempts"] += 1
+        attempted[day].add(entry_id)
+        if outcome == "reached":
+            reached[day].add(entry_id)
+        if offer:
+            figures["offers_accepted"] += 1
+        if outcome == "do_not_call":
+            figures["do_not_call"] += 1
+    totals = _empty_day()
+    all_attempted, all_reached = set(), set()
+    for day, figures in days.items():
+        figures["attempted"], figures["reached"] = len(attempted[day]), len(reached[day])
+        all_attempted |= attempted[day]
+        all_reached |= reached[day]
+        for name in ("due", "attempts", "offers_accepted", "do_not_call"):
+            totals[name] += figures[name]
+        _add_rates(figures)
+    totals["attempted"], totals["reached"] = len(all_attempted), len(all_reached)
+    _add_rates(totals)
+    return {
+        "campaign_id": campaign.campaign_id,
+        "name": campaign.name,
+        "from": first.isoformat(),
+        "to": last.isoformat(),
+        "totals": totals,
+        "days": [{"date": day.isoformat(), **figures} for day, figures in days.items()],
+    }
+
+
+def _empty_day() -> dict:
+    return Counter(due=0, attempted=0, attempts=0, reached=0, offers_accepted=0, do_not_call=0)
+
+
+def _add_rates(figures: dict) -> None:
+    figures["reached_rate"] = round(figures["reached"] / figures["attempted"], 4) if figures["attempted"] else None
+    figures["attempts_per_reach"] = round(figures["attempts"] / figures["reached"], 4) if figures["reached"] else None
+
+
+# --- what other services tell us ---------------------------------------------------------------------
+
+
+def record_survey_contact(uow: UnitOfWork, survey: dict) -> None:
+    """``survey.completed``: the customer was surveyed, which counts for the contact-frequency rule."""
+    customer_id = resolve_customer_id(uow.session, CustomerReplica, str(survey["customer_id"]))
+    _record_contact(
+        uow.session, f"survey:{survey['response_id']}", customer_id, "survey", _aware(survey["completed_at"])
+    )
+
+
+def sync_customer(uow: UnitOfWork, customer_id: str, as_of: str) -> None:
+    """After the replica took a customer.created/updated: its consent onto the do-not-call list,
+    and its time zone onto the entries still to call (an entry scheduled before the customer
+    was known was put in the default zone)."""
+    session = uow.session
+    replica = session.get(CustomerReplica, customer_id)
+    if replica is None or replica.as_of != as_of:
+        return  # the replica kept a newer state; that event did (or will do) this
+    if replica.do_not_call:
+        _put_on_do_not_call(session, customer_id, "consent")
+    else:
+        session.execute(delete(DoNotCall).where(DoNotCall.customer_id == customer_id, DoNotCall.source == "consent"))
+    time_zone = customer_time_zone(session, customer_id)
+    _remember_time_zone(session, time_zone)
+    session.execute(
+        update(CallEntry)
+        .where(
+            CallEntry.customer_id == customer_id,
+            CallEntry.state.in_(("pending", "leased")),
+            CallEntry.time_zone != time_zone,
+        )
+        .values(time_zone=time_zone)
+    )
+
+
+def move_merged_customer(uow: UnitOfWork, merged_id: str, into_id: str) -> None:
+    """``customer.merged``: the duplicate's open entries, contacts and own do-not-call marks move
+    to the survivor (whose consent arrives with its customer.updated)."""
+    session = uow.session
+    session.execute(
+        update(CallEntry)
+        .where(CallEntry.customer_id == merged_id, CallEntry.state.in_(("pending", "leased")))
+        .values(customer_id=into_id)
+    )
+    session.execute(update(CustomerContact).where(CustomerContact.customer_id == merged_id).values(customer_id=into_id))
+    session.execute(
+        update(DoNotCall)
+        .where(DoNotCall.customer_id == merged_id, DoNotCall.source.in_(("outcome", "manual")))
+        .values(customer_id=into_id)
+    )
+    session.execute(delete(DoNotCall).where(DoNotCall.customer_id == merged_id, DoNotCall.source == "consent"))
