@@ -10,6 +10,7 @@ from datetime import timedelta
 from urllib.parse import urlencode
 
 from flask import Response, current_app, request
+from flask import abort as fail  # fail(status, detail): a problem+json with that detail
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -113,10 +114,8 @@ class TemplateById(MethodView):
         with unit_of_work(read_only=True) as uow:
             template = service.get_template(uow, template_id, args["version"])
             if template is None:
-                abort(
-                    404,
-                    message=f"No template {template_id}" + (f" version {args['version']}." if args["version"] else "."),
-                )
+                version = f" version {args['version']}" if args["version"] else ""
+                fail(404, f"No template {template_id}{version}.")
             return template
 
 
@@ -294,12 +293,12 @@ class LinkAnswerOut(Schema):
 def _link_secret() -> str:
     secret = settings().option("SURVEY_LINK_SECRET")
     if not secret:
-        abort(503, message="SURVEY_LINK_SECRET is not configured; survey links are not issued or answered.")
+        fail(503, "SURVEY_LINK_SECRET is not configured; survey links are not issued or answered.")
     return secret
 
 
 def _refused(error: service.LinkRefused):
-    abort(error.status, message=error.detail)
+    fail(error.status, error.detail)
 
 
 @links.route("")
@@ -538,7 +537,7 @@ def keypad_answer():
     with unit_of_work(read_only=True) as uow:
         found = service.keypad_response(uow, response_id)
     if found is None:
-        abort(404, message=f"No keypad survey {response_id}.")
+        fail(404, f"No keypad survey {response_id}.")
     response, template = found
     question = template.question(key)
     if question is None:
