@@ -63,6 +63,7 @@ def upgrade() -> None:
         sa.Column("notes", sa.Text(), nullable=True),
         sa.Column("ticket_id", sa.String(length=36), nullable=True),
         sa.Column("last_sequence", sa.Integer(), nullable=True),
+        sa.Column("offer_round", sa.Integer(), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("hour", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("call_id"),
