@@ -763,6 +763,8 @@ def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, 
         statement = statement.where(table.c.template_id == query.template_id)
     result: dict[tuple, dict[str, Sums]] = {}
     for row in uow.session.execute(statement).mappings():
+        if not row["n"]:
+            continue  # a bucket emptied when its responses moved to their product
         group = _row_group(query, row)
         result.setdefault(group, {})[row["question"]] = Sums(
             n=int(row["n"]),
@@ -797,7 +799,8 @@ def read_counts(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, i
         statement = statement.where(table.c.template_id.in_([query.template_id, ""]))
     result: dict[tuple, dict[str, int]] = {}
     for row in uow.session.execute(statement).mappings():
-        result.setdefault(_row_group(query, row), {})[row["measure"]] = int(row["count"])
+        if row["count"]:
+            result.setdefault(_row_group(query, row), {})[row["measure"]] = int(row["count"])
     return result
 
 
