@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, request
+from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
@@ -349,7 +349,7 @@ class CampaignEntries(MethodView):
             with unit_of_work() as uow:
                 result = service.import_entries_csv(uow, campaign_id, text)
             body = {"created": len(result.created), "entry_ids": result.created, "errors": result.errors}
-            return ImportOut().dump(body), 200
+            return jsonify(ImportOut().dump(body))  # a Response: not the 201 entry schema below
         try:
             body = EntryIn().load(request.get_json(silent=False) or {})
         except ValidationError as error:
@@ -405,7 +405,7 @@ class EntryById(MethodView):
         """An entry and every attempt made on it."""
         with unit_of_work(read_only=True) as uow:
             entry, history = service.get_entry(uow, entry_id)
-            return {**EntryOut().dump(entry), "history": history}
+            return {**{name: getattr(entry, name) for name in EntryOut().fields}, "history": history}
 
 
 @entries.route("/<entry_id>/outcome")

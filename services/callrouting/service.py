@@ -164,13 +164,14 @@ def is_do_not_call(session: Session, customer_id: str) -> bool:
 
 
 def _put_on_do_not_call(session: Session, customer_id: str, source: str) -> None:
-    held = set(
-        session.execute(
+    held = {
+        tuple(row)
+        for row in session.execute(
             select(DoNotCall.customer_id, DoNotCall.phone).where(
                 DoNotCall.customer_id == customer_id, DoNotCall.source == source
             )
-        ).tuples()
-    )
+        )
+    }
     replica = session.get(CustomerReplica, customer_id)
     numbers = set(customer_numbers(session, customer_id)) | ({replica.phone} if replica and replica.phone else set())
     wanted = {(customer_id, None)} | {(customer_id, number) for number in numbers}
@@ -265,9 +266,13 @@ def _insert_entry(session: Session, new: NewEntry, now: datetime) -> str | None:
         "created_at": now,
         "updated_at": now,
     }
-    statement = _dialect_insert(session)(CallEntry.__table__).values(**row).on_conflict_do_nothing()
-    inserted = session.execute(statement).rowcount
-    return entry_id if inserted else None
+    statement = (
+        _dialect_insert(session)(CallEntry.__table__)
+        .values(**row)
+        .on_conflict_do_nothing()
+        .returning(CallEntry.__table__.c.entry_id)
+    )
+    return session.execute(statement).scalar_one_or_none()
 
 
 def schedule_purchase_followups(uow: UnitOfWork, purchase: dict, now: datetime | None = None) -> list[str]:
