@@ -1,35 +1,152 @@
-"""HTTP routes of the tickets service, and the schemas that are also its OpenAPI spec."""
+"""HTTP routes of the tickets service, and the schemas that are also its OpenAPI spec.
+
+A merged customer answers ``GET /customers/{id}`` with ``308 Permanent Redirect`` to the
+survivor (``Location``), its body naming ``merged_into``. Lists answer
+``{"items", "total", "page", "per_page"}`` and set ``X-Total-Count``.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from flask import current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+from webargs.fields import DelimitedList
 
-from shared.event_catalog import E164
+from shared.auth import acting_user
+from shared.event_catalog import SEGMENTS, TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
+from shared.phones import NotAPhoneNumber, to_e164
+from shared.problems import Invalid
 from shared.web import unit_of_work
 
-from . import service
+from . import domain, service
+
+TICKET_CHANNELS = ("phone", "email", "web", "survey")
 
 customers = Blueprint("customers", __name__, url_prefix="/customers", description="The customer directory")
+tickets = Blueprint("tickets", __name__, url_prefix="/tickets", description="The service desk")
+sla = Blueprint("sla", __name__, url_prefix="", description="SLA policies and business hours")
+reports = Blueprint("reports", __name__, url_prefix="/reports", description="Reports")
+
+
+def _thresholds() -> service.SegmentThresholds:
+    settings = current_app.extensions["settings"]
+    return service.SegmentThresholds(
+        Decimal(settings.option("SEGMENT_A_MIN", "1000")), Decimal(settings.option("SEGMENT_B_MIN", "250"))
+    )
+
+
+def _paged(items: list, total: int, page: int, per_page: int):
+    return {"items": items, "total": total, "page": page, "per_page": per_page}, 200, {"X-Total-Count": str(total)}
+
+
+class PageArgs(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
+
+
+# --- customers ------------------------------------------------------------------------------
+
+
+def _time_zone(name: str) -> None:
+    if not domain.valid_time_zone(name):
+        raise ValidationError(f"{name!r} is not an IANA time zone (e.g. Europe/Berlin).")
+
+
+def _phone_error(raw) -> str:
+    return f"{raw!r} is not a phone number (it cannot be read as E.164)."
 
 
 class CustomerIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    phone = fields.String(
+    phone = fields.String(load_default=None, allow_none=True, metadata={"description": "primary number, any format"})
+    phones = fields.List(fields.String(), metadata={"description": "every number, any format; primary first"})
+    region = fields.String(
         load_default=None,
-        allow_none=True,
-        validate=validate.Regexp(E164, error="Not a phone number in E.164 form (+ and 7 to 15 digits)."),
+        validate=validate.Regexp(r"^[A-Za-z]{2}$", error="An ISO 3166 country code (2 letters)."),
+        metadata={"description": "how to read numbers without a country code (default DEFAULT_PHONE_REGION)"},
     )
-    email = fields.Email(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True, validate=validate.Length(max=254))
+    time_zone = fields.String(
+        allow_none=True,
+        validate=lambda zone: _time_zone(zone),
+        metadata={"description": "IANA name; from the primary number when not given"},
+    )
+    do_not_call = fields.Boolean()
+    marketing_consent = fields.Boolean()
+
+    @validates_schema(skip_on_field_errors=False)
+    def _numbers_are_numbers(self, data, **_):
+        region = data.get("region")
+        errors: dict = {}
+        if data.get("phone"):
+            try:
+                to_e164(data["phone"], region)
+            except NotAPhoneNumber:
+                errors["phone"] = [_phone_error(data["phone"])]
+        for index, raw in enumerate(data.get("phones") or []):
+            try:
+                to_e164(raw, region)
+            except NotAPhoneNumber:
+                errors.setdefault("phones", {})[index] = [_phone_error(raw)]
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _normalise(self, data, **_):
+        region = data.pop("region", None)
+        if data.get("phone"):
+            data["phone"] = to_e164(data["phone"], region)
+        if "phones" in data:
+            data["phones"] = domain.normalise_phones(data["phones"], region)
+        return data
+
+
+class CustomerPatch(CustomerIn):
+    pass
 
 
 class CustomerOut(Schema):
     id = fields.String()
     name = fields.String()
     phone = fields.String(allow_none=True)
+    phones = fields.List(fields.String())
     email = fields.String(allow_none=True)
+    time_zone = fields.String(allow_none=True)
+    do_not_call = fields.Boolean()
+    marketing_consent = fields.Boolean()
+    segment = fields.String(allow_none=True, validate=validate.OneOf(SEGMENTS))
+    merged_into = fields.String(allow_none=True)
     created_at = fields.DateTime()
+    updated_at = fields.DateTime(allow_none=True)
+
+
+class CustomerPage(Schema):
+    items = fields.List(fields.Nested(CustomerOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class CustomerQuery(PageArgs):
+    q = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "part of name or e-mail"})
+    phone = fields.String(metadata={"description": "any of the customer's numbers, in any format"})
+    email = fields.String(validate=validate.Length(min=1, max=254))
+    region = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Za-z]{2}$"))
+
+
+class MergeIn(Schema):
+    into = fields.UUID(required=True, metadata={"description": "the surviving customer"})
+
+
+class DuplicateGroup(Schema):
+    by = fields.String(metadata={"description": "phone or email"})
+    value = fields.String()
+    customer_ids = fields.List(fields.String())
 
 
 @customers.route("")
@@ -41,14 +158,444 @@ class Customers(MethodView):
         with unit_of_work() as uow:
             return service.create_customer(uow, **body)
 
+    @customers.arguments(CustomerQuery, location="query")
+    @customers.response(200, CustomerPage)
+    def get(self, args):
+        """Find customers by number (any format), by e-mail, or by part of the name or e-mail."""
+        phone = None
+        if args.get("phone") is not None:
+            try:
+                phone = to_e164(args["phone"], args.get("region"))
+            except NotAPhoneNumber:
+                raise Invalid({"phone": _phone_error(args["phone"])}, location="query") from None
+        with unit_of_work(read_only=True) as uow:
+            items, total = service.find_customers(
+                uow,
+                phone=phone,
+                email=args.get("email"),
+                q=args.get("q"),
+                page=args["page"],
+                per_page=args["per_page"],
+            )
+        return _paged(items, total, args["page"], args["per_page"])
+
+
+@customers.route("/duplicates")
+class Duplicates(MethodView):
+    @customers.response(200, DuplicateGroup(many=True))
+    def get(self):
+        """Groups of customers sharing a number or an e-mail address (merge candidates)."""
+        with unit_of_work(read_only=True) as uow:
+            return service.find_duplicates(uow)
+
+
+def _not_found(customer_id: str):
+    abort(404, message=f"No customer {customer_id}.")
+
 
 @customers.route("/<customer_id>")
 class CustomerById(MethodView):
     @customers.response(200, CustomerOut)
+    @customers.alt_response(308, description="Merged: the Location is the surviving customer")
     def get(self, customer_id):
-        """One customer."""
+        """One customer; a merged one redirects (308) to the customer it was merged into."""
         with unit_of_work(read_only=True) as uow:
-            customer = service.get_customer(uow, customer_id)
-            if customer is None:
-                abort(404, message=f"No customer {customer_id}.")
-            return customer
+            try:
+                customer = service.get_customer(uow, customer_id)
+            except service.Redirect as merged:
+                response = jsonify(id=customer_id, merged_into=merged.into_id)
+                response.status_code = 308
+                response.headers["Location"] = url_for("customers.CustomerById", customer_id=merged.into_id)
+                return response
+        if customer is None:
+            _not_found(customer_id)
+        return customer
+
+    @customers.arguments(CustomerPatch(partial=True))
+    @customers.response(200, CustomerOut)
+    def patch(self, body, customer_id):
+        """Change details or consent; announces ``customer.updated`` with what changed."""
+        with unit_of_work() as uow:
+            try:
+                return service.update_customer(uow, customer_id, body)
+            except service.NotFound:
+                _not_found(customer_id)
+
+
+@customers.route("/<customer_id>/merge")
+class Merge(MethodView):
+    @customers.arguments(MergeIn)
+    @customers.response(200, CustomerOut)
+    def post(self, body, customer_id):
+        """Merge this customer into ``into``: tickets, purchases and numbers move; this one redirects."""
+        with unit_of_work() as uow:
+            try:
+                return service.merge_customers(uow, customer_id, str(body["into"]), _thresholds())
+            except service.NotFound:
+                _not_found(customer_id)
+
+
+class PurchaseIn(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    product = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    amount = fields.Decimal(
+        required=True, places=2, as_string=True, validate=validate.Range(min=0, max=Decimal("999999999999"))
+    )
+    currency = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code: 3 capital letters.")
+    )
+    purchased_at = fields.AwareDateTime(required=True, default_timezone=UTC)
+    source = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    order_ref = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class PurchaseOut(PurchaseIn):
+    id = fields.String()
+    customer_id = fields.String()
+    recorded_at = fields.DateTime()
+
+
+@customers.route("/<customer_id>/purchases")
+class Purchases(MethodView):
+    @customers.arguments(PurchaseIn)
+    @customers.response(201, PurchaseOut)
+    @customers.alt_response(200, schema=PurchaseOut, description="This order was already recorded: the same purchase")
+    def post(self, body, customer_id):
+        """Record a purchase, once per (source, order_ref); announces ``purchase.recorded``."""
+        with unit_of_work() as uow:
+            try:
+                purchase, created = service.record_purchase(uow, customer_id, body, _thresholds())
+            except service.NotFound:
+                _not_found(customer_id)
+        return purchase, 201 if created else 200
+
+    @customers.response(200, PurchaseOut(many=True))
+    def get(self, customer_id):
+        """The customer's purchases, newest first (a merged customer's are the survivor's)."""
+        with unit_of_work(read_only=True) as uow:
+            try:
+                return service.list_purchases(uow, customer_id)
+            except service.NotFound:
+                _not_found(customer_id)
+
+
+# --- tickets --------------------------------------------------------------------------------
+
+
+class TicketIn(Schema):
+    subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=20_000))
+    category = fields.String(required=True, validate=validate.OneOf(TICKET_CATEGORIES))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(TICKET_PRIORITIES))
+    channel = fields.String(load_default="web", validate=validate.OneOf(TICKET_CHANNELS))
+    customer_id = fields.UUID(load_default=None, allow_none=True)
+    assignee_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    group = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list)
+    call_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
+    survey_response_id = fields.UUID(load_default=None, allow_none=True)
+
+    @post_load
+    def _ids_as_text(self, data, **_):
+        for name in ("customer_id", "survey_response_id"):
+            if data.get(name) is not None:
+                data[name] = str(data[name])
+        return data
+
+
+class TicketPatch(Schema):
+    subject = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=20_000))
+    category = fields.String(validate=validate.OneOf(TICKET_CATEGORIES))
+    priority = fields.String(validate=validate.OneOf(TICKET_PRIORITIES))
+    channel = fields.String(validate=validate.OneOf(TICKET_CHANNELS))
+    status = fields.String(validate=validate.OneOf(TICKET_STATUSES))
+    customer_id = fields.UUID(allow_none=True)
+    assignee_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    group = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)))
+    call_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+
+    @post_load
+    def _ids_as_text(self, data, **_):
+        if data.get("customer_id") is not None:
+            data["customer_id"] = str(data["customer_id"])
+        return data
+
+
+class TicketOut(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    customer_id = fields.String(allow_none=True)
+    subject = fields.String()
+    description = fields.String()
+    category = fields.String()
+    priority = fields.String()
+    channel = fields.String()
+    status = fields.String()
+    assignee_id = fields.String(allow_none=True)
+    group = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    call_id = fields.String(allow_none=True)
+    survey_response_id = fields.String(allow_none=True)
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    first_responded_at = fields.DateTime(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    first_response_due_at = fields.DateTime(allow_none=True)
+    resolution_due_at = fields.DateTime(allow_none=True)
+    first_response_breached_at = fields.DateTime(allow_none=True)
+    resolution_breached_at = fields.DateTime(allow_none=True)
+    breached = fields.Boolean()
+
+
+class TicketPage(Schema):
+    items = fields.List(fields.Nested(TicketOut))
+    total = fields.Integer()
+    page = fields.Integer()
+    per_page = fields.Integer()
+
+
+class TicketQuery(PageArgs):
+    status = DelimitedList(fields.String(validate=validate.OneOf(TICKET_STATUSES)))
+    category = DelimitedList(fields.String(validate=validate.OneOf(TICKET_CATEGORIES)))
+    priority = DelimitedList(fields.String(validate=validate.OneOf(TICKET_PRIORITIES)))
+    channel = DelimitedList(fields.String(validate=validate.OneOf(TICKET_CHANNELS)))
+    assignee = DelimitedList(fields.String(validate=validate.Length(min=1, max=64)))
+    group = DelimitedList(fields.String(validate=validate.Length(min=1, max=64)))
+    customer = DelimitedList(fields.UUID())
+    created_from = fields.AwareDateTime(default_timezone=UTC)
+    created_to = fields.AwareDateTime(default_timezone=UTC)
+    breached = fields.Boolean()
+    q = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "text in subject or body"})
+    sort = fields.String(load_default="-created_at", validate=validate.OneOf(sorted(service.SORTS)))
+
+    @post_load
+    def _ids_as_text(self, data, **_):
+        if data.get("customer"):
+            data["customer"] = [str(customer_id) for customer_id in data["customer"]]
+        return data
+
+
+class CommentIn(Schema):
+    body = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
+    public = fields.Boolean(load_default=False, metadata={"description": "a reply the customer sees; else a note"})
+
+
+class CommentOut(CommentIn):
+    id = fields.String()
+    ticket_id = fields.String()
+    author_id = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class HistoryEntry(Schema):
+    field = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+    actor_id = fields.String(allow_none=True)
+    changed_at = fields.DateTime()
+
+
+def _no_ticket(ticket_id: str):
+    abort(404, message=f"No ticket {ticket_id}.")
+
+
+@tickets.route("")
+class Tickets(MethodView):
+    @tickets.arguments(TicketIn)
+    @tickets.response(201, TicketOut)
+    def post(self, body):
+        """Open a ticket (status ``new``) with SLA due times; announces ``ticket.created``."""
+        with unit_of_work() as uow:
+            return service.create_ticket(uow, body, acting_user().id)
+
+    @tickets.arguments(TicketQuery, location="query")
+    @tickets.response(200, TicketPage)
+    def get(self, args):
+        """Tickets by status, category, priority, assignee, customer, creation range, breach, text."""
+        page, per_page, sort = args.pop("page"), args.pop("per_page"), args.pop("sort")
+        with unit_of_work(read_only=True) as uow:
+            items, total = service.list_tickets(uow, args, sort, page, per_page)
+        return _paged(items, total, page, per_page)
+
+
+@tickets.route("/<ticket_id>")
+class TicketById(MethodView):
+    @tickets.response(200, TicketOut)
+    def get(self, ticket_id):
+        """One ticket."""
+        with unit_of_work(read_only=True) as uow:
+            try:
+                return service.get_ticket(uow, ticket_id)
+            except service.NotFound:
+                _no_ticket(ticket_id)
+
+    @tickets.arguments(TicketPatch)
+    @tickets.response(200, TicketOut)
+    def patch(self, body, ticket_id):
+        """Change fields and/or ``status`` (new → open → pending → resolved → closed; resolved → open)."""
+        with unit_of_work() as uow:
+            try:
+                return service.update_ticket(uow, ticket_id, body, acting_user().id)
+            except service.NotFound:
+                _no_ticket(ticket_id)
+
+
+@tickets.route("/<ticket_id>/comments")
+class Comments(MethodView):
+    @tickets.arguments(CommentIn)
+    @tickets.response(201, CommentOut)
+    def post(self, body, ticket_id):
+        """An internal note, or a public reply (an agent's first one is the ticket's first response)."""
+        user = acting_user()
+        with unit_of_work() as uow:
+            try:
+                return service.add_comment(uow, ticket_id, body["body"], body["public"], user.id, user.role)
+            except service.NotFound:
+                _no_ticket(ticket_id)
+
+    @tickets.response(200, CommentOut(many=True))
+    def get(self, ticket_id):
+        """Notes and replies, oldest first."""
+        with unit_of_work(read_only=True) as uow:
+            try:
+                return service.list_comments(uow, ticket_id)
+            except service.NotFound:
+                _no_ticket(ticket_id)
+
+
+@tickets.route("/<ticket_id>/history")
+class History(MethodView):
+    @tickets.response(200, HistoryEntry(many=True))
+    def get(self, ticket_id):
+        """Every change of the ticket: who, when, which field, old → new."""
+        with unit_of_work(read_only=True) as uow:
+            try:
+                return service.ticket_history(uow, ticket_id)
+            except service.NotFound:
+                _no_ticket(ticket_id)
+
+
+# --- SLA configuration ----------------------------------------------------------------------
+
+
+class SlaPolicyIn(Schema):
+    first_response_minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=525_600))
+    resolution_minutes = fields.Integer(required=True, validate=validate.Range(min=1, max=525_600))
+    business_hours = fields.Boolean(load_default=True, metadata={"description": "count on the business calendar"})
+
+
+class SlaPolicyOut(SlaPolicyIn):
+    priority = fields.String()
+
+
+_CLOCK = r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$"
+
+
+class CalendarIn(Schema):
+    time_zone = fields.String(required=True, validate=lambda zone: _time_zone(zone))
+    hours = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(domain.WEEKDAYS)),
+        values=fields.List(
+            fields.List(fields.String(validate=validate.Regexp(_CLOCK)), validate=validate.Length(equal=2))
+        ),
+        required=True,
+        metadata={"description": 'opening hours per weekday, e.g. {"mon": [["09:00", "17:00"]]}'},
+    )
+    holidays = fields.List(fields.Date(), load_default=list)
+
+    @post_load
+    def _dates_as_text(self, data, **_):
+        data["holidays"] = [day.isoformat() for day in data["holidays"]]
+        return data
+
+
+@sla.route("/sla-policies")
+class SlaPolicies(MethodView):
+    @sla.response(200, SlaPolicyOut(many=True))
+    def get(self):
+        """The SLA policy of every priority (minutes to first response and to resolution)."""
+        with unit_of_work(read_only=True) as uow:
+            return sorted(
+                (vars(policy) for policy in service.sla_policies(uow).values()),
+                key=lambda policy: TICKET_PRIORITIES.index(policy["priority"]),
+            )
+
+
+@sla.route("/sla-policies/<priority>")
+class SlaPolicyByPriority(MethodView):
+    @sla.arguments(SlaPolicyIn)
+    @sla.response(200, SlaPolicyOut)
+    def put(self, body, priority):
+        """Set a priority's policy; tickets opened from now on get its due times."""
+        if priority not in TICKET_PRIORITIES:
+            abort(404, message=f"No priority {priority}; one of {', '.join(TICKET_PRIORITIES)}.")
+        with unit_of_work() as uow:
+            return vars(service.set_sla_policy(uow, priority, body))
+
+
+@sla.route("/business-calendar")
+class Calendar(MethodView):
+    @sla.response(200, CalendarIn)
+    def get(self):
+        """The business hours SLA clocks run on (404 when none is set: clocks run around the clock)."""
+        with unit_of_work(read_only=True) as uow:
+            calendar = service.calendar_view(uow)
+        if calendar is None:
+            abort(404, message="No business calendar is set.")
+        return calendar
+
+    @sla.arguments(CalendarIn)
+    @sla.response(200, CalendarIn)
+    def put(self, body):
+        """Set the business hours and holidays."""
+        with unit_of_work() as uow:
+            return service.set_business_calendar(uow, body)
+
+    @sla.response(204)
+    def delete(self):
+        """Remove the calendar: SLA clocks run around the clock."""
+        with unit_of_work() as uow:
+            service.set_business_calendar(uow, None)
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class HygieneQuery(Schema):
+    inactive_months = fields.Integer(load_default=12, validate=validate.Range(min=1, max=240))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=0, max=1000))
+
+
+class DailyQuery(Schema):
+    date = fields.Date(required=True)
+    tz = fields.String(load_default="UTC", validate=lambda zone: _time_zone(zone))
+
+
+@reports.route("/hygiene")
+class Hygiene(MethodView):
+    @reports.arguments(HygieneQuery, location="query")
+    @reports.response(200)
+    def get(self, args):
+        """Customers with no purchase or ticket for N months; records missing a number, e-mail or time zone."""
+        with unit_of_work(read_only=True) as uow:
+            report = service.hygiene_report(uow, args["inactive_months"], args["limit"])
+        report["inactive_since"] = report["inactive_since"].isoformat()
+        return report
+
+
+@reports.route("/daily")
+class Daily(MethodView):
+    @reports.arguments(DailyQuery, location="query")
+    @reports.response(200)
+    def get(self, args):
+        """Tickets of a day: opened by category, resolved, backlog, response times, SLA, per agent."""
+        zone = ZoneInfo(args["tz"])
+        start = datetime.combine(args["date"], time(0), tzinfo=zone).astimezone(UTC)
+        end = datetime.combine(args["date"] + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+        with unit_of_work(read_only=True) as uow:
+            report = service.daily_report(uow, start, end)
+        return {"date": args["date"].isoformat(), "time_zone": args["tz"], **report}

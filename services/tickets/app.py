@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared.config import Settings
 from shared.web import create_service_app
 
-from .api import customers
+from .api import customers, reports, sla, tickets
 from .models import MIGRATIONS
 
 
@@ -15,5 +15,5 @@ def create_app(settings: Settings | None = None):
         title="Tickets",
         description="The customer directory and the service desk.",
         migrations=MIGRATIONS,
-        blueprints=[customers],
+        blueprints=[customers, tickets, sla, reports],
     )

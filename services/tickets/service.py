@@ -1,23 +1,1059 @@
-"""The tickets service's use cases: each runs in one unit of work and commits once."""
+"""The tickets service's use cases: each runs in one unit of work and commits once.
+
+Bad input that only the database can judge (an unknown customer) raises ``Invalid`` naming
+the field; a change the current state forbids raises ``Conflict``. Both leave the unit of
+work uncommitted, so nothing is half-written.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from shared.phones import time_zone_of
+from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
-from .models import Customer
+from . import domain
+from .models import (
+    BusinessCalendarRow,
+    Counter,
+    Customer,
+    CustomerPhone,
+    Purchase,
+    SlaPolicyRow,
+    Ticket,
+    TicketChange,
+    TicketComment,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
 
 
-def create_customer(uow: UnitOfWork, *, name: str, phone: str | None, email: str | None) -> Customer:
-    customer = Customer(name=name.strip(), phone=phone, email=email)
+class NotFound(LookupError):
+    pass
+
+
+class Redirect(Exception):
+    """The customer was merged: answer with the survivor."""
+
+    def __init__(self, into_id: str):
+        super().__init__(into_id)
+        self.into_id = into_id
+
+
+@dataclass(frozen=True)
+class SegmentThresholds:
+    a_min: Decimal = Decimal("1000")
+    b_min: Decimal = Decimal("250")
+
+
+# --- customers ------------------------------------------------------------------------------
+
+CUSTOMER_EVENT_FIELDS = ("name", "phone", "email", "phones", "time_zone", "do_not_call", "marketing_consent", "segment")
+
+
+def _set_phones(customer: Customer, phones: list[str]) -> None:
+    kept = {number.phone: number for number in customer.numbers}
+    numbers = []
+    for position, phone in enumerate(phones):
+        number = kept.get(phone) or CustomerPhone(phone=phone)
+        number.position = position
+        numbers.append(number)
+    customer.numbers = numbers
+    customer.phone = phones[0] if phones else None
+
+
+def _customer_event(customer: Customer) -> dict:
+    return {"customer_id": customer.id, **{name: getattr(customer, name) for name in CUSTOMER_EVENT_FIELDS}}
+
+
+def _primary_first(phone: str | None, phones: list[str] | None) -> list[str]:
+    ordered = ([phone] if phone else []) + list(phones or [])
+    return list(dict.fromkeys(ordered))
+
+
+def create_customer(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    phone: str | None = None,
+    email: str | None = None,
+    phones: list[str] | None = None,
+    time_zone: str | None = None,
+    do_not_call: bool = False,
+    marketing_consent: bool = False,
+) -> Customer:
+    """Numbers arrive in E.164 (the API normalises them); the first is the primary one."""
+    numbers = _primary_first(phone, phones)
+    if time_zone is None and numbers:
+        time_zone = time_zone_of(numbers[0])
+    now = utcnow()
+    customer = Customer(
+        name=name.strip(),
+        email=email.strip().lower() if email else None,
+        time_zone=time_zone,
+        do_not_call=do_not_call,
+        marketing_consent=marketing_consent,
+        segment=domain.segment_for(Decimal(0), *_default_thresholds()),
+        created_at=now,
+        updated_at=now,
+    )
+    _set_phones(customer, numbers)
     uow.session.add(customer)
     uow.session.flush()
-    uow.publish(
-        "customer.created",
-        {"customer_id": customer.id, "name": customer.name, "phone": customer.phone, "email": customer.email},
-    )
+    uow.publish("customer.created", _customer_event(customer))
     uow.commit()
     return customer
 
 
+def _default_thresholds() -> tuple[Decimal, Decimal]:
+    thresholds = SegmentThresholds()
+    return thresholds.a_min, thresholds.b_min
+
+
+def _load_customer(uow: UnitOfWork, customer_id: str, *, follow: bool = False) -> Customer:
+    customer = uow.session.get(Customer, customer_id) if _looks_like_id(customer_id) else None
+    if customer is None:
+        raise NotFound(customer_id)
+    if customer.merged_into_id and follow:
+        return _load_customer(uow, customer.merged_into_id, follow=True)
+    return customer
+
+
+def _looks_like_id(value: str) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 36
+
+
 def get_customer(uow: UnitOfWork, customer_id: str) -> Customer | None:
-    return uow.session.get(Customer, customer_id)
+    """The customer, None if unknown; raises Redirect for a merged one."""
+    try:
+        customer = _load_customer(uow, customer_id)
+    except NotFound:
+        return None
+    if customer.merged_into_id:
+        raise Redirect(customer.merged_into_id)
+    return customer
+
+
+def update_customer(uow: UnitOfWork, customer_id: str, changes: dict) -> Customer:
+    customer = _load_customer(uow, customer_id)
+    if customer.merged_into_id:
+        raise Conflict(f"Customer {customer_id} was merged into {customer.merged_into_id}; change that one.")
+    before = _customer_event(customer)
+    phones = before["phones"]
+    if "phones" in changes or "phone" in changes:
+        if "phones" in changes:
+            phones = _primary_first(changes.get("phone"), changes["phones"])
+        else:
+            phones = _primary_first(changes["phone"], [p for p in phones if p != changes["phone"]])
+        _set_phones(customer, phones)
+        if customer.time_zone is None and phones and "time_zone" not in changes:
+            customer.time_zone = time_zone_of(phones[0])
+    for name in ("name", "email", "time_zone", "do_not_call", "marketing_consent"):
+        if name in changes:
+            value = changes[name]
+            if name == "name":
+                value = value.strip()
+            if name == "email" and value:
+                value = value.strip().lower()
+            setattr(customer, name, value)
+    after = _customer_event(customer)
+    changed = [name for name in CUSTOMER_EVENT_FIELDS if before[name] != after[name]]
+    if changed:
+        customer.updated_at = utcnow()
+        uow.session.flush()
+        uow.publish("customer.updated", {**after, "changed": changed})
+    uow.commit()
+    return customer
+
+
+def find_customers(
+    uow: UnitOfWork, *, phone: str | None, email: str | None, q: str | None, page: int, per_page: int
+) -> tuple[list[Customer], int]:
+    """Customers (merged ones excluded) by number, by e-mail, or by a piece of name or e-mail."""
+    query = select(Customer).where(Customer.merged_into_id.is_(None))
+    if phone is not None:
+        holders = select(CustomerPhone.customer_id).where(CustomerPhone.phone == phone)
+        query = query.where(Customer.id.in_(holders))
+    if email is not None:
+        query = query.where(Customer.email == email.strip().lower())
+    if q:
+        pattern = f"%{_escape_like(q.strip().lower())}%"
+        query = query.where(
+            or_(func.lower(Customer.name).like(pattern, escape="\\"), Customer.email.like(pattern, escape="\\"))
+        )
+    total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = uow.session.scalars(query.order_by(Customer.name, Customer.id).limit(per_page).offset((page - 1) * per_page))
+    return list(rows), total
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def find_duplicates(uow: UnitOfWork, limit: int = 100) -> list[dict]:
+    """Groups of active customers sharing a number or an e-mail address."""
+    active = Customer.merged_into_id.is_(None)
+    shared_phones = (
+        select(CustomerPhone.phone)
+        .join(Customer, Customer.id == CustomerPhone.customer_id)
+        .where(active)
+        .group_by(CustomerPhone.phone)
+        .having(func.count() > 1)
+        .order_by(CustomerPhone.phone)
+        .limit(limit)
+    )
+    groups = []
+    phones = list(uow.session.scalars(shared_phones))
+    if phones:
+        holders = (
+            select(CustomerPhone.phone, CustomerPhone.customer_id)
+            .join(Customer, Customer.id == CustomerPhone.customer_id)
+            .where(active, CustomerPhone.phone.in_(phones))
+            .order_by(CustomerPhone.phone, Customer.created_at, Customer.id)
+        )
+        by_phone: dict[str, list[str]] = {}
+        for phone, customer_id in uow.session.execute(holders):
+            by_phone.setdefault(phone, []).append(customer_id)
+        groups += [{"by": "phone", "value": phone, "customer_ids": ids} for phone, ids in by_phone.items()]
+    shared_emails = (
+        select(Customer.email)
+        .where(active, Customer.email.is_not(None))
+        .group_by(Customer.email)
+        .having(func.count() > 1)
+        .order_by(Customer.email)
+        .limit(limit)
+    )
+    emails = list(uow.session.scalars(shared_emails))
+    if emails:
+        holders = (
+            select(Customer.email, Customer.id)
+            .where(active, Customer.email.in_(emails))
+            .order_by(Customer.email, Customer.created_at, Customer.id)
+        )
+        by_email: dict[str, list[str]] = {}
+        for email, customer_id in uow.session.execute(holders):
+            by_email.setdefault(email, []).append(customer_id)
+        groups += [{"by": "email", "value": email, "customer_ids": ids} for email, ids in by_email.items()]
+    return groups
+
+
+def merge_customers(uow: UnitOfWork, merged_id: str, into_id: str, thresholds: SegmentThresholds) -> Customer:
+    """Merge a duplicate into the survivor: its tickets, purchases and numbers move over."""
+    if merged_id == into_id:
+        raise Conflict("A customer cannot be merged into itself.")
+    merged = _load_customer(uow, merged_id)
+    try:
+        into = _load_customer(uow, into_id)
+    except NotFound:
+        raise Invalid({"into": "No such customer."}) from None
+    for customer in (merged, into):
+        if customer.merged_into_id:
+            raise Conflict(f"Customer {customer.id} was already merged into {customer.merged_into_id}.")
+    before = _customer_event(into)
+    phones = _primary_first(None, before["phones"] + merged.phones)
+    merged.numbers = []  # the numbers now find the survivor
+    uow.session.flush()
+    _set_phones(into, phones)
+    uow.session.execute(update(Ticket).where(Ticket.customer_id == merged.id).values(customer_id=into.id))
+    uow.session.execute(update(Purchase).where(Purchase.customer_id == merged.id).values(customer_id=into.id))
+    # Earlier duplicates of the merged record now redirect straight to the survivor.
+    uow.session.execute(update(Customer).where(Customer.merged_into_id == merged.id).values(merged_into_id=into.id))
+    into.email = into.email or merged.email
+    into.time_zone = into.time_zone or merged.time_zone
+    into.do_not_call = into.do_not_call or merged.do_not_call  # a "do not call" is never lost in a merge
+    now = utcnow()
+    merged.merged_into_id = into.id
+    merged.updated_at = now
+    uow.session.flush()
+    into.segment = _segment_of(uow, into.id, thresholds, now)
+    after = _customer_event(into)
+    into.updated_at = now
+    uow.session.flush()
+    uow.publish("customer.merged", {"merged_customer_id": merged.id, "into_customer_id": into.id})
+    changed = [name for name in CUSTOMER_EVENT_FIELDS if before[name] != after[name]]
+    uow.publish("customer.updated", {**after, "changed": changed})
+    uow.commit()
+    return into
+
+
+def hygiene_report(uow: UnitOfWork, inactive_months: int, limit: int, now: datetime | None = None) -> dict:
+    """Customers with no purchase or ticket (nor creation) for N months; records missing contact data."""
+    now = now or utcnow()
+    cutoff = months_before(now, inactive_months)
+    active = Customer.merged_into_id.is_(None)
+    recent_purchase = exists().where(Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff)
+    recent_ticket = exists().where(Ticket.customer_id == Customer.id, Ticket.created_at >= cutoff)
+    sections = {
+        "inactive": and_(active, Customer.created_at < cutoff, ~recent_purchase, ~recent_ticket),
+        "no_phone_and_no_email": and_(active, Customer.phone.is_(None), Customer.email.is_(None)),
+        "no_phone": and_(active, Customer.phone.is_(None)),
+        "no_time_zone": and_(active, Customer.time_zone.is_(None)),
+    }
+    report: dict = {"inactive_months": inactive_months, "inactive_since": cutoff}
+    for name, condition in sections.items():
+        total = uow.session.scalar(select(func.count()).select_from(Customer).where(condition))
+        ids = list(uow.session.scalars(select(Customer.id).where(condition).order_by(Customer.created_at).limit(limit)))
+        report[name] = {"total": total, "customer_ids": ids}
+    return report
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    month += 1
+    day = min(moment.day, [31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+# --- purchases ------------------------------------------------------------------------------
+
+
+def purchase_view(purchase: Purchase) -> dict:
+    return {
+        "id": purchase.id,
+        "customer_id": purchase.customer_id,
+        "sku": purchase.sku,
+        "product": purchase.product,
+        "amount": purchase.amount,
+        "currency": purchase.currency,
+        "purchased_at": purchase.purchased_at,
+        "source": purchase.source,
+        "order_ref": purchase.order_ref,
+        "recorded_at": purchase.recorded_at,
+    }
+
+
+def record_purchase(uow: UnitOfWork, customer_id: str, body: dict, thresholds: SegmentThresholds) -> tuple[dict, bool]:
+    """(the purchase, whether it is new): an order already recorded from its source is returned as is."""
+    customer = _load_customer(uow, customer_id, follow=True)
+    existing = uow.session.scalars(
+        select(Purchase).where(Purchase.source == body["source"], Purchase.order_ref == body["order_ref"])
+    ).first()
+    if existing is not None:
+        if existing.customer_id != customer.id:
+            raise Conflict(f"Order {body['order_ref']} from {body['source']} belongs to another customer.")
+        return purchase_view(existing), False
+    purchase = Purchase(customer_id=customer.id, **body)
+    uow.session.add(purchase)
+    try:
+        uow.session.flush()
+    except IntegrityError:
+        raise Conflict("The same order is being recorded concurrently; retry to get it.") from None
+    uow.publish(
+        "purchase.recorded",
+        {
+            "purchase_id": purchase.id,
+            "customer_id": customer.id,
+            "sku": purchase.sku,
+            "product": purchase.product,
+            "amount": str(purchase.amount),
+            "currency": purchase.currency,
+            "purchased_at": purchase.purchased_at.isoformat(),
+            "source": purchase.source,
+            "order_ref": purchase.order_ref,
+        },
+    )
+    segment = _segment_of(uow, customer.id, thresholds, utcnow())
+    if segment != customer.segment:
+        customer.segment = segment
+        customer.updated_at = utcnow()
+        uow.publish("customer.updated", {**_customer_event(customer), "changed": ["segment"]})
+    uow.commit()
+    return purchase_view(purchase), True
+
+
+def _segment_of(uow: UnitOfWork, customer_id: str, thresholds: SegmentThresholds, now: datetime) -> str:
+    value = uow.session.scalar(
+        select(func.coalesce(func.sum(Purchase.amount), 0)).where(
+            Purchase.customer_id == customer_id, Purchase.purchased_at >= now - timedelta(days=365)
+        )
+    )
+    return domain.segment_for(Decimal(value), thresholds.a_min, thresholds.b_min)
+
+
+def list_purchases(uow: UnitOfWork, customer_id: str) -> list[dict]:
+    customer = _load_customer(uow, customer_id, follow=True)
+    query = select(Purchase).where(Purchase.customer_id == customer.id).order_by(Purchase.purchased_at.desc())
+    return [purchase_view(purchase) for purchase in uow.session.scalars(query)]
+
+
+# --- SLA configuration ------------------------------------------------------------------------
+
+
+def sla_policies(uow: UnitOfWork) -> dict[str, domain.SlaPolicy]:
+    return {
+        row.priority: domain.SlaPolicy(
+            row.priority, row.first_response_minutes, row.resolution_minutes, row.business_hours
+        )
+        for row in uow.session.scalars(select(SlaPolicyRow))
+    }
+
+
+def set_sla_policy(uow: UnitOfWork, priority: str, body: dict) -> domain.SlaPolicy:
+    row = uow.session.get(SlaPolicyRow, priority)
+    if row is None:
+        row = SlaPolicyRow(priority=priority)
+        uow.session.add(row)
+    for name, value in body.items():
+        setattr(row, name, value)
+    uow.session.flush()
+    policy = domain.SlaPolicy(priority, row.first_response_minutes, row.resolution_minutes, row.business_hours)
+    uow.commit()
+    return policy
+
+
+def business_calendar(uow: UnitOfWork) -> domain.BusinessCalendar | None:
+    row = uow.session.get(BusinessCalendarRow, 1)
+    if row is None:
+        return None
+    return domain.BusinessCalendar.from_json(row.time_zone, row.hours, row.holidays)
+
+
+def calendar_view(uow: UnitOfWork) -> dict | None:
+    row = uow.session.get(BusinessCalendarRow, 1)
+    return None if row is None else {"time_zone": row.time_zone, "hours": row.hours, "holidays": row.holidays}
+
+
+def set_business_calendar(uow: UnitOfWork, body: dict | None) -> dict | None:
+    """Set (or with None remove) the calendar; due times of tickets already open stay as they are."""
+    row = uow.session.get(BusinessCalendarRow, 1)
+    if body is None:
+        if row is not None:
+            uow.session.delete(row)
+        uow.commit()
+        return None
+    try:
+        domain.BusinessCalendar.from_json(body["time_zone"], body["hours"], body["holidays"])
+    except domain.InvalidCalendar as error:
+        raise Invalid({"hours": str(error)}) from None
+    if row is None:
+        row = BusinessCalendarRow(id=1)
+        uow.session.add(row)
+    row.time_zone, row.hours, row.holidays = body["time_zone"], body["hours"], sorted(set(body["holidays"]))
+    uow.commit()
+    return calendar_view(uow)
+
+
+def _clock(uow: UnitOfWork, priority: str) -> tuple[domain.SlaPolicy | None, domain.BusinessCalendar | None]:
+    policy = sla_policies(uow).get(priority)
+    if policy is None:
+        return None, None
+    return policy, domain.clock_of(policy, business_calendar(uow))
+
+
+# --- tickets ----------------------------------------------------------------------------------
+
+TICKET_FIELDS = (
+    "subject",
+    "description",
+    "category",
+    "priority",
+    "channel",
+    "customer_id",
+    "assignee_id",
+    "group",
+    "tags",
+    "call_id",
+)
+
+
+def ticket_view(ticket: Ticket) -> dict:
+    return {
+        "id": ticket.id,
+        "number": ticket.number,
+        "customer_id": ticket.customer_id,
+        "subject": ticket.subject,
+        "description": ticket.description,
+        "category": ticket.category,
+        "priority": ticket.priority,
+        "channel": ticket.channel,
+        "status": ticket.status,
+        "assignee_id": ticket.assignee_id,
+        "group": ticket.group,
+        "tags": list(ticket.tags or []),
+        "call_id": ticket.call_id,
+        "survey_response_id": ticket.survey_response_id,
+        "created_by": ticket.created_by,
+        "created_at": ticket.created_at,
+        "updated_at": ticket.updated_at,
+        "first_responded_at": ticket.first_responded_at,
+        "resolved_at": ticket.resolved_at,
+        "closed_at": ticket.closed_at,
+        "first_response_due_at": ticket.first_response_due_at,
+        "resolution_due_at": ticket.resolution_due_at,
+        "first_response_breached_at": ticket.first_response_breached_at,
+        "resolution_breached_at": ticket.resolution_breached_at,
+        "breached": ticket.breached,
+    }
+
+
+def _iso(value):
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _next_number(uow: UnitOfWork) -> int:
+    # One row, updated in the ticket's own transaction: gap-free and safe under concurrency
+    # (the row lock on PostgreSQL, the write lock on SQLite).
+    statement = update(Counter).where(Counter.name == "ticket_number").values(value=Counter.value + 1)
+    return uow.session.execute(statement.returning(Counter.value)).scalar_one()
+
+
+def _resolve_ticket_customer(uow: UnitOfWork, customer_id: str | None) -> str | None:
+    if customer_id is None:
+        return None
+    try:
+        return _load_customer(uow, customer_id, follow=True).id
+    except NotFound:
+        raise Invalid({"customer_id": "No such customer."}) from None
+
+
+def _record(uow: UnitOfWork, ticket: Ticket, actor_id: str | None, now: datetime, field: str, old, new) -> None:
+    uow.session.add(
+        TicketChange(
+            ticket_id=ticket.id,
+            actor_id=actor_id,
+            changed_at=now,
+            field=field,
+            old_value=None if old is None else json.dumps(_iso(old)),
+            new_value=None if new is None else json.dumps(_iso(new)),
+        )
+    )
+
+
+def _schedule_sla_check(ticket: Ticket) -> None:
+    ticket.sla_check_at = domain.next_sla_check(
+        ticket.first_response_due_at,
+        ticket.first_responded_at is not None or ticket.status not in domain.UNRESOLVED,
+        ticket.first_response_breached_at is not None,
+        ticket.resolution_due_at,
+        ticket.status in ("new", "open"),
+        ticket.resolution_breached_at is not None,
+    )
+
+
+def create_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime | None = None) -> dict:
+    ticket = _open_ticket(uow, body, actor_id, now or utcnow())
+    uow.commit()
+    return ticket_view(ticket)
+
+
+def _open_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime) -> Ticket:
+    customer_id = _resolve_ticket_customer(uow, body.get("customer_id"))
+    ticket = Ticket(
+        number=_next_number(uow),
+        customer_id=customer_id,
+        subject=body["subject"].strip(),
+        description=body.get("description") or "",
+        category=body["category"],
+        priority=body.get("priority") or "normal",
+        channel=body.get("channel") or "web",
+        status="new",
+        assignee_id=body.get("assignee_id"),
+        group=body.get("group"),
+        tags=sorted(set(body.get("tags") or [])),
+        call_id=body.get("call_id"),
+        survey_response_id=body.get("survey_response_id"),
+        created_by=actor_id,
+        created_at=now,
+        updated_at=now,
+        paused_seconds=0.0,
+        breached=False,
+    )
+    policy, clock = _clock(uow, ticket.priority)
+    if policy is not None:
+        ticket.first_response_due_at, ticket.resolution_due_at = domain.due_times(policy, clock, now)
+    _schedule_sla_check(ticket)
+    uow.session.add(ticket)
+    uow.session.flush()
+    _record(uow, ticket, actor_id, now, "created", None, ticket.number)
+    uow.publish(
+        "ticket.created",
+        {
+            "ticket_id": ticket.id,
+            "number": ticket.number,
+            "customer_id": ticket.customer_id,
+            "subject": ticket.subject,
+            "category": ticket.category,
+            "priority": ticket.priority,
+            "channel": ticket.channel,
+            "status": ticket.status,
+            "assignee_id": ticket.assignee_id,
+            "group": ticket.group,
+            "call_id": ticket.call_id,
+            "survey_response_id": ticket.survey_response_id,
+            "first_response_due_at": _iso(ticket.first_response_due_at),
+            "resolution_due_at": _iso(ticket.resolution_due_at),
+            "created_at": ticket.created_at.isoformat(),
+        },
+    )
+    return ticket
+
+
+def _load_ticket(uow: UnitOfWork, ticket_id: str, *, for_update: bool = False) -> Ticket:
+    if not _looks_like_id(ticket_id):
+        raise NotFound(ticket_id)
+    query = select(Ticket).where(Ticket.id == ticket_id)
+    if for_update:
+        query = query.with_for_update()
+    ticket = uow.session.scalars(query).first()
+    if ticket is None:
+        raise NotFound(ticket_id)
+    return ticket
+
+
+def get_ticket(uow: UnitOfWork, ticket_id: str) -> dict:
+    return ticket_view(_load_ticket(uow, ticket_id))
+
+
+def update_ticket(
+    uow: UnitOfWork, ticket_id: str, changes: dict, actor_id: str | None, now: datetime | None = None
+) -> dict:
+    """Change fields and/or the status (through the state machine), recording every change."""
+    now = now or utcnow()
+    ticket = _load_ticket(uow, ticket_id, for_update=True)
+    if "customer_id" in changes:
+        changes = {**changes, "customer_id": _resolve_ticket_customer(uow, changes["customer_id"])}
+    if "tags" in changes:
+        changes = {**changes, "tags": sorted(set(changes["tags"] or []))}
+    if "subject" in changes:
+        changes = {**changes, "subject": changes["subject"].strip()}
+    new_status = changes.get("status")
+    if new_status is not None and new_status != ticket.status:
+        try:
+            domain.check_transition(ticket.status, new_status)
+        except domain.IllegalTransition as error:
+            raise Conflict(str(error)) from None
+    if ticket.status == "closed" and any(name in changes for name in TICKET_FIELDS):
+        raise Conflict("A closed ticket cannot be changed.")
+
+    changed: dict[str, dict] = {}
+    for name in TICKET_FIELDS:
+        if name in changes and changes[name] != getattr(ticket, name):
+            changed[name] = {"old": getattr(ticket, name), "new": changes[name]}
+            setattr(ticket, name, changes[name])
+    if "priority" in changed:
+        _reschedule_for_priority(uow, ticket, changed)
+
+    old_status = ticket.status
+    if new_status is not None and new_status != old_status:
+        _move(uow, ticket, new_status, now)
+
+    _schedule_sla_check(ticket)
+    for name, change in changed.items():
+        _record(uow, ticket, actor_id, now, name, change["old"], change["new"])
+    if ticket.status != old_status:
+        _record(uow, ticket, actor_id, now, "status", old_status, ticket.status)
+    if changed or ticket.status != old_status:
+        ticket.updated_at = now
+    uow.session.flush()
+    if changed:
+        uow.publish(
+            "ticket.updated",
+            {
+                "ticket_id": ticket.id,
+                "customer_id": ticket.customer_id,
+                "actor_id": actor_id,
+                "changes": {
+                    name: {"old": _iso(change["old"]), "new": _iso(change["new"])} for name, change in changed.items()
+                },
+            },
+        )
+    if ticket.status != old_status:
+        _announce_status(uow, ticket, old_status, actor_id, now)
+    uow.commit()
+    return ticket_view(ticket)
+
+
+def _reschedule_for_priority(uow: UnitOfWork, ticket: Ticket, changed: dict) -> None:
+    """Due times follow the new priority's policy, from the ticket's opening, keeping its pauses."""
+    policy, clock = _clock(uow, ticket.priority)
+    if policy is None:
+        return
+    first_due, resolution_due = domain.due_times(policy, clock, ticket.created_at)
+    resolution_due = domain.add_business_time(clock, resolution_due, timedelta(seconds=ticket.paused_seconds or 0))
+    for name, value in (("first_response_due_at", first_due), ("resolution_due_at", resolution_due)):
+        if getattr(ticket, name) != value:
+            changed[name] = {"old": getattr(ticket, name), "new": value}
+            setattr(ticket, name, value)
+
+
+def _move(uow: UnitOfWork, ticket: Ticket, new_status: str, now: datetime) -> None:
+    old_status = ticket.status
+    if old_status == "pending" and ticket.pending_since is not None:
+        _, clock = _clock(uow, ticket.priority)
+        paused = domain.business_time_between(clock, ticket.pending_since, now)
+        if ticket.resolution_due_at is not None and ticket.resolution_breached_at is None:
+            ticket.resolution_due_at = domain.resume_after_pause(
+                clock, ticket.resolution_due_at, ticket.pending_since, now
+            )
+        ticket.paused_seconds = (ticket.paused_seconds or 0) + paused.total_seconds()
+        ticket.pending_since = None
+    if new_status == "pending":
+        ticket.pending_since = now
+    if new_status == "resolved":
+        ticket.resolved_at = now
+    if new_status == "open" and old_status == "resolved":
+        ticket.resolved_at = None  # reopened: it counts as resolved again only when it is
+    if new_status == "closed":
+        ticket.closed_at = now
+    ticket.status = new_status
+
+
+def _announce_status(uow: UnitOfWork, ticket: Ticket, old_status: str, actor_id: str | None, now: datetime) -> None:
+    uow.publish(
+        "ticket.status_changed",
+        {
+            "ticket_id": ticket.id,
+            "customer_id": ticket.customer_id,
+            "category": ticket.category,
+            "old_status": old_status,
+            "new_status": ticket.status,
+            "actor_id": actor_id,
+            "changed_at": now.isoformat(),
+        },
+    )
+    if ticket.status == "resolved":
+        uow.publish(
+            "ticket.resolved",
+            {
+                "ticket_id": ticket.id,
+                "customer_id": ticket.customer_id,
+                "category": ticket.category,
+                "priority": ticket.priority,
+                "assignee_id": ticket.assignee_id,
+                "call_id": ticket.call_id,
+                "survey_response_id": ticket.survey_response_id,
+                "resolved_at": now.isoformat(),
+                "within_sla": None if ticket.resolution_due_at is None else now <= ticket.resolution_due_at,
+            },
+        )
+
+
+def _first_response(uow: UnitOfWork, ticket: Ticket, at: datetime, actor_id: str | None, extra: dict) -> None:
+    """Mark the first response (a public reply, a connected call) and announce it."""
+    changed = {"first_responded_at": {"old": None, "new": at}, **extra}
+    ticket.first_responded_at = at
+    for name, change in extra.items():
+        setattr(ticket, name, change["new"])
+    _schedule_sla_check(ticket)
+    ticket.updated_at = utcnow()
+    for name, change in changed.items():
+        _record(uow, ticket, actor_id, at, name, change["old"], change["new"])
+    uow.session.flush()
+    uow.publish(
+        "ticket.updated",
+        {
+            "ticket_id": ticket.id,
+            "customer_id": ticket.customer_id,
+            "actor_id": actor_id,
+            "changes": {name: {"old": _iso(c["old"]), "new": _iso(c["new"])} for name, c in changed.items()},
+        },
+    )
+
+
+def add_comment(
+    uow: UnitOfWork, ticket_id: str, body: str, public: bool, actor_id: str | None, actor_role: str | None
+) -> dict:
+    """An internal note or a public reply; an agent's first public reply is the first response."""
+    ticket = _load_ticket(uow, ticket_id, for_update=True)
+    if ticket.status == "closed":
+        raise Conflict("A closed ticket takes no more comments.")
+    now = utcnow()
+    comment = TicketComment(ticket_id=ticket.id, author_id=actor_id, body=body, public=public, created_at=now)
+    uow.session.add(comment)
+    _record(uow, ticket, actor_id, now, "public_reply" if public else "internal_note", None, comment.id)
+    if public and ticket.first_responded_at is None and actor_role != "customer":
+        _first_response(uow, ticket, now, actor_id, {})
+    uow.session.flush()
+    uow.commit()
+    return comment_view(comment)
+
+
+def comment_view(comment: TicketComment) -> dict:
+    return {
+        "id": comment.id,
+        "ticket_id": comment.ticket_id,
+        "author_id": comment.author_id,
+        "body": comment.body,
+        "public": comment.public,
+        "created_at": comment.created_at,
+    }
+
+
+def list_comments(uow: UnitOfWork, ticket_id: str) -> list[dict]:
+    ticket = _load_ticket(uow, ticket_id)
+    query = select(TicketComment).where(TicketComment.ticket_id == ticket.id).order_by(TicketComment.created_at)
+    return [comment_view(comment) for comment in uow.session.scalars(query)]
+
+
+def ticket_history(uow: UnitOfWork, ticket_id: str) -> list[dict]:
+    ticket = _load_ticket(uow, ticket_id)
+    query = select(TicketChange).where(TicketChange.ticket_id == ticket.id).order_by(TicketChange.id)
+    return [
+        {
+            "field": change.field,
+            "old": None if change.old_value is None else json.loads(change.old_value),
+            "new": None if change.new_value is None else json.loads(change.new_value),
+            "actor_id": change.actor_id,
+            "changed_at": change.changed_at,
+        }
+        for change in uow.session.scalars(query)
+    ]
+
+
+PRIORITY_RANK = case({"urgent": 0, "high": 1, "normal": 2, "low": 3}, value=Ticket.priority)
+SORTS = {
+    "created_at": (Ticket.created_at, Ticket.id),
+    "-created_at": (Ticket.created_at.desc(), Ticket.id.desc()),
+    "priority": (PRIORITY_RANK, Ticket.created_at),
+    "-priority": (PRIORITY_RANK.desc(), Ticket.created_at),
+    "due": (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at, Ticket.id),
+    "-due": (Ticket.resolution_due_at.is_(None), Ticket.resolution_due_at.desc(), Ticket.id),
+}
+
+
+def list_tickets(uow: UnitOfWork, filters: dict, sort: str, page: int, per_page: int) -> tuple[list[dict], int]:
+    conditions = []
+    for name, column in (
+        ("status", Ticket.status),
+        ("category", Ticket.category),
+        ("priority", Ticket.priority),
+        ("assignee", Ticket.assignee_id),
+        ("customer", Ticket.customer_id),
+        ("group", Ticket.group),
+        ("channel", Ticket.channel),
+    ):
+        if filters.get(name):
+            values = filters[name]
+            conditions.append(column == values[0] if len(values) == 1 else column.in_(values))
+    if filters.get("created_from"):
+        conditions.append(Ticket.created_at >= filters["created_from"])
+    if filters.get("created_to"):
+        conditions.append(Ticket.created_at < filters["created_to"])
+    if filters.get("breached") is not None:
+        conditions.append(Ticket.breached.is_(filters["breached"]))
+    if filters.get("q"):
+        pattern = f"%{_escape_like(filters['q'].strip().lower())}%"
+        conditions.append(
+            or_(
+                func.lower(Ticket.subject).like(pattern, escape="\\"),
+                func.lower(Ticket.description).like(pattern, escape="\\"),
+            )
+        )
+    total = uow.session.scalar(select(func.count()).select_from(Ticket).where(*conditions))
+    query = select(Ticket).where(*conditions).order_by(*SORTS[sort]).limit(per_page).offset((page - 1) * per_page)
+    return [ticket_view(ticket) for ticket in uow.session.scalars(query)], total
+
+
+# --- consumed events ------------------------------------------------------------------------
+
+
+def open_service_recovery(uow: UnitOfWork, data: dict) -> None:
+    """One urgent service-recovery ticket per low-scored survey response (``survey.low_score``)."""
+    response_id = str(data["response_id"])
+    if uow.session.scalar(select(Ticket.id).where(Ticket.survey_response_id == response_id)) is not None:
+        return  # the same response again (a redelivery, or a republished event)
+    customer_id = str(data["customer_id"])
+    try:
+        customer_id = _load_customer(uow, customer_id, follow=True).id
+    except NotFound:
+        log.warning("low score of an unknown customer", extra={"customer_id": customer_id})
+        customer_id = None
+    answers = data.get("answers") or {}
+    low = ", ".join(f"{key} {answers.get(key)}" for key in data["low_questions"])
+    lines = [f"Survey response {response_id}: low scores ({low})."]
+    if data.get("product"):
+        lines.append(f"Product: {data['product']}.")
+    if data.get("comment"):
+        lines.append(f"Customer's comment: {data['comment']}")
+    body = {
+        "subject": f"Service recovery: low survey score ({low})"[:200],
+        "description": "\n".join(lines),
+        "category": "service_recovery",
+        "priority": "urgent",
+        "channel": "survey",
+        "customer_id": customer_id,
+        "assignee_id": None,
+        "call_id": data.get("call_id"),
+        "survey_response_id": response_id,
+        "tags": ["low_score"],
+    }
+    _open_ticket(uow, body, actor_id=None, now=utcnow())  # the consumer commits, with the event's id
+
+
+def record_call(uow: UnitOfWork, data: dict) -> None:
+    """``call.completed``: a connected call linked to a ticket is its first response, if none yet."""
+    ticket_id, answered = data.get("ticket_id"), data.get("answered_at")
+    if ticket_id is None or answered is None:
+        return  # not linked, or never connected
+    answered_at = answered if isinstance(answered, datetime) else datetime.fromisoformat(answered)
+    if answered_at.tzinfo is None:
+        answered_at = answered_at.replace(tzinfo=UTC)
+    try:
+        ticket = _load_ticket(uow, str(ticket_id), for_update=True)
+    except NotFound:
+        log.warning("a call linked to an unknown ticket", extra={"ticket_id": str(ticket_id)})
+        return
+    if ticket.first_responded_at is not None:
+        return
+    at = max(answered_at.astimezone(UTC), ticket.created_at)  # a ticket opened during the call
+    extra = {}
+    if ticket.call_id is None:
+        extra["call_id"] = {"old": None, "new": data["call_id"]}
+    _first_response(uow, ticket, at, data.get("agent_id"), extra)
+
+
+# --- SLA breaches ---------------------------------------------------------------------------
+
+
+def flag_sla_breaches(uow: UnitOfWork, now: datetime | None = None, limit: int = 500) -> tuple[int, int]:
+    """Flag tickets past a due time and announce each breach once: (tickets looked at, breaches)."""
+    now = now or utcnow()
+    query = select(Ticket).where(Ticket.sla_check_at <= now).order_by(Ticket.sla_check_at).limit(limit)
+    if uow.session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    breaches = examined = 0
+    for ticket in uow.session.scalars(query):
+        examined += 1
+        targets = []
+        if (
+            ticket.first_response_due_at is not None
+            and ticket.first_response_due_at <= now
+            and ticket.first_responded_at is None
+            and ticket.first_response_breached_at is None
+            and ticket.status in domain.UNRESOLVED
+        ):
+            ticket.first_response_breached_at = now
+            targets.append(("first_response", ticket.first_response_due_at))
+        if (
+            ticket.resolution_due_at is not None
+            and ticket.resolution_due_at <= now
+            and ticket.resolution_breached_at is None
+            and ticket.status in ("new", "open")
+        ):
+            ticket.resolution_breached_at = now
+            targets.append(("resolution", ticket.resolution_due_at))
+        for target, due in targets:
+            ticket.breached = True
+            _record(uow, ticket, None, now, f"{target}_breached_at", None, now)
+            uow.publish(
+                "ticket.sla_breached",
+                {
+                    "ticket_id": ticket.id,
+                    "customer_id": ticket.customer_id,
+                    "category": ticket.category,
+                    "priority": ticket.priority,
+                    "assignee_id": ticket.assignee_id,
+                    "group": ticket.group,
+                    "target": target,
+                    "due_at": due.isoformat(),
+                    "breached_at": now.isoformat(),
+                },
+            )
+            breaches += 1
+        _schedule_sla_check(ticket)
+    uow.commit()
+    return examined, breaches
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+def daily_report(uow: UnitOfWork, start: datetime, end: datetime) -> dict:
+    """Tickets of one day [start, end): opened, resolved, backlog, response times, SLA, per agent."""
+    from shared.event_catalog import TICKET_CATEGORIES
+
+    opened = dict.fromkeys(TICKET_CATEGORIES, 0)
+    for category, count in uow.session.execute(
+        select(Ticket.category, func.count())
+        .where(Ticket.created_at >= start, Ticket.created_at < end)
+        .group_by(Ticket.category)
+    ):
+        opened[category] = count
+    backlog = uow.session.scalar(
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.created_at < end, or_(Ticket.resolved_at.is_(None), Ticket.resolved_at >= end))
+        .where(or_(Ticket.closed_at.is_(None), Ticket.closed_at >= end))
+    )
+    policies = sla_policies(uow)
+    calendar = business_calendar(uow)
+
+    def clock(priority: str):
+        policy = policies.get(priority)
+        return domain.clock_of(policy, calendar) if policy else None
+
+    first_responses = list(
+        uow.session.scalars(select(Ticket).where(Ticket.first_responded_at >= start, Ticket.first_responded_at < end))
+    )
+    resolved = list(uow.session.scalars(select(Ticket).where(Ticket.resolved_at >= start, Ticket.resolved_at < end)))
+
+    def minutes(delta: timedelta) -> float:
+        return round(delta.total_seconds() / 60, 2)
+
+    def first_response_minutes(ticket):
+        spent = domain.business_time_between(clock(ticket.priority), ticket.created_at, ticket.first_responded_at)
+        return minutes(spent)
+
+    def resolution_minutes(ticket):
+        spent = domain.business_time_between(clock(ticket.priority), ticket.created_at, ticket.resolved_at)
+        return minutes(max(spent - timedelta(seconds=ticket.paused_seconds or 0), timedelta(0)))
+
+    def attainment(tickets, done, due):
+        judged = [ticket for ticket in tickets if getattr(ticket, due) is not None]
+        met = sum(1 for ticket in judged if getattr(ticket, done) <= getattr(ticket, due))
+        return {"met": met, "judged": len(judged), "rate": round(met / len(judged), 4) if judged else None}
+
+    def times(values):
+        median, p90 = domain.median_and_p90(values)
+        return {"median_minutes": median, "p90_minutes": p90, "count": len(values)}
+
+    agents: dict[str, list[Ticket]] = {}
+    for ticket in resolved:
+        agents.setdefault(ticket.assignee_id or "(unassigned)", []).append(ticket)
+    breaches = uow.session.scalar(
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            or_(
+                and_(Ticket.first_response_breached_at >= start, Ticket.first_response_breached_at < end),
+                and_(Ticket.resolution_breached_at >= start, Ticket.resolution_breached_at < end),
+            )
+        )
+    )
+    return {
+        "opened": {"total": sum(opened.values()), "by_category": opened},
+        "replacements": opened["replacement"],
+        "refunds": opened["refund"],
+        "resolved": len(resolved),
+        "backlog": backlog,
+        "first_response": times([first_response_minutes(ticket) for ticket in first_responses]),
+        "resolution": times([resolution_minutes(ticket) for ticket in resolved]),
+        "sla": {
+            "first_response": attainment(first_responses, "first_responded_at", "first_response_due_at"),
+            "resolution": attainment(resolved, "resolved_at", "resolution_due_at"),
+            "tickets_breached": breaches,
+        },
+        "per_agent": [
+            {
+                "assignee_id": agent,
+                "resolved": len(tickets),
+                "resolution": times([resolution_minutes(ticket) for ticket in tickets]),
+                "sla_resolution": attainment(tickets, "resolved_at", "resolution_due_at"),
+            }
+            for agent, tickets in sorted(agents.items(), key=lambda item: (-len(item[1]), item[0]))
+        ],
+        "business_hours": calendar is not None,
+    }
