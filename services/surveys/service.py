@@ -816,8 +816,6 @@ def metrics(uow: UnitOfWork, query: MetricsQuery) -> dict:
     """Per group and question: n, mean with t-interval, distribution, CSAT with Wilson, NPS, change."""
     previous_query = None if query.time_dimension else query.previous()
     groups = domain.metrics_report(
-        start=query.start,
-        end=query.end,
         time_dimension=query.time_dimension,
         attribute_dimension=query.attribute_dimension,
         min_n=query.min_n,

@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from services.surveys import domain
@@ -175,3 +177,35 @@ def test_figures_under_the_minimum_n_are_withheld_and_flagged():
     figures = domain.question_figures(sums, None, recommend=True, min_n=30)
     assert not figures["withheld"]
     assert figures["nps"]["value"] == 100.0 and figures["csat"]["value"] == 1.0
+
+
+def sums_of(scores) -> Sums:
+    sums = Sums()
+    for score in scores:
+        sums.add(score)
+    return sums
+
+
+scores = st.lists(st.integers(min_value=1, max_value=10), min_size=2, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(now=scores, before=scores, recommend=st.booleans())
+def test_the_batched_report_figures_equal_the_one_at_a_time_formulas(now, before, recommend):
+    current, previous = sums_of(now), sums_of(before)
+    (figure,) = domain.batch_figures([current], [previous], [recommend], min_n=2)
+    mean = domain.mean_t_interval(current.n, current.total, current.squares)
+    assert figure["mean"] == pytest.approx({"value": mean.value, "low": mean.low, "high": mean.high}, abs=1e-4)
+    wilson = domain.wilson_interval(current.top_two, current.n)
+    assert figure["csat"] == pytest.approx({"value": wilson.value, "low": wilson.low, "high": wilson.high}, abs=1e-4)
+    if recommend:
+        nps = domain.nps_adjusted_wald(current.promoters, current.detractors, current.n)
+        assert figure["nps"]["value"] == pytest.approx(nps.nps, abs=0.01)
+        assert (figure["nps"]["centre"], figure["nps"]["moe"]) == pytest.approx((nps.centre, nps.moe), abs=0.01)
+    else:
+        assert figure["nps"] is None
+    welch = domain.welch_change(current, previous)
+    assert figure["change"]["mean"]["delta"] == pytest.approx(welch.delta, abs=1e-4)
+    assert figure["change"]["mean"]["p_value"] == pytest.approx(welch.p_value, abs=1e-5)
+    proportion = domain.two_proportion_change(current.top_two, current.n, previous.top_two, previous.n)
+    assert figure["change"]["csat"]["p_value"] == pytest.approx(proportion.p_value, abs=1e-5)
