@@ -513,6 +513,12 @@ class CalendarIn(Schema):
         return data
 
 
+class CalendarOut(Schema):
+    time_zone = fields.String()
+    hours = fields.Dict(keys=fields.String(), values=fields.List(fields.List(fields.String())))
+    holidays = fields.List(fields.String())
+
+
 @sla.route("/sla-policies")
 class SlaPolicies(MethodView):
     @sla.response(200, SlaPolicyOut(many=True))
@@ -539,7 +545,7 @@ class SlaPolicyByPriority(MethodView):
 
 @sla.route("/business-calendar")
 class Calendar(MethodView):
-    @sla.response(200, CalendarIn)
+    @sla.response(200, CalendarOut)
     def get(self):
         """The business hours SLA clocks run on (404 when none is set: clocks run around the clock)."""
         with unit_of_work(read_only=True) as uow:
@@ -549,7 +555,7 @@ class Calendar(MethodView):
         return calendar
 
     @sla.arguments(CalendarIn)
-    @sla.response(200, CalendarIn)
+    @sla.response(200, CalendarOut)
     def put(self, body):
         """Set the business hours and holidays."""
         with unit_of_work() as uow:
