@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 EVENTS_PER_S_TARGET = 1_500
@@ -168,7 +168,9 @@ def format_table(rows: list[Row]) -> str:
 
 def save_json(path: Path, rows: list[Row], figures: dict, context: dict, problems: list[str]) -> None:
     def plain(value):
-        return value.as_dict() if hasattr(value, "as_dict") else value
+        if hasattr(value, "as_dict"):
+            return value.as_dict()
+        return asdict(value) if is_dataclass(value) else value  # e.g. the Rows a service scenario returns
 
     document = {
         **context,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -67,11 +67,39 @@ def low_score_rule(settings: Settings) -> LowScoreRule:
 # --- templates ----------------------------------------------------------------------------
 
 
-def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) -> SurveyTemplate | None:
-    query = select(SurveyTemplate).where(SurveyTemplate.template_id == template_id)
-    if version is not None:
-        query = query.where(SurveyTemplate.version == version)
-    return uow.session.execute(query.order_by(SurveyTemplate.version.desc()).limit(1)).scalar_one_or_none()
+@dataclass(frozen=True)
+class TemplateVersion:
+    """One stored template version; versions never change once written, so each process keeps them."""
+
+    template_id: str
+    version: int
+    name: str
+    questions: list
+    comment_enabled: bool
+    created_at: datetime
+
+
+_TEMPLATE_VERSIONS: dict[tuple[str, str, int], TemplateVersion] = {}  # (database, id, version)
+
+
+def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) -> TemplateVersion | None:
+    """A template version, the latest when ``version`` is None."""
+    if version is None:
+        version = uow.session.execute(
+            select(func.max(SurveyTemplate.version)).where(SurveyTemplate.template_id == template_id)
+        ).scalar_one_or_none()
+        if version is None:
+            return None
+    cached = _TEMPLATE_VERSIONS.get((uow.database.url, template_id, version))
+    if cached is None:
+        row = uow.session.get(SurveyTemplate, (template_id, version))
+        if row is None:
+            return None
+        cached = TemplateVersion(
+            row.template_id, row.version, row.name, row.questions, row.comment_enabled, row.created_at
+        )
+        _TEMPLATE_VERSIONS[(uow.database.url, template_id, version)] = cached
+    return cached
 
 
 def template_versions(uow: UnitOfWork, template_id: str) -> list[SurveyTemplate]:
@@ -123,7 +151,7 @@ def create_template_version(
     return template
 
 
-def domain_template(row: SurveyTemplate) -> Template:
+def domain_template(row: TemplateVersion | SurveyTemplate) -> Template:
     return Template.of(row.template_id, row.version, row.questions)
 
 
@@ -174,16 +202,17 @@ def submit_response(
     response = _new_response(uow, template_row, customer_id, channel, language, provenance, now)
     response.answers = checked
     response.comment = comment if template_row.comment_enabled else None
-    _insert(uow, response)
+    # Settled and counted first, stored last: a refused duplicate rolls all of it back.
     if partial:
         _finish_partial(uow, response, now)
     else:
         _finish_complete(uow, rule, template, response, now)
+    _insert(uow, response)
     uow.commit()
     return response
 
 
-def _answerable_template(uow: UnitOfWork, template_id: str, version: int | None) -> SurveyTemplate:
+def _answerable_template(uow: UnitOfWork, template_id: str, version: int | None) -> TemplateVersion:
     row = get_template(uow, template_id, version)
     if row is None:
         if version is not None and get_template(uow, template_id) is not None:
@@ -194,7 +223,7 @@ def _answerable_template(uow: UnitOfWork, template_id: str, version: int | None)
 
 def _new_response(
     uow: UnitOfWork,
-    template: SurveyTemplate,
+    template: TemplateVersion,
     customer_id: str,
     channel: str,
     language: str,
@@ -244,21 +273,16 @@ def _completed_provenance(uow: UnitOfWork, provenance: Provenance) -> Provenance
     )
 
 
+_INSERT_RESPONSE = insert(SurveyResponse.__table__)
+_RESPONSE_COLUMNS = tuple(column.key for column in SurveyResponse.__table__.columns)
+
+
 def _insert(uow: UnitOfWork, response: SurveyResponse) -> None:
-    for column, label in (("call_id", "call"), ("entry_id", "call-list entry")):
-        value = getattr(response, column)
-        if (
-            value
-            and uow.session.execute(
-                select(SurveyResponse.response_id).where(getattr(SurveyResponse, column) == value)
-            ).first()
-        ):
-            raise Conflict(f"The {label} {value} already has a survey response; a second one is refused.")
-    uow.session.add(response)
+    """Store a new response in one statement; the unique call and entry ids refuse a second one."""
     try:
-        uow.session.flush()
-    except IntegrityError:  # a concurrent submission for the same call won the race
-        raise Conflict("This call already has a survey response; a second one is refused.") from None
+        uow.session.execute(_INSERT_RESPONSE, {name: getattr(response, name) for name in _RESPONSE_COLUMNS})
+    except IntegrityError:
+        raise Conflict("This call or call-list entry already has a survey response; a second one is refused.") from None
 
 
 def _finish_complete(
@@ -513,12 +537,12 @@ def submit_by_link(
     )
     response.answers = checked
     response.comment = comment if template_row.comment_enabled else None
-    _insert(uow, response)
     link.response_id = response.response_id
     if partial:
         _finish_partial(uow, response, now)
     else:
         _finish_complete(uow, rule, template, response, now)
+    _insert(uow, response)
     uow.commit()
     return response
 
