@@ -4,9 +4,9 @@ work and commits once.
 
 Concurrency. Two calls ringing at once must never reserve the same agent: an agent is
 reserved with a conditional ``UPDATE agents SET state='reserved' WHERE state='available'``,
-and only the transaction whose update matched a row has the agent. On PostgreSQL the
-candidates are read ``FOR UPDATE SKIP LOCKED`` so a second routing transaction passes over
-agents the first one is deciding about instead of queueing behind it; on SQLite every
+and only the transaction whose update matched a row has the agent. On PostgreSQL each
+candidate's row is first locked ``FOR UPDATE SKIP LOCKED``, so a second routing transaction
+passes over an agent the first one is reserving instead of queueing behind it; on SQLite every
 writing transaction holds the database's write lock (``BEGIN IMMEDIATE``), so they run one
 after the other anyway.
 
@@ -131,10 +131,13 @@ def list_queues(uow: UnitOfWork) -> list[InboundQueue]:
     return list(uow.session.execute(select(InboundQueue).order_by(InboundQueue.name)).scalars())
 
 
-def _insert_ignoring_duplicates(session: Session, model, values: dict, key: tuple[str, ...] | None = None) -> int:
+def _insert_ignoring_duplicates(session: Session, model, values: dict, key: tuple[str, ...] | None = None) -> bool:
+    """Insert a row unless one with the same key exists; whether it was inserted."""
+    table = model.__table__
     dialect_insert = postgresql.insert if is_postgresql(session.get_bind()) else sqlite.insert
-    statement = dialect_insert(model).values(**values).on_conflict_do_nothing(index_elements=key)
-    return session.execute(statement).rowcount
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
+    # RETURNING, because the driver's rowcount is not reliable for ON CONFLICT DO NOTHING.
+    return session.execute(statement.returning(*table.primary_key.columns)).first() is not None
 
 
 # --- agents -------------------------------------------------------------------------------
@@ -387,7 +390,7 @@ def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
         return Decision(call)
     position = queue_position(session, call)
     rules = queue_rules(session, call.queue)
-    free = len(routing.eligible(_available_agents(session, now, lock=False), _rules(rules)))
+    free = len(routing.eligible(_available_agents(session, now), _rules(rules)))
     if position <= free:  # an agent is free for everyone up to this caller: take one
         decision = _offer(uow, call, rules, now, rng)
         if not decision.queued:
@@ -399,15 +402,12 @@ def _rules(queue: InboundQueue) -> routing.QueueRules:
     return routing.QueueRules(queue.name, queue.strategy, frozenset(queue.required_skills or ()))
 
 
-def _available_agents(session: Session, now: datetime, *, lock: bool) -> list[routing.AgentSnapshot]:
+def _available_agents(session: Session, now: datetime) -> list[routing.AgentSnapshot]:
     statement = (
         select(Agent, AgentRouting)
         .outerjoin(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
         .where(Agent.state == "available")
     )
-    if lock and is_postgresql(session.get_bind()):
-        # Agents another routing transaction is deciding about are skipped, not waited for.
-        statement = statement.with_for_update(skip_locked=True, of=Agent)
     today = now.astimezone(UTC).date().isoformat()
     return [_snapshot(agent, row, today) for agent, row in session.execute(statement)]
 
@@ -427,7 +427,7 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     """Reserve an agent (every candidate for ring_all) for the call, or leave it queued."""
     session = uow.session
     plan = routing.plan_route(
-        _available_agents(session, now, lock=True),
+        _available_agents(session, now),
         _rules(rules),
         sticky_agent_id=_last_agent_of(session, call.customer_id),
         last_agent_id=rules.last_agent_id,
@@ -435,6 +435,8 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     )
     reserved: list[str] = []
     for candidate in plan.candidates:
+        if not _lock_if_free(session, candidate.agent_id):
+            continue
         if _move_agent(
             uow, candidate.agent_id, ("available",), "reserved", now, reason="offered", call_id=call.call_id
         ):
@@ -451,6 +453,21 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     rules.last_agent_id = reserved[0]
     session.flush()
     return Decision(call, offers=_offers(session, reserved))
+
+
+def _lock_if_free(session: Session, agent_id: str) -> bool:
+    """On PostgreSQL, lock the agent's row unless another routing transaction holds it (then skip
+    to the next candidate rather than wait); on SQLite the write lock is already ours."""
+    if not is_postgresql(session.get_bind()):
+        return True
+    return (
+        session.execute(
+            select(Agent.agent_id)
+            .where(Agent.agent_id == agent_id, Agent.state == "available")
+            .with_for_update(skip_locked=True)
+        ).first()
+        is not None
+    )
 
 
 def _offers(session: Session, agent_ids: list[str]) -> tuple[Offer, ...]:

@@ -230,7 +230,10 @@ def test_calls_ringing_at_once_never_reserve_the_same_agent(settings_factory, st
     reservations = [agent_id for decision in decisions for agent_id in offered(decision)]
     assert len(reservations) == len(set(reservations)) == len(agents)  # every agent once, none twice
     ringing = [decision for decision in decisions if decision.offers]
-    assert len(ringing) == (1 if strategy == "ring_all" else len(agents))
+    if strategy == "ring_all":  # a call rings every agent no other call had reserved first
+        assert 1 <= len(ringing) <= len(agents)
+    else:
+        assert len(ringing) == len(agents)
     assert all(agent_state(database, agent_id) == "reserved" for agent_id in agents)
 
 
