@@ -1,9 +1,13 @@
-"""``python -m services.callrouting.worker [relay|consume|all]``."""
+"""``python -m services.callrouting.worker [relay|consume|jobs|all]``."""
 
-from shared.worker import run_worker
+from shared.worker import PeriodicJob, run_worker
 
+from .calls import expire_timers_job
 from .events import HANDLERS
 from .models import MIGRATIONS
 
+# Inbound timers: offers nobody answered, wrap-ups past their time (also applied on every routing decision).
+JOBS = {"inbound_timers": PeriodicJob(5.0, expire_timers_job)}
+
 if __name__ == "__main__":
-    run_worker("callrouting", MIGRATIONS, HANDLERS)
+    run_worker("callrouting", MIGRATIONS, HANDLERS, jobs=JOBS)

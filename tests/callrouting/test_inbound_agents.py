@@ -296,3 +296,25 @@ def test_the_inbound_events_reach_the_real_broker(settings_factory, amqp_url):
         connection.close()
     finally:
         running.close()
+
+
+def test_the_workers_periodic_job_expires_an_offer_nobody_answered(settings_factory):
+    from services.callrouting.worker import JOBS
+
+    settings, database = settings_factory("callrouting", options={"INBOUND_OFFER_TIMEOUT_SECONDS": "0.3"})
+    add_agents(database, "ann")
+    set_state(database, "ann", "available", calls.utcnow())
+    with uow(database) as work:
+        decision = calls.start_call(
+            work, call_id="J1", source="json", from_raw=None, to_raw=None, queue=None, at=None, config=CONFIG
+        )
+    assert offered(decision) == ["ann"]
+    job = JOBS["inbound_timers"]
+
+    def expired():
+        job.run(database, settings)
+        return agent_state(database, "ann") == "available"
+
+    wait_for(expired, timeout=10, interval=0.1, what="the offer to expire")
+    with uow(database) as work:
+        assert calls.agent_routing(work.session, "ann").missed_offers == 1
