@@ -5,13 +5,15 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run test test-postgres bench lint format deadletters clean
+.PHONY: help setup run test test-postgres bench lint format deadletters clean simulate
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
 	@echo "make test           set up and run the whole suite against a real RabbitMQ node and SQLite"
 	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
+	@echo "make simulate       play a day of inbound calls through the signed webhooks of a running \`make run\`"
+	@echo "                    (SIMULATE_ARGS=\"--calls 200 --speed 600 --date 2026-11-23\")"
 	@echo "make lint           ruff"
 	@echo "make deadletters SERVICE=callrouting   list parked events (python -m shared.deadletters --help)"
 
@@ -38,6 +40,9 @@ test-postgres: setup
 bench: setup
 	@scripts/ensure-system.sh rabbitmq wrk
 	$(PY) -m bench
+
+simulate: setup
+	$(PY) -m services.callrouting.simulate $(SIMULATE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -11,7 +11,8 @@ afternoon); callers hang up after an exponential patience (mean 90 s), some with
 (short abandons); agents answer an offer after a few seconds or, now and then, not at all;
 talks last 1 to 10 minutes, and each ends with a wrap-up and a reason.
 
-Signs with ``TWILIO_AUTH_TOKEN`` (required) for the URL it calls, or for ``--public-url`` when
+Signs with ``TWILIO_AUTH_TOKEN`` (from the environment, else the one ``make run`` generated into
+``var/dev-secrets.env``) for the URL it calls, or for ``--public-url`` when
 the service checks signatures against ``PUBLIC_BASE_URL``. Agents ``sim-agent-1..N`` are
 registered through ``POST /agents`` and made available; they stay available afterwards.
 Wrap-up is measured on the service's clock, so after-call work is short at high speeds.
@@ -35,6 +36,7 @@ from urllib.parse import parse_qs, urlparse
 import requests
 from twilio.request_validator import RequestValidator
 
+from shared.config import var_dir
 from shared.event_catalog import CALL_REASONS
 
 REASON_WEIGHTS = {
@@ -243,6 +245,18 @@ class Simulator:
             raise RuntimeError(f"wrap-up of {call.sid} -> {response.status_code}: {response.text[:300]}")
 
 
+def dev_secret(name: str) -> str | None:
+    """A secret ``make run`` generated into var/dev-secrets.env when the environment had none."""
+    path = var_dir() / "dev-secrets.env"
+    if not path.exists():
+        return None
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == name and value.strip():
+            return value.strip()
+    return None
+
+
 def _rfc2822(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
@@ -264,7 +278,7 @@ def parse_args(argv=None):
 
 def main(argv=None, out=sys.stdout) -> int:
     args = parse_args(argv)
-    token = os.environ.get("TWILIO_AUTH_TOKEN")
+    token = os.environ.get("TWILIO_AUTH_TOKEN") or dev_secret("TWILIO_AUTH_TOKEN")
     if not token:
         print("TWILIO_AUTH_TOKEN is not set: the service refuses unsigned webhooks.", file=sys.stderr)
         return 2

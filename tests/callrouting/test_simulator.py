@@ -40,6 +40,14 @@ def test_the_simulator_plays_calls_through_the_signed_webhooks_into_the_report(s
     assert "done:" in out.getvalue()
 
 
-def test_the_simulator_refuses_to_run_without_the_twilio_token(monkeypatch):
+def test_the_simulator_refuses_to_run_without_the_twilio_token(monkeypatch, tmp_path):
     monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
     assert simulate.main(["--calls", "1"], out=io.StringIO()) == 2
+
+
+def test_the_simulator_falls_back_to_the_token_make_run_generated(monkeypatch, tmp_path):
+    monkeypatch.delenv("TWILIO_AUTH_TOKEN", raising=False)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    (tmp_path / "dev-secrets.env").write_text("PHONE_WEBHOOK_SECRET=abc\nTWILIO_AUTH_TOKEN=generated\n")
+    assert simulate.dev_secret("TWILIO_AUTH_TOKEN") == "generated"
