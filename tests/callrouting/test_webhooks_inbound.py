@@ -430,3 +430,17 @@ def test_calls_are_listed_newest_first_with_filters_and_paging(phone):
     assert client.get("/calls?date=2026-11-23&state=queued").get_json()["total"] == 5
     assert client.get("/calls?date=2026-11-22").get_json()["total"] == 0
     assert client.get("/calls?limit=0").status_code == 422
+
+
+def test_a_retried_wrap_up_with_the_same_idempotency_key_gets_the_first_answer(phone):
+    client, database = phone
+    make_available(client, "ann")
+    phone_event(client, "call.ringing", "J1", 0, DAY)
+    phone_event(client, "call.answered", "J1", 1, DAY, agent_id="ann")
+    phone_event(client, "call.ended", "J1", 2, DAY + timedelta(seconds=30), agent_id="ann")
+    headers = {"Idempotency-Key": "wrap-J1"}
+    first = client.post("/calls/J1/wrap-up", json={"reason": "question"}, headers=headers)
+    again = client.post("/calls/J1/wrap-up", json={"reason": "question"}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
+    assert len(events(database, "call.completed")) == 1
