@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.phones import time_zone_of
@@ -190,9 +190,10 @@ def find_customers(
         query = query.where(
             or_(func.lower(Customer.name).like(pattern, escape="\\"), Customer.email.like(pattern, escape="\\"))
         )
-    total = uow.session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = uow.session.scalars(query.order_by(Customer.name, Customer.id).limit(per_page).offset((page - 1) * per_page))
-    return list(rows), total
+    offset = (page - 1) * per_page
+    customers = list(uow.session.scalars(query.order_by(Customer.name, Customer.id).limit(per_page).offset(offset)))
+    total = _total(uow, select(func.count()).select_from(query.subquery()), customers, offset, per_page)
+    return customers, total
 
 
 def _escape_like(text: str) -> str:
@@ -446,11 +447,15 @@ def set_business_calendar(uow: UnitOfWork, body: dict | None) -> dict | None:
     return calendar_view(uow)
 
 
+_POLICY_OF = select(SlaPolicyRow).where(SlaPolicyRow.priority == bindparam("priority"))
+
+
 def _clock(uow: UnitOfWork, priority: str) -> tuple[domain.SlaPolicy | None, domain.BusinessCalendar | None]:
-    policy = sla_policies(uow).get(priority)
-    if policy is None:
+    row = uow.session.scalars(_POLICY_OF, {"priority": priority}).first()
+    if row is None:
         return None, None
-    return policy, domain.clock_of(policy, business_calendar(uow))
+    policy = domain.SlaPolicy(row.priority, row.first_response_minutes, row.resolution_minutes, row.business_hours)
+    return policy, domain.clock_of(policy, business_calendar(uow)) if policy.business_hours else None
 
 
 # --- tickets ----------------------------------------------------------------------------------
@@ -503,20 +508,31 @@ def _iso(value):
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+# One row, updated in the ticket's own transaction: gap-free and safe under concurrency
+# (the row lock on PostgreSQL, the write lock on SQLite). Statements built once: building
+# them costs more than running them.
+_NEXT_NUMBER = (
+    update(Counter).where(Counter.name == "ticket_number").values(value=Counter.value + 1).returning(Counter.value)
+)
+_MERGED_INTO = select(Customer.merged_into_id).where(Customer.id == bindparam("customer_id"))
+
+
 def _next_number(uow: UnitOfWork) -> int:
-    # One row, updated in the ticket's own transaction: gap-free and safe under concurrency
-    # (the row lock on PostgreSQL, the write lock on SQLite).
-    statement = update(Counter).where(Counter.name == "ticket_number").values(value=Counter.value + 1)
-    return uow.session.execute(statement.returning(Counter.value)).scalar_one()
+    return uow.session.execute(_NEXT_NUMBER).scalar_one()
 
 
 def _resolve_ticket_customer(uow: UnitOfWork, customer_id: str | None) -> str | None:
+    """The customer's id, or the survivor's when it was merged; 422 when there is no such customer."""
     if customer_id is None:
         return None
-    try:
-        return _load_customer(uow, customer_id, follow=True).id
-    except NotFound:
-        raise Invalid({"customer_id": "No such customer."}) from None
+    for _ in range(10):  # merges keep redirects one hop long; the bound is only a guard
+        row = uow.session.execute(_MERGED_INTO, {"customer_id": customer_id}).first()
+        if row is None:
+            raise Invalid({"customer_id": "No such customer."})
+        if row.merged_into_id is None:
+            return customer_id
+        customer_id = row.merged_into_id
+    raise Invalid({"customer_id": "The customer's merge history is too long to follow."})
 
 
 def _record(uow: UnitOfWork, ticket: Ticket, actor_id: str | None, now: datetime, field: str, old, new) -> None:
@@ -852,9 +868,21 @@ def list_tickets(uow: UnitOfWork, filters: dict, sort: str, page: int, per_page:
                 func.lower(Ticket.description).like(pattern, escape="\\"),
             )
         )
-    total = uow.session.scalar(select(func.count()).select_from(Ticket).where(*conditions))
-    query = select(Ticket).where(*conditions).order_by(*SORTS[sort]).limit(per_page).offset((page - 1) * per_page)
-    return [ticket_view(ticket) for ticket in uow.session.scalars(query)], total
+    # The page's ids first: with an index on (filter columns, created_at, id) this reads index
+    # entries only; then the rows of that page alone.
+    offset = (page - 1) * per_page
+    page_ids = select(Ticket.id).where(*conditions).order_by(*SORTS[sort]).limit(per_page).offset(offset)
+    ids = list(uow.session.scalars(page_ids))
+    total = _total(uow, select(func.count()).select_from(Ticket).where(*conditions), ids, offset, per_page)
+    tickets = {ticket.id: ticket for ticket in uow.session.scalars(select(Ticket).where(Ticket.id.in_(ids)))}
+    return [ticket_view(tickets[ticket_id]) for ticket_id in ids], total
+
+
+def _total(uow: UnitOfWork, count_query, page: list, offset: int, per_page: int) -> int:
+    """The number of matches; counted only when the page does not already tell."""
+    if 0 < len(page) < per_page or (not page and offset == 0):
+        return offset + len(page)
+    return uow.session.scalar(count_query)
 
 
 # --- consumed events ------------------------------------------------------------------------

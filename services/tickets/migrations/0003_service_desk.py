@@ -94,12 +94,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_tickets_call_id", "tickets", ["call_id"])
     op.create_index("ix_tickets_sla_check_at", "tickets", ["sla_check_at"])
-    op.create_index("ix_tickets_created_at", "tickets", ["created_at"])
-    op.create_index("ix_tickets_status_created_at", "tickets", ["status", "created_at"])
-    op.create_index("ix_tickets_assignee_status_created_at", "tickets", ["assignee_id", "status", "created_at"])
-    op.create_index("ix_tickets_customer_created_at", "tickets", ["customer_id", "created_at"])
-    op.create_index("ix_tickets_category_created_at", "tickets", ["category", "created_at"])
-    op.create_index("ix_tickets_priority_status_created_at", "tickets", ["priority", "status", "created_at"])
+    op.create_index("ix_tickets_created_at", "tickets", ["created_at", "id"])
+    op.create_index("ix_tickets_status_created_at", "tickets", ["status", "created_at", "id"])
+    op.create_index("ix_tickets_assignee_status_created_at", "tickets", ["assignee_id", "status", "created_at", "id"])
+    op.create_index("ix_tickets_customer_created_at", "tickets", ["customer_id", "created_at", "id"])
+    op.create_index("ix_tickets_category_created_at", "tickets", ["category", "created_at", "id"])
+    op.create_index("ix_tickets_priority_status_created_at", "tickets", ["priority", "status", "created_at", "id"])
     op.create_index("ix_tickets_resolved_at", "tickets", ["resolved_at"])
 
     op.create_table(
