@@ -79,7 +79,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import httpload, pipeline, rawbroker, report, surveys
+from bench import httpload, pipeline, rawbroker, report, surveys, tickets
 from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -93,6 +93,7 @@ SCENARIOS = [
     ("broker", lambda processes, env, var_dir: rawbroker.run(env["AMQP_URL"])),
     ("pipeline", pipeline.run),
     ("surveys", surveys.run),
+    ("tickets", tickets.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
