@@ -170,7 +170,7 @@ def contact_allowed(last_contact_at: datetime | None, now: datetime, frequency_d
 
 # --- the fair pick ---------------------------------------------------------------------------
 
-SLICE_MEAN = 32  # how many eligible entries a slice of the key space holds on average
+SLICE_MEAN = 48  # how many eligible entries a slice of the key space holds on average
 SLICE_CAP = 128  # C: the acceptance constant; a slice holding more is an "overflow"
 MAX_SLICE_TRIES = 40
 
@@ -196,9 +196,10 @@ def pick_uniformly(
     about the keys left behind. Only a slice holding more than C entries cannot be accepted
     with a probability ≤ 1; then the pick falls back to ``draw_exactly`` (count, then a
     random offset: exact but linear in the pool). The width w = SLICE_MEAN / estimate makes
-    a slice hold about 32 entries (a binomial count), so that a slice holding more than 128
-    has a probability below 1e-30 per try with a right estimate and about 1e-12 with one
-    half the truth: the only departure from uniform, and that small. The estimate only
+    a slice hold about 48 entries (a binomial count), so that a slice holding more than 128
+    has a probability below 1e-21 per try with a right estimate and about 1e-3 with one
+    half the truth (then it is recounted): the only departure from uniform, and that small.
+    A try is accepted with probability 48/128, so a pick takes 2.7 slice reads on average. The estimate only
     tunes the width: a stale one costs tries, not fairness. After MAX_SLICE_TRIES rejected
     tries the exact draw decides; every try rejects with the same probability whichever the
     entries, so that fallback keeps the pick uniform too.

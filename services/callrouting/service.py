@@ -11,8 +11,9 @@ import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -65,6 +66,7 @@ def register_agent(uow: UnitOfWork, agent_id: str, name: str, skills: list[str])
     else:
         agent.name, agent.skills = name, list(dict.fromkeys(skills))
     uow.commit()
+    _forget_recent()
     return agent
 
 
@@ -98,6 +100,7 @@ def create_campaign(uow: UnitOfWork, **values) -> Campaign:
     )
     uow.session.add(campaign)
     uow.commit()
+    _forget_recent()
     return campaign
 
 
@@ -126,6 +129,7 @@ def update_campaign(uow: UnitOfWork, campaign_id: str, changes: dict) -> Campaig
         setattr(campaign, name, value)
     campaign.updated_at = utcnow()
     uow.commit()
+    _forget_recent()
     return campaign
 
 
@@ -149,18 +153,12 @@ def customer_numbers(session: Session, customer_id: str) -> list[str]:
 
 def is_do_not_call(session: Session, customer_id: str) -> bool:
     """On the list by consent (the replica), by customer id, or by any of the customer's numbers."""
-    replica = session.get(CustomerReplica, customer_id)
-    if replica is not None and replica.do_not_call:
-        return True
-    numbers = customer_numbers(session, customer_id)
-    if replica is not None and replica.phone:
-        numbers.append(replica.phone)
-    listed = (
-        or_(DoNotCall.customer_id == customer_id, DoNotCall.phone.in_(numbers))
-        if numbers
-        else (DoNotCall.customer_id == customer_id)
+    numbers = select(CustomerReplicaPhone.phone).where(CustomerReplicaPhone.customer_id == customer_id)
+    by_consent = select(CustomerReplica.customer_id).where(
+        CustomerReplica.customer_id == customer_id, CustomerReplica.do_not_call.is_(True)
     )
-    return session.execute(select(DoNotCall.dnc_id).where(listed).limit(1)).first() is not None
+    listed = select(DoNotCall.dnc_id).where(or_(DoNotCall.customer_id == customer_id, DoNotCall.phone.in_(numbers)))
+    return bool(session.scalar(select(or_(exists(by_consent), exists(listed)))))
 
 
 def _put_on_do_not_call(session: Session, customer_id: str, source: str) -> None:
@@ -501,69 +499,112 @@ def get_entry(uow: UnitOfWork, entry_id: str) -> tuple[CallEntry, list[CallAttem
 
 @dataclass
 class HandOut:
-    entry: CallEntry
-    campaign: Campaign
-    customer: CustomerReplica | None
+    """Rows of the entry, its campaign and its customer (read-only, as handed out)."""
+
+    entry: Any
+    campaign: Any
+    customer: Any
     attempt: int
     renewed: bool  # the agent already held this lease
 
 
-class _CountCache:
-    """The eligible pool's size, per process, for a second: it only sets the slice width (see domain)."""
+class _ShortCache:
+    """Values this process may reuse for a second: the pool's size (it only sets the slice width,
+    see domain.pick_uniformly), the active campaigns and zones, agents' skills. A campaign
+    paused in another process therefore stops handing out within a second."""
 
     def __init__(self, seconds: float = 1.0):
         self.seconds = seconds
-        self.values: dict[tuple, tuple[float, int]] = {}
+        self.values: dict[tuple, tuple[float, Any]] = {}
 
-    def get(self, key: tuple) -> int | None:
+    def get(self, key: tuple) -> Any:
         held = self.values.get(key)
         return held[1] if held and held[0] > time.monotonic() else None
 
-    def put(self, key: tuple, count: int) -> None:
-        if len(self.values) > 1000:
+    def put(self, key: tuple, value: Any) -> None:
+        if len(self.values) > 10_000:
             self.values.clear()
-        self.values[key] = (time.monotonic() + self.seconds, count)
+        self.values[key] = (time.monotonic() + self.seconds, value)
 
-    def forget(self, key: tuple) -> None:
-        self.values.pop(key, None)
-
-
-_POOL_SIZES = _CountCache()
+    def clear(self) -> None:
+        self.values.clear()
 
 
-def _callable_campaigns(session: Session, agent: Agent, now: datetime) -> list[tuple[str, tuple[str, ...]]]:
-    """(campaign id, zones callable now) for every active campaign this agent may work."""
-    zones = session.scalars(select(CallTimeZone.time_zone)).all()
-    skills = set(agent.skills or [])
-    parts = []
-    for campaign_id, window, required_skill in session.execute(
-        select(Campaign.campaign_id, Campaign.calling_window, Campaign.required_skill)
-        .where(Campaign.active.is_(True))
-        .order_by(Campaign.campaign_id)
-    ):
-        if required_skill and required_skill not in skills:
+_POOL_SIZES = _ShortCache()
+_RECENT = _ShortCache()  # campaigns and zones, agents' skills
+
+
+def _forget_recent() -> None:
+    """This process changed campaigns or agents: read them afresh."""
+    _RECENT.clear()
+
+
+# The hand-out runs for every agent all day long, so it speaks SQLAlchemy Core to the tables
+# (the ORM's per-statement bookkeeping costs more than these small indexed statements).
+_ENTRIES = CallEntry.__table__
+_CAMPAIGNS = Campaign.__table__
+_REPLICAS = CustomerReplica.__table__
+_REPLICA_PHONES = CustomerReplicaPhone.__table__
+_DO_NOT_CALL = DoNotCall.__table__
+
+
+def _callable_campaigns(session: Session, skills: tuple[str, ...], now: datetime) -> dict[str, tuple]:
+    """{campaign id: (its row, zones callable now)} for every active campaign these skills may work."""
+    key = ("campaigns", str(session.bind.url))
+    known = _RECENT.get(key)
+    if known is None:
+        zones = session.execute(select(CallTimeZone.__table__.c.time_zone)).scalars().all()
+        active = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.active.is_(True))).all()
+        known = (zones, active)
+        _RECENT.put(key, known)
+    zones, active = known
+    found = {}
+    for campaign in active:
+        if campaign.required_skill and campaign.required_skill not in skills:
             continue
-        callable_now = domain.callable_time_zones(window, zones, now)
+        callable_now = domain.callable_time_zones(campaign.calling_window, zones, now)
         if callable_now:
-            parts.append((campaign_id, tuple(callable_now)))
-    return parts
+            found[campaign.campaign_id] = (campaign, tuple(callable_now))
+    return found
+
+
+def _agent_skills(session: Session, agent_id: str) -> tuple[str, ...]:
+    key = ("agent", str(session.bind.url), agent_id)
+    skills = _RECENT.get(key)
+    if skills is None:
+        row = session.execute(select(Agent.__table__.c.skills).where(Agent.__table__.c.agent_id == agent_id)).first()
+        if row is None:
+            raise NotFound(f"No agent {agent_id}.")
+        skills = tuple(row[0] or ())
+        _RECENT.put(key, skills)
+    return skills
 
 
 def _sweep_expired_leases(session: Session, now: datetime) -> None:
     """Entries whose agent let the lease lapse go back to the pool (no attempt is counted)."""
     expired = (
-        select(CallEntry.entry_id)
-        .where(CallEntry.state == "leased", CallEntry.lease_expires_at <= now)
+        select(_ENTRIES.c.entry_id)
+        .where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= now)
         .limit(100)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     session.execute(
-        update(CallEntry)
-        .where(CallEntry.entry_id.in_(expired))
+        update(_ENTRIES)
+        .where(_ENTRIES.c.entry_id.in_(expired))
         .values(state="pending", leased_by=None, leased_at=None, lease_expires_at=None, updated_at=now)
-        .execution_options(synchronize_session=False)
     )
+
+
+def _is_do_not_call_now(session: Session, customer_id: str) -> bool:
+    numbers = select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == customer_id)
+    by_consent = select(_REPLICAS.c.customer_id).where(
+        _REPLICAS.c.customer_id == customer_id, _REPLICAS.c.do_not_call.is_(True)
+    )
+    listed = select(_DO_NOT_CALL.c.dnc_id).where(
+        or_(_DO_NOT_CALL.c.customer_id == customer_id, _DO_NOT_CALL.c.phone.in_(numbers))
+    )
+    return bool(session.execute(select(or_(exists(by_consent), exists(listed)))).scalar())
 
 
 def next_call(
@@ -574,97 +615,117 @@ def next_call(
     An agent who already holds an unexpired lease gets that entry again (asking twice, say after
     a reload, must not take a second customer out of the pool). The pick runs in one write
     transaction: on SQLite that is BEGIN IMMEDIATE, so nobody else can lease in between; on
-    PostgreSQL the chosen row is locked with FOR UPDATE SKIP LOCKED and re-checked, and a row
-    another agent is leasing at that moment is skipped and the draw repeated.
+    PostgreSQL the chosen row is leased by one UPDATE whose sub-select locks it FOR UPDATE SKIP
+    LOCKED: a row another agent is leasing at that moment is skipped and the draw repeated.
     """
     now = now or utcnow()
     session = uow.session
-    agent = session.get(Agent, agent_id)
-    if agent is None:
-        raise NotFound(f"No agent {agent_id}.")
+    skills = _agent_skills(session, agent_id)
     _sweep_expired_leases(session, now)
-    held = session.scalars(
-        select(CallEntry).where(CallEntry.leased_by == agent_id, CallEntry.state == "leased").limit(1)
+    held = session.execute(
+        select(_ENTRIES).where(_ENTRIES.c.leased_by == agent_id, _ENTRIES.c.state == "leased").limit(1)
     ).first()
+    campaigns = _callable_campaigns(session, skills, now)
     if held is not None:
         uow.commit()
-        return _hand_out(session, held, renewed=True)
-
-    parts = _callable_campaigns(session, agent, now)
-    if not parts:
+        return _hand_out(session, held, campaigns, renewed=True)
+    if not campaigns:
         uow.commit()
         return None
     eligible = and_(
-        CallEntry.state == "pending",
-        CallEntry.due_at <= now,
-        or_(*(and_(CallEntry.campaign_id == cid, CallEntry.time_zone.in_(zones)) for cid, zones in parts)),
+        _ENTRIES.c.state == "pending",
+        _ENTRIES.c.due_at <= now,
+        or_(
+            *(
+                and_(_ENTRIES.c.campaign_id == campaign_id, _ENTRIES.c.time_zone.in_(zones))
+                for campaign_id, (_, zones) in sorted(campaigns.items())
+            )
+        ),
     )
-    cache_key = (str(session.bind.url), tuple(parts))
-    postgres = is_postgresql(session.bind)
+    cache_key = (str(session.bind.url), tuple((cid, zones) for cid, (_, zones) in sorted(campaigns.items())))
+
+    def count() -> int:
+        size = session.execute(select(func.count()).select_from(_ENTRIES).where(eligible)).scalar()
+        _POOL_SIZES.put(cache_key, size)
+        return size
 
     def fetch_slice(low: float, high: float, limit: int) -> list[str]:
         ids: list[str] = []
         for start, end in domain.key_ranges(low, high):
-            ids += session.scalars(
-                select(CallEntry.entry_id)
-                .where(eligible, CallEntry.shuffle_key >= start, CallEntry.shuffle_key < end)
-                .limit(limit - len(ids))
-            ).all()
+            ids += (
+                session.execute(
+                    select(_ENTRIES.c.entry_id)
+                    .where(eligible, _ENTRIES.c.shuffle_key >= start, _ENTRIES.c.shuffle_key < end)
+                    .limit(limit - len(ids))
+                )
+                .scalars()
+                .all()
+            )
             if len(ids) >= limit:
                 break
         return ids
 
     def draw_exactly(rng) -> str | None:
-        _POOL_SIZES.forget(cache_key)
-        count = session.scalar(select(func.count()).select_from(CallEntry).where(eligible))
-        _POOL_SIZES.put(cache_key, count)
-        if not count:
+        size = count()
+        if not size:
             return None
-        return session.scalars(
-            select(CallEntry.entry_id)
+        return session.execute(
+            select(_ENTRIES.c.entry_id)
             .where(eligible)
-            .order_by(CallEntry.shuffle_key)
-            .offset(rng.randrange(count))
+            .order_by(_ENTRIES.c.shuffle_key)
+            .offset(rng.randrange(size))
             .limit(1)
-        ).first()
+        ).scalar()
 
     for _ in range(50):
         estimate = _POOL_SIZES.get(cache_key)
         if estimate is None:
-            estimate = session.scalar(select(func.count()).select_from(CallEntry).where(eligible))
-            _POOL_SIZES.put(cache_key, estimate)
+            estimate = count()
         if estimate == 0:
             break
         picked = domain.pick_uniformly(estimate, fetch_slice, draw_exactly, _RNG)
         if picked is None:
             break
-        lock = select(CallEntry).where(CallEntry.entry_id == picked, CallEntry.state == "pending")
-        if postgres:
-            lock = lock.with_for_update(skip_locked=True)
-        entry = session.scalars(lock).first()
+        still_pending = (
+            select(_ENTRIES.c.entry_id)
+            .where(_ENTRIES.c.entry_id == picked, _ENTRIES.c.state == "pending")
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        entry = session.execute(
+            update(_ENTRIES)
+            .where(_ENTRIES.c.entry_id == still_pending)
+            .values(
+                state="leased",
+                leased_by=agent_id,
+                leased_at=now,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(*_ENTRIES.c)
+        ).first()
         if entry is None:
-            continue  # another agent leased it meanwhile (PostgreSQL): draw again
-        if is_do_not_call(session, entry.customer_id):
-            entry.state, entry.closed_at, entry.updated_at = "cancelled", now, now
-            entry.last_outcome = None
+            continue  # another agent is leasing it right now (PostgreSQL): draw again
+        if _is_do_not_call_now(session, entry.customer_id):
+            session.execute(
+                update(_ENTRIES)
+                .where(_ENTRIES.c.entry_id == entry.entry_id)
+                .values(state="cancelled", leased_by=None, leased_at=None, lease_expires_at=None, closed_at=now)
+            )
             continue
-        entry.state, entry.leased_by, entry.leased_at = "leased", agent_id, now
-        entry.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        entry.updated_at = now
         uow.commit()
-        return _hand_out(session, entry, renewed=False)
+        return _hand_out(session, entry, campaigns, renewed=False)
     uow.commit()
     return None
 
 
-def _hand_out(session: Session, entry: CallEntry, *, renewed: bool) -> HandOut:
-    return HandOut(
-        entry=entry,
-        campaign=session.get(Campaign, entry.campaign_id),
-        customer=session.get(CustomerReplica, entry.customer_id),
-        attempt=entry.attempts + 1,
-        renewed=renewed,
-    )
+def _hand_out(session: Session, entry, campaigns: dict, *, renewed: bool) -> HandOut:
+    if entry.campaign_id in campaigns:
+        campaign = campaigns[entry.campaign_id][0]
+    else:  # a lease held on a campaign paused since, or outside its window now
+        campaign = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.campaign_id == entry.campaign_id)).first()
+    customer = session.execute(select(_REPLICAS).where(_REPLICAS.c.customer_id == entry.customer_id)).first()
+    return HandOut(entry=entry, campaign=campaign, customer=customer, attempt=entry.attempts + 1, renewed=renewed)
 
 
 # --- outcomes --------------------------------------------------------------------------------------
