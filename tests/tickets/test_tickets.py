@@ -373,3 +373,22 @@ def test_an_unknown_ticket_is_a_404_everywhere(client, status):
     assert client.patch(f"/tickets/{missing}", json={"status": status}).status_code == 404
     assert client.post(f"/tickets/{missing}/comments", json={"body": "x"}).status_code == 404
     assert client.get(f"/tickets/{missing}/history").status_code == 404
+
+
+def test_the_worker_job_flags_every_past_due_ticket_in_batches(settings_factory, monkeypatch):
+    from dataclasses import replace
+
+    from services.tickets import worker
+
+    settings, database = settings_factory("tickets")
+    monkeypatch.setattr(worker, "BATCH", 3)  # several batches in one round
+    opened = datetime.now(UTC) - timedelta(hours=2)
+    for n in range(7):
+        with UnitOfWork(database, source="tickets") as uow:
+            service.create_ticket(uow, {"subject": f"T{n}", "category": "other", "priority": "urgent"}, None, opened)
+    worker.flag_sla_breaches(database, settings)
+    assert len(events(database, "ticket.sla_breached")) == 7
+    worker.flag_sla_breaches(database, settings)
+    assert len(events(database, "ticket.sla_breached")) == 7
+    configured = replace(settings, options={"SLA_CHECK_SECONDS": "5"})
+    assert worker.jobs(configured)["sla_breaches"].interval_seconds == 5.0
