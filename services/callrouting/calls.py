@@ -10,9 +10,10 @@ passes over an agent the first one is reserving instead of queueing behind it; o
 writing transaction holds the database's write lock (``BEGIN IMMEDIATE``), so they run one
 after the other anyway.
 
-Timers (the offer timeout, wrap-up time) have no thread of their own: ``expire_timers``
-runs at the start of every routing decision and live view, and as a periodic job of the
-worker, so an agent never stays reserved or in wrap-up longer than configured.
+Timers (the offer timeout, wrap-up time) have no thread of their own: ``expire_timers`` runs
+as the worker's periodic job (every 5 s) and at the start of the live view, agent state changes,
+wrap-ups and queue polls, so an agent does not stay reserved or in wrap-up longer than
+configured (a new call's routing skips it: that path is kept short).
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def start_call(
     existing = session.get(Call, call_id)
     if existing is not None:
         return _current_decision(uow, existing, config, now, rng)
-    expire_timers(uow, config, now)
+    # No expire_timers() here: this is the hot path, and the worker applies timers every 5 s.
     started = at or now
     from_number, customer_id = identify_caller(session, from_raw)
     rules = queue_rules(session, queue or DEFAULT_QUEUE)
@@ -334,7 +335,7 @@ def start_call(
         call_id=call_id,
         source=source,
         from_number=from_number or (from_raw or None),
-        to_number=to_e164_or_none(to_raw) or (to_raw or None),
+        to_number=to_raw or None,  # our own number, as the phone system sent it
         customer_id=customer_id,
         queue=rules.name,
         state="queued",
@@ -347,10 +348,11 @@ def start_call(
     session.add(call)
     session.flush()
     decision = Decision(call)
-    if not _calls_waiting_before(session, call):
+    waiting = _others_waiting(session, call)  # all of them came before this new call
+    if not waiting:
         decision = _offer(uow, call, rules, now, rng)
     if decision.queued:
-        decision = Decision(call, position=queue_position(session, call))
+        decision = Decision(call, position=waiting + 1)
     uow.publish(
         "call.started",
         {
@@ -478,15 +480,12 @@ def _offers(session: Session, agent_ids: list[str]) -> tuple[Offer, ...]:
     return tuple(offers)
 
 
-def _calls_waiting_before(session: Session, call: Call) -> bool:
-    return (
-        session.execute(
-            select(Call.call_id)
-            .where(Call.queue == call.queue, Call.state == "queued", Call.call_id != call.call_id)
-            .limit(1)
-        ).first()
-        is not None
-    )
+def _others_waiting(session: Session, call: Call) -> int:
+    return session.execute(
+        select(func.count())
+        .select_from(Call)
+        .where(Call.queue == call.queue, Call.state == "queued", Call.call_id != call.call_id)
+    ).scalar_one()
 
 
 def queue_position(session: Session, call: Call) -> int:
