@@ -6,9 +6,9 @@
    Compared with the bare endpoint measured in the same run; target >= 0.40x its requests/s.
 2. Metrics over 1,000,000 responses: a fresh surveys database is loaded by direct SQL with
    1,000,000 complete responses over 26 weeks (12 products, 40 agents, 6 campaigns, 3
-   channels) and the rollups and counts those responses make. The rollups are built in bulk
+   channels) and the rollups (day and week rows) and counts those responses make. The rollups are built in bulk
    with numpy (the service's per-response code would take minutes for a million); before
-   measuring, the stored rollups of three random days are checked against the service's own
+   measuring, the stored rollups of three random days and of a week are checked against the service's own
    ``domain.recompute_rollups`` over those days' responses read back from the database, and
    the query's total n against the responses loaded, so the figures are the real ones. Then
    ``GET /survey-metrics?from=..&to=..&group_by=week,product`` (312 groups x 5 questions) is
@@ -211,6 +211,7 @@ def bulk_load(database_file: Path) -> int:
         rollups, counts = [], []
         dimensions = {"all": (np.zeros(RESPONSES, dtype=np.int64), [""]), **attributes}
         weights = np.arange(1, 11)
+        weeks = [days[n] for n in range(0, DAYS, 7)]  # FIRST_DAY is a Monday
         for dimension, (values, names) in dimensions.items():
             buckets = day * len(names) + values
             completed = np.bincount(buckets, minlength=DAYS * len(names)).reshape(DAYS, len(names))
@@ -218,25 +219,28 @@ def bulk_load(database_file: Path) -> int:
                 counts.append(
                     (dimension, days[d], names[v], template, "completed", domain.week_of(days[d]), int(completed[d, v]))
                 )
-            for q, key in enumerate(keys):
-                per_score = np.bincount(buckets * 10 + (scores[:, q] - 1), minlength=DAYS * len(names) * 10)
-                per_score = per_score.reshape(DAYS, len(names), 10)
-                for d, v in zip(*np.nonzero(per_score.sum(axis=2)), strict=True):
-                    c = per_score[d, v]
-                    rollups.append(
-                        (
-                            dimension,
-                            days[d],
-                            names[v],
-                            template,
-                            key,
-                            domain.week_of(days[d]),
-                            int(c.sum()),
-                            int(c @ weights),
-                            int(c @ (weights * weights)),
-                            *(int(x) for x in c),
+            for span, starts, index in (("day", days, day), ("week", weeks, day // 7)):
+                span_buckets = index * len(names) + values
+                for q, key in enumerate(keys):
+                    size = len(starts) * len(names) * 10
+                    per_score = np.bincount(span_buckets * 10 + (scores[:, q] - 1), minlength=size)
+                    per_score = per_score.reshape(len(starts), len(names), 10)
+                    for d, v in zip(*np.nonzero(per_score.sum(axis=2)), strict=True):
+                        c = per_score[d, v]
+                        rollups.append(
+                            (
+                                span,
+                                dimension,
+                                starts[d],
+                                names[v],
+                                template,
+                                key,
+                                int(c.sum()),
+                                int(c @ weights),
+                                int(c @ (weights * weights)),
+                                *(int(x) for x in c),
+                            )
                         )
-                    )
         connection.executemany(f"INSERT INTO survey_rollups VALUES ({', '.join('?' * 19)})", rollups)
         connection.executemany(
             "INSERT INTO survey_counts (dimension, day, value, template_id, measure, week, count)"
@@ -258,14 +262,19 @@ def _insert_responses(connection: sqlite3.Connection, rows: list[tuple]) -> None
 
 
 def check_rollups(database_file: Path, days: int) -> None:
-    """The bulk-built rollups of a few days equal the service's own recomputation from the responses."""
+    """The bulk-built rollups of a few days, and of a week, equal the service's own recomputation
+    (``domain.recompute_rollups``) from the responses stored for them."""
     from services.surveys import domain
 
     connection = sqlite3.connect(database_file)
     connection.row_factory = sqlite3.Row
+    picked = random.Random(7).sample(range(DAYS), days)
+    checks = [("day", [(FIRST_DAY + timedelta(days=n)).isoformat()]) for n in picked]
+    monday = FIRST_DAY + timedelta(days=7 * (picked[0] // 7))
+    checks.append(("week", [(monday + timedelta(days=n)).isoformat() for n in range(7)]))
     try:
-        for n in random.Random(7).sample(range(DAYS), days):
-            day = (FIRST_DAY + timedelta(days=n)).isoformat()
+        for span, period in checks:
+            marks = ", ".join("?" * len(period))
             responses = [
                 {
                     "template_id": row["template_id"],
@@ -276,22 +285,25 @@ def check_rollups(database_file: Path, days: int) -> None:
                     "campaign": row["campaign_id"],
                     "channel": row["channel"],
                 }
-                for row in connection.execute("SELECT * FROM survey_responses WHERE day = ?", (day,))
+                for row in connection.execute(f"SELECT * FROM survey_responses WHERE day IN ({marks})", period)
             ]
             expected = {
                 key: (sums.n, sums.total, sums.squares, sums.counts)
                 for key, sums in domain.recompute_rollups(responses).items()
+                if key[0] == span
             }
             stored = {
-                (row["dimension"], row["day"], row["value"], row["template_id"], row["question"]): (
+                (row["span"], row["dimension"], row["day"], row["value"], row["template_id"], row["question"]): (
                     row["n"],
                     row["total"],
                     row["squares"],
                     [row[f"c{score}"] for score in range(1, 11)],
                 )
-                for row in connection.execute("SELECT * FROM survey_rollups WHERE day = ?", (day,))
+                for row in connection.execute(
+                    "SELECT * FROM survey_rollups WHERE span = ? AND day = ?", (span, period[0])
+                )
             }
             if stored != expected:
-                raise BenchError(f"surveys: bulk-loaded rollups of {day} differ from a recomputation")
+                raise BenchError(f"surveys: bulk-loaded {span} rollups of {period[0]} differ from a recomputation")
     finally:
         connection.close()

@@ -6,6 +6,7 @@ Prometheus endpoint (``shared.web``) and keeps that meaning.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from urllib.parse import urlencode
 
@@ -436,7 +437,9 @@ class SurveyMetrics(MethodView):
             min_n=min_n,
         )
         with unit_of_work(read_only=True) as uow:
-            return service.metrics(uow, query)
+            report = service.metrics(uow, query)
+        # Serialised here, compact and unsorted: a year by week and product is hundreds of kilobytes.
+        return Response(json.dumps(report, separators=(",", ":")), mimetype="application/json")
 
 
 # --- keypad surveys (Twilio <Gather>) -----------------------------------------------------

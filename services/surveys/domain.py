@@ -256,18 +256,23 @@ class Sums:
         return sum(self.counts[:6])
 
 
-RollupKey = tuple[str, str, str, str, str]  # dimension, day, value, template_id, question
+# span ("day" or "week"), dimension, start (the day, or the Monday of the week), value, template_id, question
+RollupKey = tuple[str, str, str, str, str, str]
+SPANS = ("day", "week")
 
 
 def rollup_deltas(
     template_id: str, day: str, provenance: Mapping[str, object], answers: Mapping[str, int]
 ) -> dict[RollupKey, Sums]:
-    """The rollup rows one complete response adds to: each answer in each dimension's bucket."""
+    """The rollup rows one complete response adds to: each answer in each dimension's bucket, for
+    its day and for its week (so a query over whole weeks reads a seventh of the rows)."""
     deltas: dict[RollupKey, Sums] = {}
+    starts = (("day", day), ("week", week_of(day)))
     for dimension, value in dimension_values(provenance):
         for question, score in answers.items():
-            sums = deltas.setdefault((dimension, day, value, template_id, question), Sums())
-            sums.add(score)
+            for span, start in starts:
+                sums = deltas.setdefault((span, dimension, start, value, template_id, question), Sums())
+                sums.add(score)
     return deltas
 
 
@@ -453,6 +458,22 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
         se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / before_n))
         z_p = np.where(se > 0, 2 * stats.norm.sf(np.abs(p - before_p) / se), 1.0)
 
+    # Rounded and turned into plain lists once: indexing numpy arrays one scalar at a time is slow.
+    def rounded(values, digits):
+        return np.round(values, digits).tolist()
+
+    mean_value, mean_low, mean_high = rounded(mean, 4), rounded(mean - half, 4), rounded(mean + half, 4)
+    csat_value = rounded(p, 4)
+    csat_low, csat_high = (
+        rounded(np.maximum(centre - wilson_half, 0.0), 4),
+        rounded(np.minimum(centre + wilson_half, 1.0), 4),
+    )
+    nps_value = rounded(100 * (top_two - detractors) / n, 2)
+    nps_mid, nps_moe = rounded(nps_centre, 2), rounded(moe, 2)
+    nps_low, nps_high = rounded(nps_centre - moe, 2), rounded(nps_centre + moe, 2)
+    mean_delta, mean_p = rounded(mean - before_mean, 4), rounded(welch_p, 6)
+    csat_delta, csat_p = rounded(p - before_p, 4), rounded(z_p, 6)
+
     figures = []
     for i, sums in enumerate(current):
         withheld = sums.n < min_n
@@ -470,42 +491,25 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
         if withheld:
             continue
         if sums.n >= 2:
-            figure["mean"] = {
-                "value": round(float(mean[i]), 4),
-                "low": round(float(mean[i] - half[i]), 4),
-                "high": round(float(mean[i] + half[i]), 4),
-            }
-        figure["csat"] = {
-            "value": round(float(p[i]), 4),
-            "low": round(max(float(centre[i] - wilson_half[i]), 0.0), 4),
-            "high": round(min(float(centre[i] + wilson_half[i]), 1.0), 4),
-        }
+            figure["mean"] = {"value": mean_value[i], "low": mean_low[i], "high": mean_high[i]}
+        figure["csat"] = {"value": csat_value[i], "low": csat_low[i], "high": csat_high[i]}
         if recommend[i]:
             figure["nps"] = {
                 "label": NPS_LABEL,
-                "value": round(100 * (sums.promoters - sums.detractors) / sums.n, 2),
-                "centre": round(float(nps_centre[i]), 2),
-                "moe": round(float(moe[i]), 2),
-                "low": round(float(nps_centre[i] - moe[i]), 2),
-                "high": round(float(nps_centre[i] + moe[i]), 2),
+                "value": nps_value[i],
+                "centre": nps_mid[i],
+                "moe": nps_moe[i],
+                "low": nps_low[i],
+                "high": nps_high[i],
             }
         comparable = previous[i].n >= min_n
-        figure["change"] = {"previous_n": previous[i].n, "withheld": not comparable, "mean": None, "csat": None}
+        change = {"previous_n": previous[i].n, "withheld": not comparable, "mean": None, "csat": None}
+        figure["change"] = change
         if comparable and sums.n >= 2:
-            figure["change"]["mean"] = _change(
-                Change(float(mean[i] - before_mean[i]), float(welch_p[i]), welch_p[i] < 0.05)
-            )
+            change["mean"] = {"delta": mean_delta[i], "p_value": mean_p[i], "significant": mean_p[i] < 0.05}
         if comparable:
-            figure["change"]["csat"] = _change(Change(float(p[i] - before_p[i]), float(z_p[i]), z_p[i] < 0.05))
+            change["csat"] = {"delta": csat_delta[i], "p_value": csat_p[i], "significant": csat_p[i] < 0.05}
     return figures
-
-
-def _change(change: Change) -> dict:
-    return {
-        "delta": round(change.delta, 4),
-        "p_value": round(change.p_value, 6),
-        "significant": bool(change.significant),
-    }
 
 
 def question_figures(sums: Sums, previous: Sums | None, *, recommend: bool, min_n: int) -> dict:

@@ -71,12 +71,14 @@ class SurveyRollup(Base):
 
     __tablename__ = "survey_rollups"
 
+    # Each answer counts in its day's row and in its week's row: a week's row equals the sum of its
+    # days, and a query reads week rows for the whole weeks of its range and day rows for the rest.
+    span: Mapped[str] = mapped_column(String(4), primary_key=True)  # day or week
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)  # all, product, agent, campaign, channel
-    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # the day, or the Monday of the week
     value: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" for all and for unknown
     template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     question: Mapped[str] = mapped_column(String(64), primary_key=True)
-    week: Mapped[str] = mapped_column(String(10))  # the Monday of the day's ISO week
     n: Mapped[int] = mapped_column(Integer)
     total: Mapped[int] = mapped_column(Integer)
     squares: Mapped[int] = mapped_column(Integer)

@@ -566,14 +566,14 @@ def add_rollups(session, deltas: Mapping[domain.RollupKey, Sums], sign: int = 1)
     if not deltas:
         return
     rows = []
-    for (dimension, day, value, template_id, question), sums in deltas.items():
+    for (span, dimension, day, value, template_id, question), sums in deltas.items():
         row = {
+            "span": span,
             "dimension": dimension,
             "day": day,
             "value": value,
             "template_id": template_id,
             "question": question,
-            "week": domain.week_of(day),
             "n": sign * sums.n,
             "total": sign * sums.total,
             "squares": sign * sums.squares,
@@ -581,7 +581,7 @@ def add_rollups(session, deltas: Mapping[domain.RollupKey, Sums], sign: int = 1)
         row.update({f"c{score}": sign * sums.counts[score - 1] for score in domain.SCALE})
         rows.append(row)
     table = SurveyRollup.__table__
-    key = ("dimension", "day", "value", "template_id", "question")
+    key = ("span", "dimension", "day", "value", "template_id", "question")
     session.execute(_increment_statement(session.bind.dialect.name, table, key, _SUM_COLUMNS), rows)
 
 
@@ -633,7 +633,7 @@ def _move_to_product(uow: UnitOfWork, response: SurveyResponse, product: str) ->
         for value, sign in (("", -1), (product, 1)):
             if response.status == COMPLETE:
                 deltas = domain.rollup_deltas(response.template_id, response.day, {"product": value}, response.answers)
-                add_rollups(uow.session, {key: s for key, s in deltas.items() if key[0] == "product"}, sign)
+                add_rollups(uow.session, {key: s for key, s in deltas.items() if key[1] == "product"}, sign)
             _add_count_row(uow.session, "product", response.day, value, response.template_id, measure, sign)
     response.product = product
 
@@ -769,33 +769,59 @@ def _group_key(query: MetricsQuery, table):
     return columns
 
 
+def rollup_spans(start: date, end: date, by_day: bool) -> list[tuple[str, date, date]]:
+    """(span, first start, last start) covering the days start..end: week rows for the whole weeks
+    inside the range, day rows for the days before and after them (all day rows for ``by_day``)."""
+    first_monday = start + timedelta(days=(7 - start.weekday()) % 7)
+    last_monday = end - timedelta(days=(end.weekday() + 1) % 7) - timedelta(days=6)  # of the last whole week
+    if by_day or first_monday > last_monday:
+        return [("day", start, end)]
+    spans = [("week", first_monday, last_monday)]
+    if start < first_monday:
+        spans.append(("day", start, first_monday - timedelta(days=1)))
+    if last_monday + timedelta(days=6) < end:
+        spans.append(("day", last_monday + timedelta(days=7), end))
+    return spans
+
+
 def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, Sums]]:
-    """(period, group value) -> question -> sums, summed in the database over the query's days."""
+    """(period, group value) -> question -> sums over the query's days, summed in the database."""
     table = SurveyRollup.__table__
-    keys = _group_key(query, table)
+    keys = [table.c.day] if query.time_dimension else []
+    keys += [table.c.value, table.c.question]
     sums = [func.sum(table.c[column]).label(column) for column in _SUM_COLUMNS]
-    statement = (
-        select(*keys, table.c.question, *sums)
-        .where(
-            table.c.dimension == (query.attribute_dimension or domain.ALL),
-            table.c.day >= query.start.isoformat(),
-            table.c.day <= query.end.isoformat(),
-        )
-        .group_by(*keys, table.c.question)
-    )
-    if query.template_id:
-        statement = statement.where(table.c.template_id == query.template_id)
     result: dict[tuple, dict[str, Sums]] = {}
-    for row in uow.session.execute(statement).mappings():
-        if not row["n"]:
-            continue  # a bucket emptied when its responses moved to their product
-        group = _row_group(query, row)
-        result.setdefault(group, {})[row["question"]] = Sums(
-            n=int(row["n"]),
-            total=int(row["total"]),
-            squares=int(row["squares"]),
-            counts=[int(row[f"c{score}"]) for score in domain.SCALE],
+    for span, first, last in rollup_spans(query.start, query.end, query.time_dimension == "day"):
+        statement = (
+            select(*keys, *sums)
+            .where(
+                table.c.span == span,
+                table.c.dimension == (query.attribute_dimension or domain.ALL),
+                table.c.day >= first.isoformat(),
+                table.c.day <= last.isoformat(),
+            )
+            .group_by(*keys)
         )
+        if query.template_id:
+            statement = statement.where(table.c.template_id == query.template_id)
+        timed = 1 if query.time_dimension else 0
+        for row in uow.session.execute(statement):
+            n = row[timed + 2]
+            if not n:
+                continue  # a bucket emptied when its responses moved to their product
+            period = None
+            if query.time_dimension:
+                period = row[0] if query.time_dimension == "day" else domain.week_of(row[0])
+            group = (period, row[timed] if query.attribute_dimension else None)
+            question = row[timed + 1]
+            found = Sums(
+                n=int(n), total=int(row[timed + 3]), squares=int(row[timed + 4]), counts=list(row[timed + 5 :])
+            )
+            questions = result.setdefault(group, {})
+            if question in questions:
+                questions[question].merge(found)
+            else:
+                questions[question] = found
     return result
 
 

@@ -91,8 +91,10 @@ def test_a_complete_response_is_stored_counted_and_announced(client, database):
     assert event.data["call_id"] == body["call_id"] and event.data["comment"] == "Friendly agent"
     assert published(database, "survey.low_score") == []
     with database.engine.connect() as connection:
-        n = connection.execute(select(func.sum(SurveyRollup.n)).where(SurveyRollup.dimension == "all")).scalar_one()
-    assert n == 5  # five answers in the "all" bucket
+        n = connection.execute(
+            select(func.sum(SurveyRollup.n)).where(SurveyRollup.dimension == "all", SurveyRollup.span == "day")
+        ).scalar_one()
+    assert n == 5  # five answers in the day's "all" bucket (and five in its week's)
 
 
 def test_a_low_score_is_announced_with_its_provenance(client, database):

@@ -3,7 +3,7 @@ whatever responses arrive in whatever order (a property test on the real databas
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -75,8 +75,7 @@ def stored_rollups(database) -> dict:
     for row in rows:
         if row["n"] == 0:  # a bucket emptied by a move (a purchase arriving late) counts as absent
             continue
-        key = (row["dimension"], row["day"], row["value"], row["template_id"], row["question"])
-        assert row["week"] == domain.week_of(row["day"])
+        key = (row["span"], row["dimension"], row["day"], row["value"], row["template_id"], row["question"])
         result[key] = (row["n"], row["total"], row["squares"], [row[f"c{score}"] for score in domain.SCALE])
     return result
 
@@ -127,8 +126,14 @@ def test_rollups_equal_a_recomputation_after_random_inserts(database_factory):
     late = list(PRODUCTS)[1:]
 
     @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-    @given(batch=st.lists(a_response, min_size=1, max_size=12), purchase_now=st.sampled_from([None, *late]))
-    def property_holds(batch, purchase_now):
+    @given(
+        batch=st.lists(a_response, min_size=1, max_size=12),
+        purchase_now=st.sampled_from([None, *late]),
+        first=st.integers(min_value=0, max_value=20),
+        length=st.integers(min_value=0, max_value=20),
+        group_by=st.sampled_from([(), ("week",), ("day", "agent"), ("product",), ("week", "channel")]),
+    )
+    def property_holds(batch, purchase_now, first, length, group_by):
         for spec in batch:
             submit(database, spec)
         if purchase_now is not None:
@@ -136,5 +141,47 @@ def test_rollups_equal_a_recomputation_after_random_inserts(database_factory):
         rollups, counts = recomputed(database)
         assert stored_rollups(database) == rollups
         assert stored_counts(database) == counts
+        # A query over any range (whole weeks from week rows, the rest from day rows) sums its days.
+        start = (START + timedelta(days=first)).date()
+        query = service.MetricsQuery(start, start + timedelta(days=length), group_by, None, 1)
+        with UnitOfWork(database, source="surveys", read_only=True) as uow:
+            read = service.read_rollups(uow, query)
+        assert as_tuples(read) == as_tuples(summed_days(rollups, query))
 
     property_holds()
+
+
+def summed_days(rollups: dict, query) -> dict:
+    """What a query must find: the day rows of its range, summed per (period, group, question)."""
+    dimension = query.attribute_dimension or "all"
+    result: dict = {}
+    for (span, row_dimension, day, value, _template, question), (n, total, squares, counts) in rollups.items():
+        if span != "day" or row_dimension != dimension or not query.start.isoformat() <= day <= query.end.isoformat():
+            continue
+        period = {"day": day, "week": domain.week_of(day), None: None}[query.time_dimension]
+        group = (period, value if query.attribute_dimension else None)
+        sums = result.setdefault(group, {}).setdefault(question, domain.Sums())
+        sums.merge(domain.Sums(n, total, squares, list(counts)))
+    return result
+
+
+def as_tuples(read: dict) -> dict:
+    return {
+        (group, question): (sums.n, sums.total, sums.squares, sums.counts)
+        for group, questions in read.items()
+        for question, sums in questions.items()
+        if sums.n
+    }
+
+
+def test_a_range_is_covered_by_whole_weeks_and_the_days_around_them():
+    monday, sunday = date(2026, 11, 2), date(2026, 11, 29)
+    assert service.rollup_spans(monday, sunday, by_day=False) == [("week", monday, date(2026, 11, 23))]
+    wednesday, friday = date(2026, 11, 4), date(2026, 11, 27)
+    assert service.rollup_spans(wednesday, friday, by_day=False) == [
+        ("week", date(2026, 11, 9), date(2026, 11, 16)),
+        ("day", wednesday, date(2026, 11, 8)),
+        ("day", date(2026, 11, 23), friday),
+    ]
+    assert service.rollup_spans(wednesday, date(2026, 11, 10), by_day=False) == [("day", wednesday, date(2026, 11, 10))]
+    assert service.rollup_spans(monday, sunday, by_day=True) == [("day", monday, sunday)]

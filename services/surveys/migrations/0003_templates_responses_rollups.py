@@ -154,12 +154,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "survey_rollups",
+        sa.Column("span", sa.String(length=4), nullable=False),
         sa.Column("dimension", sa.String(length=16), nullable=False),
         sa.Column("day", sa.String(length=10), nullable=False),
         sa.Column("value", sa.String(length=200), nullable=False),
         sa.Column("template_id", sa.String(length=36), nullable=False),
         sa.Column("question", sa.String(length=64), nullable=False),
-        sa.Column("week", sa.String(length=10), nullable=False),
         sa.Column("n", sa.Integer(), nullable=False),
         sa.Column("total", sa.Integer(), nullable=False),
         sa.Column("squares", sa.Integer(), nullable=False),
@@ -173,7 +173,7 @@ def upgrade() -> None:
         sa.Column("c8", sa.Integer(), nullable=False),
         sa.Column("c9", sa.Integer(), nullable=False),
         sa.Column("c10", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("dimension", "day", "value", "template_id", "question"),
+        sa.PrimaryKeyConstraint("span", "dimension", "day", "value", "template_id", "question"),
     )
     templates = op.create_table(
         "survey_templates",
