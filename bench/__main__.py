@@ -79,7 +79,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import httpload, pipeline, rawbroker, report, surveys, tickets
+from bench import httpload, inbound_calls, pipeline, rawbroker, report, surveys, tickets
 from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -94,6 +94,7 @@ SCENARIOS = [
     ("pipeline", pipeline.run),
     ("surveys", surveys.run),
     ("tickets", tickets.run),
+    ("inbound_calls", inbound_calls.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
