@@ -392,7 +392,8 @@ def phone_event(event):
                 at=timestamp,
                 sequence=event["sequence"],
                 agent_id=event["agent_id"],
-                explicit_abandon=event["event"] == "call.abandoned",
+                # The adapter reports no agent legs: a caller gone unanswered ends any open offer now.
+                explicit_abandon=kind == routing.CALLER_LEFT,
                 payload=request.get_json(),
             ),
             config,

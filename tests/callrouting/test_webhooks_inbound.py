@@ -444,3 +444,13 @@ def test_a_retried_wrap_up_with_the_same_idempotency_key_gets_the_first_answer(p
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.headers["Idempotent-Replayed"] == "true" and again.get_json() == first.get_json()
     assert len(events(database, "call.completed")) == 1
+
+
+def test_a_json_call_ended_without_an_agent_while_ringing_one_is_abandoned_and_frees_the_agent(phone):
+    client, database = phone
+    make_available(client, "ann")
+    assert phone_event(client, "call.ringing", "J1", 0, DAY).get_json()["offers"][0]["agent_id"] == "ann"
+    phone_event(client, "call.ended", "J1", 1, DAY + timedelta(seconds=7))
+    record = call_record(client, "J1")
+    assert (record["state"], record["result"], record["wait_seconds"]) == ("abandoned", "abandoned", 7)
+    assert agent_state(database, "ann") == "available"
