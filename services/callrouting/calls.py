@@ -428,8 +428,12 @@ def _last_agent_of(session: Session, customer_id: str | None) -> str | None:
 def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng) -> Decision:
     """Reserve an agent (every candidate for ring_all) for the call, or leave it queued."""
     session = uow.session
+    agents = _available_agents(session, now)
+    if not routing.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
+        call.state = "queued"
+        return Decision(call)
     plan = routing.plan_route(
-        _available_agents(session, now),
+        agents,
         _rules(rules),
         sticky_agent_id=_last_agent_of(session, call.customer_id),
         last_agent_id=rules.last_agent_id,
