@@ -92,7 +92,7 @@ class Templates(MethodView):
         with unit_of_work(read_only=True) as uow:
             return service.latest_templates(uow)
 
-    @templates.arguments(TemplateIn)
+    @templates.arguments(TemplateIn())
     @templates.response(201, TemplateOut)
     def post(self, body):
         """A new template, or (with ``template_id``) its next version; earlier versions stay answerable."""
@@ -108,7 +108,7 @@ class Templates(MethodView):
 
 @templates.route("/<template_id>")
 class TemplateById(MethodView):
-    @templates.arguments(TemplateVersionArgs, location="query")
+    @templates.arguments(TemplateVersionArgs(), location="query")
     @templates.response(200, TemplateOut)
     def get(self, args, template_id):
         """A template: its latest version, or ``?version=``."""
@@ -207,14 +207,14 @@ def _provenance(body) -> service.Provenance:
 
 @responses.route("/responses")
 class Responses(MethodView):
-    @responses.arguments(ResponsesArgs, location="query")
+    @responses.arguments(ResponsesArgs(), location="query")
     @responses.response(200, ResponseOut(many=True))
     def get(self, args):
         """A customer's responses, newest first (a merged-away customer's id reaches the survivor's)."""
         with unit_of_work(read_only=True) as uow:
             return service.responses_of_customer(uow, str(args["customer_id"]))
 
-    @responses.arguments(ResponseIn)
+    @responses.arguments(ResponseIn())
     @responses.response(201, ResponseOut)
     def post(self, body):
         """Record a response; 409 when its call or call-list entry already has one.
@@ -304,7 +304,7 @@ def _refused(error: service.LinkRefused):
 
 @links.route("")
 class Links(MethodView):
-    @links.arguments(LinkIn)
+    @links.arguments(LinkIn())
     @links.response(201, LinkOut)
     def post(self, body):
         """Issue a signed, expiring, single-use survey link for a customer."""
@@ -343,7 +343,7 @@ class LinkByToken(MethodView):
                 "expires_at": link.expires_at,
             }
 
-    @links.arguments(AnswersFields)
+    @links.arguments(AnswersFields())
     @links.response(201, LinkAnswerOut)
     def post(self, body, token):
         """Answer through the link, once."""
@@ -416,7 +416,7 @@ class MetricsOut(Schema):
 
 @survey_metrics.route("/survey-metrics")
 class SurveyMetrics(MethodView):
-    @survey_metrics.arguments(MetricsArgs, location="query")
+    @survey_metrics.arguments(MetricsArgs(), location="query")
     @survey_metrics.response(200, MetricsOut)
     def get(self, args):
         """Per group and question: n, mean with a t-interval, the distribution, CSAT (top-two box,
