@@ -31,6 +31,7 @@ from .models import (
     Ticket,
     TicketChange,
     TicketComment,
+    new_id,
     utcnow,
 )
 
@@ -787,8 +788,11 @@ def add_comment(
     if ticket.status == "closed":
         raise Conflict("A closed ticket takes no more comments.")
     now = utcnow()
-    comment = TicketComment(ticket_id=ticket.id, author_id=actor_id, body=body, public=public, created_at=now)
+    comment = TicketComment(
+        id=new_id(), ticket_id=ticket.id, author_id=actor_id, body=body, public=public, created_at=now
+    )
     uow.session.add(comment)
+    ticket.updated_at = now
     _record(uow, ticket, actor_id, now, "public_reply" if public else "internal_note", None, comment.id)
     if public and ticket.first_responded_at is None and actor_role != "customer":
         _first_response(uow, ticket, now, actor_id, {})

@@ -167,8 +167,10 @@ def test_only_an_agents_first_public_reply_is_the_first_response(client):
         ("On its way", True, "agent-7"),
         ("Shipped", True, "agent-7"),
     ]
-    fields = [h["field"] for h in client.get(f"/tickets/{ticket['id']}/history").json]
+    history = client.get(f"/tickets/{ticket['id']}/history").json
+    fields = [h["field"] for h in history]
     assert fields == ["created", "internal_note", "public_reply", "public_reply", "first_responded_at", "public_reply"]
+    assert history[1]["new"] == note.json["id"] and history[3]["new"] == reply.json["id"]
     assert fields_named(client.post(f"/tickets/{ticket['id']}/comments", json={"body": ""})) == {"body"}
 
 
