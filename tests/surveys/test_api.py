@@ -365,3 +365,18 @@ def test_counts_of_completed_and_partial_per_channel(client, database):
             select(SurveyCount.value, SurveyCount.count).where(SurveyCount.dimension == "channel")
         ).all()
     assert rows == [("agent", 2)]
+
+
+def test_concurrent_submissions_for_one_call_store_exactly_one(surveys_app, database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = response_body()
+
+    def submit(_):
+        return surveys_app.test_client().post("/responses", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = sorted(pool.map(submit, range(6)))
+    assert statuses == [201, 409, 409, 409, 409, 409]
+    assert count(database, SurveyResponse.__table__) == 1
+    assert len(published(database, "survey.completed")) == 1

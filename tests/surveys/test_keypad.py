@@ -155,3 +155,26 @@ def test_unsigned_or_wrongly_signed_webhooks_are_refused(client, database):
 def test_a_start_without_a_customer_is_a_422(client):
     response = twilio_post(client, START, {"CallSid": "CA1"})
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "customer_id"
+
+
+def test_an_optional_question_is_skipped_after_the_last_reprompt(client, database):
+    template = client.post(
+        "/templates",
+        json={
+            "name": "Two questions",
+            "questions": [
+                {"key": "service", "texts": {"en": "Service?"}, "required": False},
+                {"key": "recommend_store", "kind": "recommend", "texts": {"en": "Recommend us?"}},
+            ],
+        },
+    ).json
+    call = Call(client, template_id=template["template_id"])
+    call.start()
+    for digits in ("0", "99", None):  # three invalid answers to the optional question
+        call.press(digits)
+    assert call.asking == ("recommend_store", 0)
+    call.press("10")
+    response = stored(database, call)
+    assert response["status"] == "complete" and response["answers"] == {"recommend_store": 10}
+    (event,) = published(database, "survey.completed")
+    assert event.data["template_id"] == template["template_id"]

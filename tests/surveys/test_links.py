@@ -3,7 +3,7 @@
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from services.surveys.models import SurveyLink
 from shared.problems import PROBLEM_JSON
@@ -80,3 +80,13 @@ def test_no_links_without_a_secret(database_factory, broker_url):
 def test_a_link_expiry_must_be_sensible(client):
     response = client.post("/links", json={"customer_id": str(uuid.uuid4()), "expires_in": 5})
     assert response.status_code == 422 and response.json["errors"][0]["field"] == "expires_in"
+
+
+def test_a_retried_link_issue_with_the_same_idempotency_key_issues_one_link(client, database):
+    body = {"customer_id": str(uuid.uuid4())}
+    first = client.post("/links", json=body, headers={"Idempotency-Key": "link-1"})
+    again = client.post("/links", json=body, headers={"Idempotency-Key": "link-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.json["link_id"] == first.json["link_id"] and again.headers.get("Idempotent-Replayed") == "true"
+    with database.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(SurveyLink)).scalar_one() == 1
