@@ -345,10 +345,10 @@ def start_call(
         day=started.astimezone(UTC).date().isoformat(),
         hour=started.astimezone(UTC).hour,
     )
+    waiting = _waiting(session, call.queue)  # counted before this call joins: all of them came first
     session.add(call)
     session.flush()
     decision = Decision(call)
-    waiting = _others_waiting(session, call)  # all of them came before this new call
     if not waiting:
         decision = _offer(uow, call, rules, now, rng)
     if decision.queued:
@@ -484,11 +484,9 @@ def _offers(session: Session, agent_ids: list[str]) -> tuple[Offer, ...]:
     return tuple(offers)
 
 
-def _others_waiting(session: Session, call: Call) -> int:
+def _waiting(session: Session, queue: str) -> int:
     return session.execute(
-        select(func.count())
-        .select_from(Call)
-        .where(Call.queue == call.queue, Call.state == "queued", Call.call_id != call.call_id)
+        select(func.count()).select_from(Call).where(Call.state == "queued", Call.queue == queue)
     ).scalar_one()
 
 

@@ -222,7 +222,7 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         Index("ix_calls_day_queue", "day", "queue"),  # the daily report
-        Index("ix_calls_state_received", "state", "received_at"),  # the live view
+        Index("ix_calls_state_queue_received", "state", "queue", "received_at"),  # the line, the live view
         Index("ix_calls_customer_answered", "customer_id", "answered_at"),  # sticky routing
     )
 

@@ -72,7 +72,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_calls_agent_id"), ["agent_id"], unique=False)
         batch_op.create_index("ix_calls_customer_answered", ["customer_id", "answered_at"], unique=False)
         batch_op.create_index("ix_calls_day_queue", ["day", "queue"], unique=False)
-        batch_op.create_index("ix_calls_state_received", ["state", "received_at"], unique=False)
+        batch_op.create_index("ix_calls_state_queue_received", ["state", "queue", "received_at"], unique=False)
 
     op.create_table(
         "queues",
@@ -112,7 +112,7 @@ def downgrade() -> None:
     op.drop_table("agent_routing")
     op.drop_table("queues")
     with op.batch_alter_table("calls", schema=None) as batch_op:
-        batch_op.drop_index("ix_calls_state_received")
+        batch_op.drop_index("ix_calls_state_queue_received")
         batch_op.drop_index("ix_calls_day_queue")
         batch_op.drop_index("ix_calls_customer_answered")
         batch_op.drop_index(batch_op.f("ix_calls_agent_id"))
