@@ -102,11 +102,6 @@ def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) 
     return cached
 
 
-def template_versions(uow: UnitOfWork, template_id: str) -> list[SurveyTemplate]:
-    query = select(SurveyTemplate).where(SurveyTemplate.template_id == template_id).order_by(SurveyTemplate.version)
-    return list(uow.session.execute(query).scalars())
-
-
 def latest_templates(uow: UnitOfWork) -> list[SurveyTemplate]:
     latest = (
         select(SurveyTemplate.template_id, func.max(SurveyTemplate.version).label("version"))
