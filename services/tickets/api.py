@@ -34,10 +34,7 @@ reports = Blueprint("reports", __name__, url_prefix="/reports", description="Rep
 
 
 def _thresholds() -> service.SegmentThresholds:
-    settings = current_app.extensions["settings"]
-    return service.SegmentThresholds(
-        Decimal(settings.option("SEGMENT_A_MIN", "1000")), Decimal(settings.option("SEGMENT_B_MIN", "250"))
-    )
+    return service.SegmentThresholds.from_settings(current_app.extensions["settings"])
 
 
 def _paged(items: list, total: int, page: int, per_page: int):

@@ -88,7 +88,7 @@ class Purchase(Base):
     product: Mapped[str] = mapped_column(String(200))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3))
-    purchased_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    purchased_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)  # segments age by it
     source: Mapped[str] = mapped_column(String(64))
     order_ref: Mapped[str] = mapped_column(String(128))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -55,6 +55,10 @@ class SegmentThresholds:
     a_min: Decimal = Decimal("1000")
     b_min: Decimal = Decimal("250")
 
+    @classmethod
+    def from_settings(cls, settings) -> SegmentThresholds:
+        return cls(Decimal(settings.option("SEGMENT_A_MIN", "1000")), Decimal(settings.option("SEGMENT_B_MIN", "250")))
+
 
 # --- customers ------------------------------------------------------------------------------
 
@@ -379,10 +383,38 @@ def record_purchase(uow: UnitOfWork, customer_id: str, body: dict, thresholds: S
 def _segment_of(uow: UnitOfWork, customer_id: str, thresholds: SegmentThresholds, now: datetime) -> str:
     value = uow.session.scalar(
         select(func.coalesce(func.sum(Purchase.amount), 0)).where(
-            Purchase.customer_id == customer_id, Purchase.purchased_at >= now - timedelta(days=365)
+            Purchase.customer_id == customer_id, Purchase.purchased_at >= now - SEGMENT_WINDOW
         )
     )
     return domain.segment_for(Decimal(value), thresholds.a_min, thresholds.b_min)
+
+
+SEGMENT_WINDOW = timedelta(days=365)
+
+
+def refresh_segments(uow: UnitOfWork, thresholds: SegmentThresholds, since: datetime, now: datetime) -> int:
+    """Segments of customers whose purchases left the 12-month window since ``since``; how many changed.
+
+    Recording a purchase recomputes its customer's segment; this catches the other direction,
+    value ageing out. Running it again over the same period changes nothing.
+    """
+    aged = (
+        select(Purchase.customer_id)
+        .where(Purchase.purchased_at >= since - SEGMENT_WINDOW, Purchase.purchased_at < now - SEGMENT_WINDOW)
+        .distinct()
+    )
+    changed = 0
+    for customer in uow.session.scalars(
+        select(Customer).where(Customer.id.in_(aged), Customer.merged_into_id.is_(None))
+    ):
+        segment = _segment_of(uow, customer.id, thresholds, now)
+        if segment != customer.segment:
+            customer.segment = segment
+            customer.updated_at = now
+            uow.publish("customer.updated", {**_customer_event(customer), "changed": ["segment"]})
+            changed += 1
+    uow.commit()
+    return changed
 
 
 def list_purchases(uow: UnitOfWork, customer_id: str) -> list[dict]:

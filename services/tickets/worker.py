@@ -1,10 +1,12 @@
 """``python -m services.tickets.worker [relay|consume|jobs|all]``.
 
-Its periodic job flags SLA breaches: every ``SLA_CHECK_SECONDS`` (30 by default) the tickets
-past a due time are flagged and ``ticket.sla_breached`` is announced once per ticket and target.
+Its periodic jobs: every ``SLA_CHECK_SECONDS`` (30 by default) the tickets past a due time are
+flagged and ``ticket.sla_breached`` is announced once per ticket and target; every 6 hours the
+segments of customers whose purchases aged out of the last 12 months are recomputed.
 """
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 from shared.config import Settings
 from shared.db import Database
@@ -30,9 +32,27 @@ def flag_sla_breaches(database: Database, settings: Settings) -> None:
             return
 
 
+SEGMENT_REFRESH_SECONDS = 6 * 3600
+SEGMENT_REFRESH_LOOKBACK = timedelta(days=2)  # overlapping rounds: a missed one is caught up
+
+
+def refresh_segments(database: Database, settings: Settings) -> None:
+    """Segments of customers whose purchases have just aged out of the last 12 months."""
+    now = datetime.now(UTC)
+    with UnitOfWork(database, source=settings.service) as uow:
+        changed = service.refresh_segments(
+            uow, service.SegmentThresholds.from_settings(settings), now - SEGMENT_REFRESH_LOOKBACK, now
+        )
+    if changed:
+        log.info("segments refreshed", extra={"count": changed})
+
+
 def jobs(settings: Settings | None = None) -> dict[str, PeriodicJob]:
     interval = float((settings or Settings.from_env("tickets")).option("SLA_CHECK_SECONDS", "30"))
-    return {"sla_breaches": PeriodicJob(interval, flag_sla_breaches)}
+    return {
+        "sla_breaches": PeriodicJob(interval, flag_sla_breaches),
+        "segments": PeriodicJob(SEGMENT_REFRESH_SECONDS, refresh_segments),
+    }
 
 
 if __name__ == "__main__":

@@ -286,3 +286,24 @@ def test_the_hygiene_report_finds_stale_and_incomplete_records(client, database)
     assert set(report["no_time_zone"]["customer_ids"]) == {nothing["id"], recent_buyer["id"]}
     assert fields_named(client.get("/reports/hygiene", query_string={"inactive_months": 0})) == {"inactive_months"}
     assert count(database, Ticket) == 1
+
+
+def test_segments_fall_when_purchases_age_out_of_the_12_months(client, database, app):
+    from services.tickets import service, worker
+    from shared.unit_of_work import UnitOfWork
+
+    ada = new_customer(client)
+    bought = datetime.now(UTC) - timedelta(days=364)
+    purchase(client, ada["id"], "big", "1500", purchased_at=bought.isoformat())
+    assert client.get(f"/customers/{ada['id']}").json["segment"] == "A"
+    worker.refresh_segments(database, app.extensions["settings"])  # still within 12 months
+    assert client.get(f"/customers/{ada['id']}").json["segment"] == "A"
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    thresholds = service.SegmentThresholds.from_settings(app.extensions["settings"])
+    for _ in range(2):  # a second, overlapping round changes nothing
+        with UnitOfWork(database, source="tickets") as uow:
+            service.refresh_segments(uow, thresholds, later - timedelta(days=2), later)
+    assert client.get(f"/customers/{ada['id']}").json["segment"] == "C"
+    segment_updates = [e["data"] for e in events(database, "customer.updated")]
+    assert [(u["segment"], u["changed"]) for u in segment_updates] == [("A", ["segment"]), ("C", ["segment"])]

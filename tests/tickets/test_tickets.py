@@ -394,3 +394,15 @@ def test_the_worker_job_flags_every_past_due_ticket_in_batches(settings_factory,
     assert len(events(database, "ticket.sla_breached")) == 7
     configured = replace(settings, options={"SLA_CHECK_SECONDS": "5"})
     assert worker.jobs(configured)["sla_breaches"].interval_seconds == 5.0
+
+
+def test_ticket_numbers_stay_unique_and_gap_free_under_concurrent_creation(database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(n):
+        with UnitOfWork(database, source="tickets") as uow:
+            return service.create_ticket(uow, {"subject": f"T{n}", "category": "other"}, None)["number"]
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        numbers = list(pool.map(create, range(60)))
+    assert sorted(numbers) == list(range(1, 61))

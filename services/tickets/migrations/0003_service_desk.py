@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("source", "order_ref", name="uq_purchases_source_order_ref"),
     )
     op.create_index("ix_purchases_customer_id", "purchases", ["customer_id"])
+    op.create_index("ix_purchases_purchased_at", "purchases", ["purchased_at"])
 
     op.create_table(
         "tickets",
