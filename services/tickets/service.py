@@ -107,7 +107,7 @@ def create_customer(
         time_zone=time_zone,
         do_not_call=do_not_call,
         marketing_consent=marketing_consent,
-        segment=domain.segment_for(Decimal(0), *_default_thresholds()),
+        segment="C",  # no purchases yet: the lowest value segment
         created_at=now,
         updated_at=now,
     )
@@ -117,11 +117,6 @@ def create_customer(
     uow.publish("customer.created", _customer_event(customer))
     uow.commit()
     return customer
-
-
-def _default_thresholds() -> tuple[Decimal, Decimal]:
-    thresholds = SegmentThresholds()
-    return thresholds.a_min, thresholds.b_min
 
 
 def _load_customer(uow: UnitOfWork, customer_id: str, *, follow: bool = False) -> Customer:
