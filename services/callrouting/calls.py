@@ -26,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from shared.db import is_postgresql
 from shared.event_catalog import CALL_REASONS
@@ -237,8 +238,8 @@ def _move_agent(
     ).rowcount
     if moved != 1:
         return None
-    agent = session.get(Agent, agent_id)
-    if agent is not None:
+    agent = session.identity_map.get(identity_key(Agent, agent_id))
+    if agent is not None:  # loaded earlier in this transaction: read the new state next time
         session.expire(agent)
     if to_state == "available":
         row = agent_routing(session, agent_id)
