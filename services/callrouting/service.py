@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 import random
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -596,96 +597,59 @@ def _sweep_expired_leases(session: Session, now: datetime) -> None:
     )
 
 
-def _is_do_not_call_now(session: Session, customer_id: str) -> bool:
-    numbers = select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == customer_id)
-    by_consent = select(_REPLICAS.c.customer_id).where(
-        _REPLICAS.c.customer_id == customer_id, _REPLICAS.c.do_not_call.is_(True)
-    )
-    listed = select(_DO_NOT_CALL.c.dnc_id).where(
-        or_(_DO_NOT_CALL.c.customer_id == customer_id, _DO_NOT_CALL.c.phone.in_(numbers))
-    )
-    return bool(session.execute(select(or_(exists(by_consent), exists(listed)))).scalar())
-
-
 def next_call(
     uow: UnitOfWork, agent_id: str, now: datetime | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
 ) -> HandOut | None:
     """Lease one due, callable entry to the agent, chosen uniformly at random; None when none is.
 
     An agent who already holds an unexpired lease gets that entry again (asking twice, say after
-    a reload, must not take a second customer out of the pool). The pick runs in one write
-    transaction: on SQLite that is BEGIN IMMEDIATE, so nobody else can lease in between; on
-    PostgreSQL the chosen row is leased by one UPDATE whose sub-select locks it FOR UPDATE SKIP
-    LOCKED: a row another agent is leasing at that moment is skipped and the draw repeated.
+    a reload, must not take a second customer out of the pool). Lapsed leases go back to the
+    pool first.
+
+    The pick reads a snapshot (a deferred read transaction: on SQLite it neither takes nor waits
+    for the write lock), and the lease is one conditional UPDATE in the unit of work's short write
+    transaction: ``WHERE entry_id = (the pick, if still pending)``, whose sub-select on PostgreSQL
+    is ``FOR UPDATE SKIP LOCKED``. If another agent took that entry meanwhile, nothing is updated
+    and the draw is repeated on a fresh snapshot, so no entry ever goes to two agents and each
+    hand-out is uniform over the entries still free. (On SQLite the write transaction is BEGIN
+    IMMEDIATE: one writer at a time, holding the lock for two short statements.) A customer found
+    on the do-not-call list at this point has the entry cancelled, and the draw is repeated.
     """
     now = now or utcnow()
     session = uow.session
-    skills = _agent_skills(session, agent_id)
-    _sweep_expired_leases(session, now)
-    held = session.execute(
-        select(_ENTRIES).where(_ENTRIES.c.leased_by == agent_id, _ENTRIES.c.state == "leased").limit(1)
-    ).first()
-    campaigns = _callable_campaigns(session, skills, now)
-    if held is not None:
-        uow.commit()
-        return _hand_out(session, held, campaigns, renewed=True)
-    if not campaigns:
-        uow.commit()
-        return None
-    eligible = and_(
-        _ENTRIES.c.state == "pending",
-        _ENTRIES.c.due_at <= now,
-        or_(
-            *(
-                and_(_ENTRIES.c.campaign_id == campaign_id, _ENTRIES.c.time_zone.in_(zones))
-                for campaign_id, (_, zones) in sorted(campaigns.items())
-            )
-        ),
-    )
-    cache_key = (str(session.bind.url), tuple((cid, zones) for cid, (_, zones) in sorted(campaigns.items())))
-
-    def count() -> int:
-        size = session.execute(select(func.count()).select_from(_ENTRIES).where(eligible)).scalar()
-        _POOL_SIZES.put(cache_key, size)
-        return size
-
-    def fetch_slice(low: float, high: float, limit: int) -> list[str]:
-        ids: list[str] = []
-        for start, end in domain.key_ranges(low, high):
-            ids += (
-                session.execute(
-                    select(_ENTRIES.c.entry_id)
-                    .where(eligible, _ENTRIES.c.shuffle_key >= start, _ENTRIES.c.shuffle_key < end)
-                    .limit(limit - len(ids))
-                )
-                .scalars()
-                .all()
-            )
-            if len(ids) >= limit:
-                break
-        return ids
-
-    def draw_exactly(rng) -> str | None:
-        size = count()
-        if not size:
-            return None
-        return session.execute(
-            select(_ENTRIES.c.entry_id)
-            .where(eligible)
-            .order_by(_ENTRIES.c.shuffle_key)
-            .offset(rng.randrange(size))
-            .limit(1)
-        ).scalar()
-
+    picked = None
     for _ in range(50):
-        estimate = _POOL_SIZES.get(cache_key)
-        if estimate is None:
-            estimate = count()
-        if estimate == 0:
-            break
-        picked = domain.pick_uniformly(estimate, fetch_slice, draw_exactly, _RNG)
+        with uow.database.read_sessions() as reader:
+            if picked is None:  # the first snapshot: what the agent holds, lapsed leases
+                skills = _agent_skills(reader, agent_id)
+                held_id, lapsed = reader.execute(
+                    select(
+                        # only a leased entry has a holder (every way out of "leased" clears it)
+                        select(_ENTRIES.c.entry_id).where(_ENTRIES.c.leased_by == agent_id).limit(1).scalar_subquery(),
+                        exists().where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= now),
+                    )
+                ).one()
+                campaigns = _callable_campaigns(reader, skills, now)
+                if held_id is not None:
+                    held = reader.execute(select(_ENTRIES).where(_ENTRIES.c.entry_id == held_id)).one()
+                    if held.lease_expires_at > now:
+                        customer = reader.execute(
+                            select(_REPLICAS).where(_REPLICAS.c.customer_id == held.customer_id)
+                        ).first()
+                        return _hand_out(reader, held, customer, campaigns, renewed=True)
+                if lapsed:
+                    with UnitOfWork(uow.database, uow.source) as sweep:
+                        _sweep_expired_leases(sweep.session, now)
+                        sweep.commit()
+                    continue  # a fresh snapshot that sees them back in the pool
+                if not campaigns:
+                    return None
+                parts = tuple((campaign_id, zones) for campaign_id, (_, zones) in sorted(campaigns.items()))
+                statements = _pick_statements(parts)
+                cache_key = (str(session.bind.url), parts)
+            picked = _pick(reader, statements, cache_key, now)
         if picked is None:
-            break
+            return None
         still_pending = (
             select(_ENTRIES.c.entry_id)
             .where(_ENTRIES.c.entry_id == picked, _ENTRIES.c.state == "pending")
@@ -705,26 +669,133 @@ def next_call(
             .returning(*_ENTRIES.c)
         ).first()
         if entry is None:
-            continue  # another agent is leasing it right now (PostgreSQL): draw again
-        if _is_do_not_call_now(session, entry.customer_id):
+            continue  # another agent took it since the snapshot: draw again
+        customer, do_not_call = _customer_and_consent(session, entry.customer_id)
+        if do_not_call:
             session.execute(
                 update(_ENTRIES)
                 .where(_ENTRIES.c.entry_id == entry.entry_id)
                 .values(state="cancelled", leased_by=None, leased_at=None, lease_expires_at=None, closed_at=now)
             )
+            uow.commit()
             continue
         uow.commit()
-        return _hand_out(session, entry, campaigns, renewed=False)
-    uow.commit()
+        return _hand_out(session, entry, customer, campaigns, renewed=False)
     return None
 
 
-def _hand_out(session: Session, entry, campaigns: dict, *, renewed: bool) -> HandOut:
+def _customer_and_consent(session: Session, customer_id: str):
+    """The replicated customer (or None) and whether they are on the do-not-call list, in one read."""
+    numbers = select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == customer_id)
+    listed = exists().where(or_(_DO_NOT_CALL.c.customer_id == customer_id, _DO_NOT_CALL.c.phone.in_(numbers)))
+    row = session.execute(
+        select(literal(1).label("known"), *_REPLICAS.c, listed.label("listed"))
+        .select_from(_REPLICAS)
+        .where(_REPLICAS.c.customer_id == customer_id)
+    ).first()
+    if row is None:  # not replicated (yet): only the list can say
+        return None, bool(session.execute(select(listed)).scalar())
+    return row, bool(row.do_not_call or row.listed)
+
+
+@dataclass(frozen=True)
+class _PickStatements:
+    """The pick's queries for one set of (campaign, callable zones), built once per process."""
+
+    count: Any
+    slice: Any
+    slices: Any
+    nth: Any
+
+
+_SLICE_PARTS = 2 * domain.SLICES_PER_READ  # each slice may wrap past 1 into two ranges
+
+
+@functools.lru_cache(maxsize=256)
+def _pick_statements(parts: tuple[tuple[str, tuple[str, ...]], ...]) -> _PickStatements:
+    eligible = and_(
+        _ENTRIES.c.state == "pending",
+        _ENTRIES.c.due_at <= bindparam("now"),
+        or_(
+            *(
+                and_(_ENTRIES.c.campaign_id == campaign_id, _ENTRIES.c.time_zone.in_(zones))
+                for campaign_id, zones in parts
+            )
+        ),
+    )
+    key = _ENTRIES.c.shuffle_key
+    return _PickStatements(
+        count=select(func.count()).select_from(_ENTRIES).where(eligible),
+        slice=select(_ENTRIES.c.entry_id)
+        .where(eligible, key >= bindparam("low"), key < bindparam("high"))
+        .limit(bindparam("limit", type_=Integer)),
+        slices=select(_ENTRIES.c.entry_id, key)
+        .where(
+            eligible,
+            or_(*(and_(key >= bindparam(f"low{n}"), key < bindparam(f"high{n}")) for n in range(_SLICE_PARTS))),
+        )
+        .limit(bindparam("limit", type_=Integer)),
+        nth=select(_ENTRIES.c.entry_id)
+        .where(eligible)
+        .order_by(key)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(1),
+    )
+
+
+def _pick(reader: Session, statements: _PickStatements, cache_key: tuple, now: datetime) -> str | None:
+    """A uniformly random eligible entry id (domain.pick_uniformly), read from one snapshot."""
+
+    def count() -> int:
+        size = reader.execute(statements.count, {"now": now}).scalar()
+        _POOL_SIZES.put(cache_key, size)
+        return size
+
+    def one_slice(low: float, high: float, limit: int) -> list[str]:
+        ids: list[str] = []
+        for start, end in domain.key_ranges(low, high):
+            parameters = {"now": now, "low": start, "high": end, "limit": limit - len(ids)}
+            ids += reader.execute(statements.slice, parameters).scalars().all()
+            if len(ids) >= limit:
+                break
+        return ids
+
+    def fetch_slices(slices: list[tuple[float, float]], limit: int) -> list[list[str]]:
+        if len(slices) == 1:
+            return [one_slice(*slices[0], limit)]
+        ranges = [part for low, high in slices for part in domain.key_ranges(low, high)]
+        parameters = {"now": now, "limit": limit * len(slices)}
+        for n in range(_SLICE_PARTS):
+            low, high = ranges[n] if n < len(ranges) else (0.0, 0.0)  # an empty range
+            parameters[f"low{n}"], parameters[f"high{n}"] = low, high
+        rows = reader.execute(statements.slices, parameters).all()
+        if len(rows) >= limit * len(slices):  # maybe cut short: read them one by one
+            return [one_slice(low, high, limit) for low, high in slices]
+        found = []
+        for low, high in slices:
+            parts = domain.key_ranges(low, high)
+            found.append([row[0] for row in rows if any(start <= row[1] < end for start, end in parts)][:limit])
+        return found
+
+    def draw_exactly(rng) -> str | None:
+        size = count()
+        if not size:
+            return None
+        return reader.execute(statements.nth, {"now": now, "offset": rng.randrange(size)}).scalar()
+
+    estimate = _POOL_SIZES.get(cache_key)
+    if estimate is None:
+        estimate = count()
+    if estimate == 0:
+        return None
+    return domain.pick_uniformly(estimate, fetch_slices, draw_exactly, _RNG)
+
+
+def _hand_out(session: Session, entry, customer, campaigns: dict, *, renewed: bool) -> HandOut:
     if entry.campaign_id in campaigns:
         campaign = campaigns[entry.campaign_id][0]
     else:  # a lease held on a campaign paused since, or outside its window now
         campaign = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.campaign_id == entry.campaign_id)).first()
-    customer = session.execute(select(_REPLICAS).where(_REPLICAS.c.customer_id == entry.customer_id)).first()
     return HandOut(entry=entry, campaign=campaign, customer=customer, attempt=entry.attempts + 1, renewed=renewed)
 
 

@@ -97,7 +97,7 @@ def load_due_entries(
             "customer_id": str(uuid.uuid4()),
             "purchase_id": None,
             "followup_request_id": None,
-            "schedule_key": f"load:{n}",
+            "schedule_key": f"entry:{uuid.uuid4()}",
             "origin": "api",
             "state": "pending",
             "due_at": due_at,

@@ -69,10 +69,22 @@ def upgrade() -> None:
         sa.UniqueConstraint("followup_request_id"),
     )
     op.create_index("ix_call_entries_customer_id", "call_entries", ["customer_id"])
-    op.create_index("ix_call_entries_leased_by", "call_entries", ["leased_by"])
-    op.create_index("ix_call_entries_state_shuffle", "call_entries", ["state", "shuffle_key"])
+    op.create_index(
+        "ix_call_entries_leased_by",
+        "call_entries",
+        ["leased_by"],
+        sqlite_where=sa.text("leased_by IS NOT NULL"),
+        postgresql_where=sa.text("leased_by IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_call_entries_pick",
+        "call_entries",
+        ["state", "shuffle_key", "due_at", "campaign_id", "time_zone", "entry_id"],
+    )
     op.create_index("ix_call_entries_state_lease", "call_entries", ["state", "lease_expires_at"])
-    op.create_index("ix_call_entries_campaign_state_due", "call_entries", ["campaign_id", "state", "due_at"])
+    op.create_index(
+        "ix_call_entries_campaign_state_due", "call_entries", ["campaign_id", "state", "due_at", "time_zone"]
+    )
     op.create_table(
         "call_attempts",
         sa.Column("attempt_id", sa.String(36), primary_key=True),
@@ -124,7 +136,7 @@ def downgrade() -> None:
     for name in (
         "ix_call_entries_campaign_state_due",
         "ix_call_entries_state_lease",
-        "ix_call_entries_state_shuffle",
+        "ix_call_entries_pick",
         "ix_call_entries_leased_by",
         "ix_call_entries_customer_id",
     ):
