@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
 import io
@@ -771,10 +772,14 @@ def _pick(reader: Session, statements: _PickStatements, cache_key: tuple, now: d
         rows = reader.execute(statements.slices, parameters).all()
         if len(rows) >= limit * len(slices):  # maybe cut short: read them one by one
             return [one_slice(low, high, limit) for low, high in slices]
+        rows.sort(key=lambda row: row[1])
+        keys = [row[1] for row in rows]
         found = []
         for low, high in slices:
-            parts = domain.key_ranges(low, high)
-            found.append([row[0] for row in rows if any(start <= row[1] < end for start, end in parts)][:limit])
+            ids = []
+            for start, end in domain.key_ranges(low, high):
+                ids += [row[0] for row in rows[bisect.bisect_left(keys, start) : bisect.bisect_left(keys, end)]]
+            found.append(ids[:limit])
         return found
 
     def draw_exactly(rng) -> str | None:
