@@ -217,16 +217,11 @@ def customer_time_zone(session: Session, customer_id: str) -> str:
     return default_time_zone()
 
 
-_KNOWN_ZONES: set[tuple[str, str]] = set()  # (database url, zone) already in call_time_zones
-
-
 def _remember_time_zone(session: Session, name: str) -> None:
-    key = (str(session.bind.url), name)
-    if key in _KNOWN_ZONES:
-        return
+    """Note a zone in use, in the entry's own transaction (a process-wide "already noted" would
+    outlive a rolled-back insert and hide the zone's entries from every hand-out)."""
     statement = _dialect_insert(session)(CallTimeZone.__table__).values(time_zone=name)
     session.execute(statement.on_conflict_do_nothing(index_elements=["time_zone"]))
-    _KNOWN_ZONES.add(key)
 
 
 @dataclass

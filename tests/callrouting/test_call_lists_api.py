@@ -406,3 +406,16 @@ def test_the_campaign_report_counts_per_day(client, db):
     bad = client.get(f"/campaigns/{list_id}/report?from={today}&to={today - timedelta(days=1)}")
     assert bad.status_code == 422
     assert client.get(f"/campaigns/{list_id}/report?from=yesterday").status_code == 422
+
+
+def test_a_refused_entry_does_not_hide_its_time_zone_from_later_hand_outs(client, db):
+    make_agent(db)
+    make_agent(db, "agent-2")
+    list_id = campaign(client)["campaign_id"]
+    bought = str(uuid.uuid4())
+    add_entry(client, list_id, add_customer(db, time_zone="Europe/Berlin"), purchase_id=bought)
+    in_kolkata = add_customer(db, time_zone="Asia/Kolkata")
+    assert add_entry(client, list_id, in_kolkata, purchase_id=bought).status_code == 409  # rolled back
+    kolkata_entry = add_entry(client, list_id, in_kolkata).get_json()["entry_id"]
+    handed = {lease(client)["entry"]["entry_id"], lease(client, "agent-2")["entry"]["entry_id"]}
+    assert kolkata_entry in handed
