@@ -225,12 +225,7 @@ def test_listing_filters_sorts_and_pages_with_a_total(client):
     page = client.get("/tickets", query_string={"per_page": 2, "page": 2}).json
     assert (page["total"], [item["number"] for item in page["items"]]) == (5, [3, 2])
     bad = client.get("/tickets", query_string={"status": "lost", "sort": "mood", "created_from": "soon", "per_page": 0})
-    assert fields_named(bad) == {"status.0", "sort", "created_from", "per_page"} or fields_named(bad) == {
-        "status",
-        "sort",
-        "created_from",
-        "per_page",
-    }
+    assert fields_named(bad) == {"status.0", "sort", "created_from", "per_page"}
 
 
 def test_sla_policies_and_the_business_calendar_are_configurable(client):
