@@ -577,7 +577,16 @@ def _agent_skills(session: Session, agent_id: str) -> tuple[str, ...]:
     return skills
 
 
-def _sweep_expired_leases(session: Session, now: datetime) -> None:
+def sweep_lapsed_leases_job(database, _settings) -> None:
+    """The worker's periodic job: lapsed leases back to the pool even when nobody asks for a call,
+    so that lists and reports do not show them as leased. (The hand-out sweeps them too.)"""
+    with UnitOfWork(database, source="callrouting") as uow:
+        while _sweep_expired_leases(uow.session, utcnow()):
+            pass
+        uow.commit()
+
+
+def _sweep_expired_leases(session: Session, now: datetime) -> int:
     """Entries whose agent let the lease lapse go back to the pool (no attempt is counted)."""
     expired = (
         select(_ENTRIES.c.entry_id)
@@ -586,11 +595,11 @@ def _sweep_expired_leases(session: Session, now: datetime) -> None:
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    session.execute(
+    return session.execute(
         update(_ENTRIES)
         .where(_ENTRIES.c.entry_id.in_(expired))
         .values(state="pending", leased_by=None, leased_at=None, lease_expires_at=None, updated_at=now)
-    )
+    ).rowcount
 
 
 def next_call(

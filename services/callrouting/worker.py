@@ -5,9 +5,14 @@ from shared.worker import PeriodicJob, run_worker
 from .calls import expire_timers_job
 from .events import HANDLERS
 from .models import MIGRATIONS
+from .service import sweep_lapsed_leases_job
 
 # Inbound timers: offers nobody answered, wrap-ups past their time (also applied on every routing decision).
-JOBS = {"inbound_timers": PeriodicJob(5.0, expire_timers_job)}
+JOBS = {
+    "inbound_timers": PeriodicJob(5.0, expire_timers_job),
+    # Call lists: lapsed leases back to the pool (the next hand-out does it as well).
+    "lapsed_leases": PeriodicJob(30.0, sweep_lapsed_leases_job),
+}
 
 if __name__ == "__main__":
     run_worker("callrouting", MIGRATIONS, HANDLERS, jobs=JOBS)

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.callrouting.models import CallEntry, Campaign, CustomerContact, DoNotCall
+from services.callrouting.service import sweep_lapsed_leases_job
 from shared.broker import declare_topology
 from shared.events import Envelope
 from shared.problems import Conflict
@@ -213,3 +214,14 @@ def test_a_lease_that_expires_returns_the_entry_to_the_pool(database_factory):
         record_outcome(database, taken.entry.entry_id, agent_id="slow", outcome="reached")
     entry, _ = record_outcome(database, taken.entry.entry_id, agent_id="quick", outcome="reached")
     assert entry.state == "completed"
+
+
+def test_the_workers_job_returns_lapsed_leases_to_the_pool(database_factory):
+    database = database_factory.migrated("callrouting")
+    make_agent(database)
+    make_campaign(database)
+    deliver(database, "purchase.recorded", purchase(add_customer(database), datetime.now(UTC) - timedelta(days=40)))
+    taken = next_call(database, "agent-1", lease_seconds=0)
+    sweep_lapsed_leases_job(database, None)
+    [entry] = entries(database)
+    assert (entry.entry_id, entry.state, entry.leased_by) == (taken.entry.entry_id, "pending", None)
