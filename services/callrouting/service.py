@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, delete, exists, func, literal, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -627,13 +627,7 @@ def next_call(
         with uow.database.read_sessions() as reader:
             if picked is None:  # the first snapshot: what the agent holds, lapsed leases
                 skills = _agent_skills(reader, agent_id)
-                held_id, lapsed = reader.execute(
-                    select(
-                        # only a leased entry has a holder (every way out of "leased" clears it)
-                        select(_ENTRIES.c.entry_id).where(_ENTRIES.c.leased_by == agent_id).limit(1).scalar_subquery(),
-                        exists().where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= now),
-                    )
-                ).one()
+                held_id, lapsed = reader.execute(_HELD_AND_LAPSED, {"agent": agent_id, "now": now}).one()
                 campaigns = _callable_campaigns(reader, skills, now)
                 if held_id is not None:
                     held = reader.execute(select(_ENTRIES).where(_ENTRIES.c.entry_id == held_id)).one()
@@ -655,24 +649,8 @@ def next_call(
             picked = _pick(reader, statements, cache_key, now)
         if picked is None:
             return None
-        still_pending = (
-            select(_ENTRIES.c.entry_id)
-            .where(_ENTRIES.c.entry_id == picked, _ENTRIES.c.state == "pending")
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        entry = session.execute(
-            update(_ENTRIES)
-            .where(_ENTRIES.c.entry_id == still_pending)
-            .values(
-                state="leased",
-                leased_by=agent_id,
-                leased_at=now,
-                lease_expires_at=now + timedelta(seconds=lease_seconds),
-                updated_at=now,
-            )
-            .returning(*_ENTRIES.c)
-        ).first()
+        lease = {"picked": picked, "agent": agent_id, "now": now, "until": now + timedelta(seconds=lease_seconds)}
+        entry = session.execute(_LEASE, lease).first()
         if entry is None:
             continue  # another agent took it since the snapshot: draw again
         customer, do_not_call = _customer_and_consent(session, entry.customer_id)
@@ -691,16 +669,48 @@ def next_call(
 
 def _customer_and_consent(session: Session, customer_id: str):
     """The replicated customer (or None) and whether they are on the do-not-call list, in one read."""
-    numbers = select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == customer_id)
-    listed = exists().where(or_(_DO_NOT_CALL.c.customer_id == customer_id, _DO_NOT_CALL.c.phone.in_(numbers)))
-    row = session.execute(
-        select(literal(1).label("known"), *_REPLICAS.c, listed.label("listed"))
-        .select_from(_REPLICAS)
-        .where(_REPLICAS.c.customer_id == customer_id)
-    ).first()
+    row = session.execute(_CUSTOMER_AND_CONSENT, {"customer": customer_id}).first()
     if row is None:  # not replicated (yet): only the list can say
-        return None, bool(session.execute(select(listed)).scalar())
+        return None, bool(session.execute(_CONSENT_ONLY, {"customer": customer_id}).scalar())
     return row, bool(row.do_not_call or row.listed)
+
+
+# The hand-out's fixed statements, built once (building a statement costs more than running it).
+# Only a leased entry has a holder (every way out of "leased" clears it): the partial index.
+_HELD_AND_LAPSED = select(
+    select(_ENTRIES.c.entry_id).where(_ENTRIES.c.leased_by == bindparam("agent")).limit(1).scalar_subquery(),
+    exists().where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= bindparam("now")),
+)
+_LEASE = (
+    update(_ENTRIES)
+    .where(
+        _ENTRIES.c.entry_id
+        == select(_ENTRIES.c.entry_id)
+        .where(_ENTRIES.c.entry_id == bindparam("picked"), _ENTRIES.c.state == "pending")
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(
+        state="leased",
+        leased_by=bindparam("agent"),
+        leased_at=bindparam("now"),
+        lease_expires_at=bindparam("until"),
+        updated_at=bindparam("now"),
+    )
+    .returning(*_ENTRIES.c)
+)
+_LISTED = exists().where(
+    or_(
+        _DO_NOT_CALL.c.customer_id == bindparam("customer"),
+        _DO_NOT_CALL.c.phone.in_(
+            select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == bindparam("customer"))
+        ),
+    )
+)
+_CUSTOMER_AND_CONSENT = select(*_REPLICAS.c, _LISTED.label("listed")).where(
+    _REPLICAS.c.customer_id == bindparam("customer")
+)
+_CONSENT_ONLY = select(_LISTED)
 
 
 @dataclass(frozen=True)
