@@ -11,7 +11,7 @@ import pika
 import pytest
 from sqlalchemy import insert
 
-from shared import deadletters, topology
+from shared import deadletters, event_catalog, topology
 from shared.broker import declare_topology
 from shared.config import PROJECT_ROOT
 from shared.events import Envelope
@@ -64,7 +64,7 @@ def gateway(settings_factory):
     declare_topology(settings)
     running = Running()
     handler = FlakyHandler()
-    running.consumer(database, settings, {"customer.created": handler})
+    running.consumer(database, settings, dict.fromkeys(event_catalog.consumed_by(settings.service), handler))
     yield settings, database, handler
     running.close()
 
@@ -158,7 +158,7 @@ def test_a_consumer_idle_for_many_heartbeats_can_still_retry_without_reconnectin
     declare_topology(settings)
     running = Running()
     handler = FlakyHandler()
-    running.consumer(database, settings, {"customer.created": handler})
+    running.consumer(database, settings, dict.fromkeys(event_catalog.consumed_by(settings.service), handler))
     try:
         time.sleep(6)  # several missed heartbeats, had nobody answered them
         poison = customer_created("Poison")

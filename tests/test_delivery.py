@@ -14,7 +14,7 @@ from shared.backbone import outbox
 from shared.broker import declare_topology
 from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
-from tests.support.counting import applied, counting_handler, start_counting_pipeline
+from tests.support.counting import applied, counting_handlers, start_counting_pipeline
 from tests.support.counting import metadata as counting_metadata
 from tests.support.services import Running, count_rows, processed_ids, unpublished, wait_for
 
@@ -110,7 +110,7 @@ def test_a_duplicate_delivery_is_applied_once(settings_factory, running, amqp_ur
         channel.basic_publish("events", "customer.created", envelope.to_json(), mandatory=True)
     connection.close()
 
-    running.consumer(database, settings, {"customer.created": counting_handler})
+    running.consumer(database, settings, counting_handlers(settings.service))
     wait_for(lambda: _queue_depth(amqp_url, topology.work_queue("gateway")) == 0, what="queue drained")
     wait_for(lambda: applied(database), what="first application")
     assert applied(database) == [envelope.id]

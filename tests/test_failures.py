@@ -24,7 +24,7 @@ from shared.config import PROJECT_ROOT, Settings
 from shared.db import Database, migrate
 from shared.deadletters import ParkingLot
 from shared.events import Envelope
-from tests.support.counting import applied, counting_handler, publish_customers, start_counting_pipeline
+from tests.support.counting import applied, counting_handlers, publish_customers, start_counting_pipeline
 from tests.support.counting import metadata as counting_metadata
 from tests.support.services import Running, migrations_of, processed_ids, unpublished, wait_for
 
@@ -190,7 +190,7 @@ def test_a_consumer_whose_database_stays_locked_backs_off_and_loses_nothing(amqp
     settings = replace(Settings.from_env("gateway"), database_url=database.url, amqp_url=amqp_url)
     declare_topology(settings)
     running = Running()
-    running.consumer(database, settings, {"customer.created": counting_handler})
+    running.consumer(database, settings, counting_handlers(settings.service))
     other_process = sqlite3.connect(path, isolation_level=None)
     try:
         other_process.execute("BEGIN IMMEDIATE")

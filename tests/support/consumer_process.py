@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import shared.consumer as consumer_module
+from shared import event_catalog
 from shared.config import Settings
 from shared.consumer import Consumer
 from shared.db import Database
@@ -56,7 +57,8 @@ def main() -> None:
     metadata.create_all(database.engine)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    Consumer(database, settings, {"customer.created": handler}, stop).run()
+    handlers = dict.fromkeys(event_catalog.consumed_by("gateway"), handler)  # only customer.created arrives
+    Consumer(database, settings, handlers, stop).run()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Column, MetaData, String, Table, insert, select
 
+from shared import event_catalog
 from shared.db import Database
 from shared.relay import OutboxRelay
 from shared.unit_of_work import UnitOfWork
@@ -18,6 +19,12 @@ applications = Table("test_applications", metadata, Column("event_id", String(36
 
 def counting_handler(uow, envelope) -> None:
     uow.session.execute(insert(applications).values(event_id=envelope.id))
+
+
+def counting_handlers(service: str) -> dict:
+    """The counting handler for every type the catalog routes to ``service`` (a consumer
+    refuses to start with fewer); the tests publish only ``customer.created``."""
+    return dict.fromkeys(event_catalog.consumed_by(service), counting_handler)
 
 
 def applied(database: Database) -> list[str]:
@@ -49,5 +56,5 @@ def start_counting_pipeline(settings_factory, running, amqp_url=None) -> Countin
     settings, database = settings_factory("gateway", **broker)
     metadata.create_all(database.engine)
     relay = running.relay(tickets_db, tickets_settings)
-    running.consumer(database, settings, {"customer.created": counting_handler})
+    running.consumer(database, settings, counting_handlers("gateway"))
     return CountingPipeline(tickets_db, relay, database)
