@@ -407,7 +407,7 @@ def import_entries_csv(uow: UnitOfWork, campaign_id: str, text: str, now: dateti
     campaign = get_campaign(uow, campaign_id)
     session = uow.session
     result = ImportResult()
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))  # a spreadsheet's byte-order mark
     header = [name.strip() for name in (reader.fieldnames or [])]
     if "customer_id" not in header or set(header) - set(domain.CSV_COLUMNS):
         raise Invalid(

@@ -175,6 +175,13 @@ def test_a_csv_import_keeps_the_good_rows_and_reports_each_bad_one(client, db):
     assert sorted(entry["customer_id"] for entry in listed["entries"]) == sorted([good, also_good])
 
 
+def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(client, db):
+    list_id = campaign(client)["campaign_id"]
+    body = f"\ufeffcustomer_id\r\n{add_customer(db)}\r\n".encode()
+    response = client.post(f"/campaigns/{list_id}/entries", data=body, content_type="text/csv")
+    assert (response.status_code, response.get_json()["created"]) == (200, 1)
+
+
 def test_a_csv_without_a_customer_id_column_is_refused(client):
     list_id = campaign(client)["campaign_id"]
     response = client.post(f"/campaigns/{list_id}/entries", data="who,when\n1,2\n", content_type="text/csv")

@@ -19,6 +19,7 @@ from shared.unit_of_work import UnitOfWork
 from tests.callrouting.call_list_support import (
     add_customer,
     deliver,
+    load_due_entries,
     make_agent,
     make_campaign,
     next_call,
@@ -225,3 +226,23 @@ def test_the_workers_job_returns_lapsed_leases_to_the_pool(database_factory):
     sweep_lapsed_leases_job(database, None)
     [entry] = entries(database)
     assert (entry.entry_id, entry.state, entry.leased_by) == (taken.entry.entry_id, "pending", None)
+
+
+def test_the_hand_out_reads_the_window_in_each_customers_zone_across_a_dst_change(database_factory):
+    database = database_factory.migrated("callrouting")
+    for agent_id in ("agent-1", "agent-2", "agent-3"):
+        make_agent(database, agent_id)
+    weekdays = {day: ["09:00", "20:00"] for day in ("mon", "tue", "wed", "thu", "fri")}
+    campaign = make_campaign(database, calling_window=weekdays)
+    long_ago = datetime(2026, 3, 1, tzinfo=UTC)
+    [berlin] = load_due_entries(database, campaign.campaign_id, 1, time_zone="Europe/Berlin", due_at=long_ago)
+    [tokyo] = load_due_entries(database, campaign.campaign_id, 1, time_zone="Asia/Tokyo", due_at=long_ago)
+    load_due_entries(database, campaign.campaign_id, 1, time_zone="America/New_York", due_at=long_ago)
+    # Friday 2026-03-27 07:30 UTC: 08:30 in Berlin (CET, not yet), 16:30 in Tokyo, 03:30 in New York.
+    friday = datetime(2026, 3, 27, 7, 30, tzinfo=UTC)
+    assert next_call(database, "agent-1", now=friday, lease_seconds=10**7).entry.entry_id == tokyo
+    assert next_call(database, "agent-2", now=friday) is None
+    # Monday 2026-03-30 07:30 UTC, Berlin on CEST since Sunday: 09:30 there; New York still 03:30.
+    monday = datetime(2026, 3, 30, 7, 30, tzinfo=UTC)
+    assert next_call(database, "agent-2", now=monday).entry.entry_id == berlin
+    assert next_call(database, "agent-3", now=monday) is None
