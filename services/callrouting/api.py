@@ -10,6 +10,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from shared.event_catalog import CALL_OUTCOMES, ENTRY_STATES
+from shared.phones import NotAPhoneNumber, to_e164
 from shared.replicas import CustomerReplicaOut, customer_replica_blueprint
 from shared.web import unit_of_work
 
@@ -24,6 +25,10 @@ entries = Blueprint("entries", __name__, url_prefix="/entries", description="Cal
 
 AwareDateTime = fields.AwareDateTime  # a time without an offset is read as UTC (default_timezone below)
 
+
+do_not_call = Blueprint(
+    "do_not_call", __name__, url_prefix="/do-not-call", description="The do-not-call list every campaign obeys"
+)
 
 # --- schemas ----------------------------------------------------------------------------------
 
@@ -240,6 +245,44 @@ class ReportOut(Schema):
     days = fields.List(fields.Nested(ReportDay))
 
 
+class DoNotCallIn(Schema):
+    customer_id = fields.UUID(load_default=None, allow_none=True)
+    phone = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=3, max=32))
+
+    @validates("phone")
+    def _phone(self, value, **_):
+        if value is not None:
+            try:
+                to_e164(value)
+            except NotAPhoneNumber as error:
+                raise ValidationError(f"not a phone number ({error})") from error
+
+    @validates_schema
+    def _something(self, data, **_):
+        if not data.get("customer_id") and not data.get("phone"):
+            raise ValidationError("give a customer_id, a phone, or both", "customer_id")
+
+
+class DoNotCallOut(Schema):
+    dnc_id = fields.Integer()
+    customer_id = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+    source = fields.String(metadata={"description": "consent (the directory), outcome (a call), manual"})
+    created_at = fields.DateTime()
+
+
+class DoNotCallQuery(Schema):
+    customer_id = fields.UUID()
+    phone = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class DoNotCallPage(Schema):
+    total = fields.Integer()
+    entries = fields.List(fields.Nested(DoNotCallOut))
+
+
 # --- agents --------------------------------------------------------------------------------------
 
 
@@ -393,6 +436,36 @@ class CampaignReport(MethodView):
             abort(422, messages={"query": {"from": ["must not be after 'to'"]}})
         with unit_of_work(read_only=True) as uow:
             return service.campaign_report(uow, campaign_id, first, last)
+
+
+# --- the do-not-call list ---------------------------------------------------------------------------
+
+
+@do_not_call.route("")
+class DoNotCallList(MethodView):
+    @do_not_call.arguments(DoNotCallIn)
+    @do_not_call.response(201, DoNotCallOut)
+    def post(self, body):
+        """Put a customer and/or a number on the list by hand; their open entries are cancelled."""
+        phone = to_e164(body["phone"]) if body["phone"] else None
+        customer_id = str(body["customer_id"]) if body["customer_id"] else None
+        with unit_of_work() as uow:
+            return service.add_to_do_not_call(uow, customer_id, phone)[0]
+
+    @do_not_call.arguments(DoNotCallQuery, location="query")
+    @do_not_call.response(200, DoNotCallPage)
+    def get(self, query):
+        """The list, newest first: from consent (the directory), call outcomes and by hand."""
+        phone = query.get("phone")
+        if phone:
+            try:
+                phone = to_e164(phone)
+            except NotAPhoneNumber:
+                abort(422, messages={"query": {"phone": ["not a phone number"]}})
+        with unit_of_work(read_only=True) as uow:
+            customer_id = str(query["customer_id"]) if query.get("customer_id") else None
+            rows, total = service.list_do_not_call(uow, customer_id, phone, query["limit"], query["offset"])
+            return {"total": total, "entries": rows}
 
 
 # --- entries ---------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from shared.config import Settings
 from shared.web import create_service_app
 
 from . import phone_api
-from .api import agents, campaigns, customer_replicas, entries
+from .api import agents, campaigns, customer_replicas, do_not_call, entries
 from .models import MIGRATIONS
 
 
@@ -16,5 +16,5 @@ def create_app(settings: Settings | None = None):
         title="Call routing",
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
-        blueprints=[customer_replicas, agents, campaigns, entries, *phone_api.BLUEPRINTS],
+        blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS],
     )

@@ -179,6 +179,39 @@ def _put_on_do_not_call(session: Session, customer_id: str, source: str) -> None
         session.add(DoNotCall(customer_id=customer, phone=phone, source=source))
 
 
+def add_to_do_not_call(uow: UnitOfWork, customer_id: str | None, phone: str | None) -> list[DoNotCall]:
+    """A manual entry on the list (a customer, a number, or both): their open entries are cancelled.
+
+    A number given alone also stops every known customer who has it."""
+    now = utcnow()
+    session = uow.session
+    added = [DoNotCall(customer_id=customer_id, phone=phone, source="manual")]
+    session.add(added[0])
+    customers = {customer_id} if customer_id else set()
+    if phone:
+        customers |= set(
+            session.scalars(select(CustomerReplicaPhone.customer_id).where(CustomerReplicaPhone.phone == phone))
+        )
+    session.flush()
+    for customer in customers:
+        _cancel_pending_entries_of(session, customer, now)
+    uow.commit()
+    return added
+
+
+def list_do_not_call(uow: UnitOfWork, customer_id: str | None, phone: str | None, limit: int, offset: int):
+    conditions = []
+    if customer_id:
+        conditions.append(DoNotCall.customer_id == customer_id)
+    if phone:
+        conditions.append(DoNotCall.phone == phone)
+    total = uow.session.scalar(select(func.count()).select_from(DoNotCall).where(*conditions))
+    rows = uow.session.scalars(
+        select(DoNotCall).where(*conditions).order_by(DoNotCall.dnc_id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), total
+
+
 def _cancel_pending_entries_of(session: Session, customer_id: str, now: datetime) -> int:
     result = session.execute(
         update(CallEntry)

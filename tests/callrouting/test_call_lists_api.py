@@ -426,3 +426,19 @@ def test_a_refused_entry_does_not_hide_its_time_zone_from_later_hand_outs(client
     kolkata_entry = add_entry(client, list_id, in_kolkata).get_json()["entry_id"]
     handed = {lease(client)["entry"]["entry_id"], lease(client, "agent-2")["entry"]["entry_id"]}
     assert kolkata_entry in handed
+
+
+def test_a_number_put_on_the_do_not_call_list_by_hand_stops_its_customers(client, db):
+    make_agent(db)
+    list_id = campaign(client)["campaign_id"]
+    customer = add_customer(db, phone="+4930901820")
+    entry_id = add_entry(client, list_id, customer).get_json()["entry_id"]
+    response = client.post("/do-not-call", json={"phone": "+49 30 901820"})
+    assert response.status_code == 201
+    assert (response.get_json()["phone"], response.get_json()["source"]) == ("+4930901820", "manual")
+    assert client.get(f"/entries/{entry_id}").get_json()["state"] == "cancelled"
+    assert add_entry(client, list_id, customer).status_code == 422
+    listed = client.get("/do-not-call?phone=%2B4930901820").get_json()
+    assert listed["total"] == 1 and listed["entries"][0]["phone"] == "+4930901820"
+    assert problem_fields(client.post("/do-not-call", json={})) == {"customer_id"}
+    assert problem_fields(client.post("/do-not-call", json={"phone": "not a number"})) == {"phone"}
