@@ -1,6 +1,6 @@
 """The closed loop across the three services, through the real broker (product brief §3):
 
-purchase → follow-up entry → the agent reaches the customer → a low 1–10 score →
+purchase → follow-up entry → the agent reaches the customer → a low 1-10 score →
 a service-recovery ticket → resolved → a re-survey is put on the call list.
 
 Each service runs as in production: its app (test client), its outbox relay and its
