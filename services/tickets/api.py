@@ -148,14 +148,14 @@ class DuplicateGroup(Schema):
 
 @customers.route("")
 class Customers(MethodView):
-    @customers.arguments(CustomerIn)
+    @customers.arguments(CustomerIn())
     @customers.response(201, CustomerOut)
     def post(self, body):
         """Add a customer; announces ``customer.created``."""
         with unit_of_work() as uow:
             return service.create_customer(uow, **body)
 
-    @customers.arguments(CustomerQuery, location="query")
+    @customers.arguments(CustomerQuery(), location="query")
     @customers.response(200, CustomerPage)
     def get(self, args):
         """Find customers by number (any format), by e-mail, or by part of the name or e-mail."""
@@ -221,7 +221,7 @@ class CustomerById(MethodView):
 
 @customers.route("/<customer_id>/merge")
 class Merge(MethodView):
-    @customers.arguments(MergeIn)
+    @customers.arguments(MergeIn())
     @customers.response(200, CustomerOut)
     def post(self, body, customer_id):
         """Merge this customer into ``into``: tickets, purchases and numbers move; this one redirects."""
@@ -254,7 +254,7 @@ class PurchaseOut(PurchaseIn):
 
 @customers.route("/<customer_id>/purchases")
 class Purchases(MethodView):
-    @customers.arguments(PurchaseIn)
+    @customers.arguments(PurchaseIn())
     @customers.response(201, PurchaseOut)
     @customers.alt_response(200, schema=PurchaseOut, description="This order was already recorded: the same purchase")
     def post(self, body, customer_id):
@@ -402,14 +402,14 @@ def _no_ticket(ticket_id: str):
 
 @tickets.route("")
 class Tickets(MethodView):
-    @tickets.arguments(TicketIn)
+    @tickets.arguments(TicketIn())
     @tickets.response(201, TicketOut)
     def post(self, body):
         """Open a ticket (status ``new``) with SLA due times; announces ``ticket.created``."""
         with unit_of_work() as uow:
             return service.create_ticket(uow, body, acting_user().id)
 
-    @tickets.arguments(TicketQuery, location="query")
+    @tickets.arguments(TicketQuery(), location="query")
     @tickets.response(200, TicketPage)
     def get(self, args):
         """Tickets by status, category, priority, assignee, customer, creation range, breach, text."""
@@ -430,7 +430,7 @@ class TicketById(MethodView):
             except service.NotFound:
                 _no_ticket(ticket_id)
 
-    @tickets.arguments(TicketPatch)
+    @tickets.arguments(TicketPatch())
     @tickets.response(200, TicketOut)
     def patch(self, body, ticket_id):
         """Change fields and/or ``status`` (new → open → pending → resolved → closed; resolved → open)."""
@@ -443,7 +443,7 @@ class TicketById(MethodView):
 
 @tickets.route("/<ticket_id>/comments")
 class Comments(MethodView):
-    @tickets.arguments(CommentIn)
+    @tickets.arguments(CommentIn())
     @tickets.response(201, CommentOut)
     def post(self, body, ticket_id):
         """An internal note, or a public reply (an agent's first one is the ticket's first response)."""
@@ -530,7 +530,7 @@ class SlaPolicies(MethodView):
 
 @sla.route("/sla-policies/<priority>")
 class SlaPolicyByPriority(MethodView):
-    @sla.arguments(SlaPolicyIn)
+    @sla.arguments(SlaPolicyIn())
     @sla.response(200, SlaPolicyOut)
     def put(self, body, priority):
         """Set a priority's policy; tickets opened from now on get its due times."""
@@ -551,7 +551,7 @@ class Calendar(MethodView):
             abort(404, message="No business calendar is set.")
         return calendar
 
-    @sla.arguments(CalendarIn)
+    @sla.arguments(CalendarIn())
     @sla.response(200, CalendarOut)
     def put(self, body):
         """Set the business hours and holidays."""
@@ -580,7 +580,7 @@ class DailyQuery(Schema):
 
 @reports.route("/hygiene")
 class Hygiene(MethodView):
-    @reports.arguments(HygieneQuery, location="query")
+    @reports.arguments(HygieneQuery(), location="query")
     @reports.response(200)
     def get(self, args):
         """Customers with no purchase or ticket for N months; records missing a number, e-mail or time zone."""
@@ -592,7 +592,7 @@ class Hygiene(MethodView):
 
 @reports.route("/daily")
 class Daily(MethodView):
-    @reports.arguments(DailyQuery, location="query")
+    @reports.arguments(DailyQuery(), location="query")
     @reports.response(200)
     def get(self, args):
         """Tickets of a day: opened by category, resolved, backlog, response times, SLA, per agent."""

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from shared.db import upsert
 from shared.phones import time_zone_of
 from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
@@ -437,6 +440,7 @@ def set_sla_policy(uow: UnitOfWork, priority: str, body: dict) -> domain.SlaPoli
         uow.session.add(row)
     for name, value in body.items():
         setattr(row, name, value)
+    _sla_config_changed(uow)
     uow.session.flush()
     policy = domain.SlaPolicy(priority, row.first_response_minutes, row.resolution_minutes, row.business_hours)
     uow.commit()
@@ -461,6 +465,7 @@ def set_business_calendar(uow: UnitOfWork, body: dict | None) -> dict | None:
     if body is None:
         if row is not None:
             uow.session.delete(row)
+            _sla_config_changed(uow)
         uow.commit()
         return None
     try:
@@ -471,19 +476,64 @@ def set_business_calendar(uow: UnitOfWork, body: dict | None) -> dict | None:
         row = BusinessCalendarRow(id=1)
         uow.session.add(row)
     row.time_zone, row.hours, row.holidays = body["time_zone"], body["hours"], sorted(set(body["holidays"]))
+    _sla_config_changed(uow)
     uow.commit()
     return calendar_view(uow)
 
 
-_POLICY_OF = select(SlaPolicyRow).where(SlaPolicyRow.priority == bindparam("priority"))
+# The policies and the calendar change rarely but every new ticket needs them, so each process
+# keeps them (per database) with the token of the counters row ``sla_config``, which every change
+# replaces in its own transaction. A ticket reads that one row in its transaction and reloads only
+# when the token moved: a change is seen by every gunicorn worker from its commit on, and the due
+# times can be computed before the write transaction opens.
+SLA_CONFIG_COUNTER = "sla_config"
+_SLA_TOKEN = select(Counter.__table__.c.value).where(Counter.__table__.c.name == SLA_CONFIG_COUNTER)
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    token: int | None  # None until the first change through the API (the migration's seeds)
+    policies: dict[str, domain.SlaPolicy]
+    calendar: domain.BusinessCalendar | None
+
+    def clock(self, priority: str) -> tuple[domain.SlaPolicy | None, domain.BusinessCalendar | None]:
+        """A priority's policy and the calendar its clock runs on (None: wall-clock time)."""
+        policy = self.policies.get(priority)
+        if policy is None:
+            return None, None
+        return policy, domain.clock_of(policy, self.calendar)
+
+
+_sla_configs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> SlaConfig
+
+
+def _cached_sla_config(uow: UnitOfWork) -> SlaConfig | None:
+    """This process's last known configuration: a guess, until checked in a transaction."""
+    return _sla_configs.get(uow.database)
+
+
+def _sla_config(uow: UnitOfWork) -> SlaConfig:
+    """The configuration as of this transaction (one primary-key read when the cache is current)."""
+    token = uow.session.connection().execute(_SLA_TOKEN).scalar()
+    config = _sla_configs.get(uow.database)
+    if config is None or config.token != token:
+        config = SlaConfig(token, sla_policies(uow), business_calendar(uow))
+        _sla_configs[uow.database] = config
+    return config
+
+
+def _sla_config_changed(uow: UnitOfWork) -> None:
+    """Called in the transaction that changes a policy or the calendar: every process reloads."""
+    upsert(
+        uow.session,
+        Counter.__table__,
+        {"name": SLA_CONFIG_COUNTER, "value": secrets.randbelow(2**31 - 1) + 1},
+        key=("name",),
+    )
 
 
 def _clock(uow: UnitOfWork, priority: str) -> tuple[domain.SlaPolicy | None, domain.BusinessCalendar | None]:
-    row = uow.session.scalars(_POLICY_OF, {"priority": priority}).first()
-    if row is None:
-        return None, None
-    policy = domain.SlaPolicy(row.priority, row.first_response_minutes, row.resolution_minutes, row.business_hours)
-    return policy, domain.clock_of(policy, business_calendar(uow)) if policy.business_hours else None
+    return _sla_config(uow).clock(priority)
 
 
 # --- tickets ----------------------------------------------------------------------------------
@@ -502,34 +552,39 @@ TICKET_FIELDS = (
 )
 
 
+TICKET_VIEW_FIELDS = (
+    "id",
+    "number",
+    "customer_id",
+    "subject",
+    "description",
+    "category",
+    "priority",
+    "channel",
+    "status",
+    "assignee_id",
+    "group",
+    "tags",
+    "call_id",
+    "survey_response_id",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "first_responded_at",
+    "resolved_at",
+    "closed_at",
+    "first_response_due_at",
+    "resolution_due_at",
+    "first_response_breached_at",
+    "resolution_breached_at",
+    "breached",
+)
+
+
 def ticket_view(ticket: Ticket) -> dict:
-    return {
-        "id": ticket.id,
-        "number": ticket.number,
-        "customer_id": ticket.customer_id,
-        "subject": ticket.subject,
-        "description": ticket.description,
-        "category": ticket.category,
-        "priority": ticket.priority,
-        "channel": ticket.channel,
-        "status": ticket.status,
-        "assignee_id": ticket.assignee_id,
-        "group": ticket.group,
-        "tags": list(ticket.tags or []),
-        "call_id": ticket.call_id,
-        "survey_response_id": ticket.survey_response_id,
-        "created_by": ticket.created_by,
-        "created_at": ticket.created_at,
-        "updated_at": ticket.updated_at,
-        "first_responded_at": ticket.first_responded_at,
-        "resolved_at": ticket.resolved_at,
-        "closed_at": ticket.closed_at,
-        "first_response_due_at": ticket.first_response_due_at,
-        "resolution_due_at": ticket.resolution_due_at,
-        "first_response_breached_at": ticket.first_response_breached_at,
-        "resolution_breached_at": ticket.resolution_breached_at,
-        "breached": ticket.breached,
-    }
+    view = {name: getattr(ticket, name) for name in TICKET_VIEW_FIELDS}
+    view["tags"] = list(ticket.tags or [])
+    return view
 
 
 def _iso(value):
@@ -542,11 +597,13 @@ def _iso(value):
 _NEXT_NUMBER = (
     update(Counter).where(Counter.name == "ticket_number").values(value=Counter.value + 1).returning(Counter.value)
 )
-_MERGED_INTO = select(Customer.merged_into_id).where(Customer.id == bindparam("customer_id"))
+_MERGED_INTO = select(Customer.__table__.c.merged_into_id).where(Customer.__table__.c.id == bindparam("customer_id"))
+_INSERT_TICKET = insert(Ticket.__table__)
+_INSERT_CHANGE = insert(TicketChange.__table__)
 
 
 def _next_number(uow: UnitOfWork) -> int:
-    return uow.session.execute(_NEXT_NUMBER).scalar_one()
+    return uow.session.connection().execute(_NEXT_NUMBER).scalar_one()
 
 
 def _resolve_ticket_customer(uow: UnitOfWork, customer_id: str | None) -> str | None:
@@ -554,7 +611,7 @@ def _resolve_ticket_customer(uow: UnitOfWork, customer_id: str | None) -> str | 
     if customer_id is None:
         return None
     for _ in range(10):  # merges keep redirects one hop long; the bound is only a guard
-        row = uow.session.execute(_MERGED_INTO, {"customer_id": customer_id}).first()
+        row = uow.session.connection().execute(_MERGED_INTO, {"customer_id": customer_id}).first()
         if row is None:
             raise Invalid({"customer_id": "No such customer."})
         if row.merged_into_id is None:
@@ -590,59 +647,96 @@ def _schedule_sla_check(ticket: Ticket) -> None:
 def create_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime | None = None) -> dict:
     ticket = _open_ticket(uow, body, actor_id, now or utcnow())
     uow.commit()
-    return ticket_view(ticket)
+    return ticket
 
 
-def _open_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime) -> Ticket:
-    customer_id = _resolve_ticket_customer(uow, body.get("customer_id"))
-    ticket = Ticket(
-        number=_next_number(uow),
-        customer_id=customer_id,
-        subject=body["subject"].strip(),
-        description=body.get("description") or "",
-        category=body["category"],
-        priority=body.get("priority") or "normal",
-        channel=body.get("channel") or "web",
-        status="new",
-        assignee_id=body.get("assignee_id"),
-        group=body.get("group"),
-        tags=sorted(set(body.get("tags") or [])),
-        call_id=body.get("call_id"),
-        survey_response_id=body.get("survey_response_id"),
-        created_by=actor_id,
-        created_at=now,
-        updated_at=now,
-        paused_seconds=0.0,
-        breached=False,
+def _open_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime) -> dict:
+    """Insert a new ticket, its history row and ``ticket.created``; the ticket's view.
+
+    The hot write path, so written with Core statements built once rather than ORM objects, and
+    with everything that needs no database (the row, the due times from this process's cached
+    SLA configuration) done before the first statement: on SQLite that statement takes the one
+    write lock (BEGIN IMMEDIATE), held until the commit.
+    """
+    row = {
+        "id": new_id(),
+        "number": None,
+        "customer_id": body.get("customer_id"),
+        "subject": body["subject"].strip(),
+        "description": body.get("description") or "",
+        "category": body["category"],
+        "priority": body.get("priority") or "normal",
+        "channel": body.get("channel") or "web",
+        "status": "new",
+        "assignee_id": body.get("assignee_id"),
+        "group_name": body.get("group"),
+        "tags": sorted(set(body.get("tags") or [])),
+        "call_id": body.get("call_id"),
+        "survey_response_id": body.get("survey_response_id"),
+        "created_by": actor_id,
+        "created_at": now,
+        "updated_at": now,
+        "paused_seconds": 0.0,
+        "breached": False,
+        "first_response_due_at": None,
+        "resolution_due_at": None,
+        "sla_check_at": None,
+    }
+    guessed = _cached_sla_config(uow)
+    if guessed is not None:
+        _set_due_times(row, guessed)
+
+    row["customer_id"] = _resolve_ticket_customer(uow, row["customer_id"])
+    config = _sla_config(uow)
+    if config is not guessed:  # first ticket of this process, or the configuration just changed
+        _set_due_times(row, config)
+    row["number"] = _next_number(uow)
+    connection = uow.session.connection()
+    connection.execute(_INSERT_TICKET, row)
+    connection.execute(
+        _INSERT_CHANGE,
+        {
+            "ticket_id": row["id"],
+            "actor_id": actor_id,
+            "changed_at": now,
+            "field": "created",
+            "old_value": None,
+            "new_value": json.dumps(row["number"]),
+        },
     )
-    policy, clock = _clock(uow, ticket.priority)
-    if policy is not None:
-        ticket.first_response_due_at, ticket.resolution_due_at = domain.due_times(policy, clock, now)
-    _schedule_sla_check(ticket)
-    uow.session.add(ticket)
-    uow.session.flush()
-    _record(uow, ticket, actor_id, now, "created", None, ticket.number)
     uow.publish(
         "ticket.created",
         {
-            "ticket_id": ticket.id,
-            "number": ticket.number,
-            "customer_id": ticket.customer_id,
-            "subject": ticket.subject,
-            "category": ticket.category,
-            "priority": ticket.priority,
-            "channel": ticket.channel,
-            "status": ticket.status,
-            "assignee_id": ticket.assignee_id,
-            "group": ticket.group,
-            "call_id": ticket.call_id,
-            "survey_response_id": ticket.survey_response_id,
-            "first_response_due_at": _iso(ticket.first_response_due_at),
-            "resolution_due_at": _iso(ticket.resolution_due_at),
-            "created_at": ticket.created_at.isoformat(),
+            "ticket_id": row["id"],
+            "number": row["number"],
+            "customer_id": row["customer_id"],
+            "subject": row["subject"],
+            "category": row["category"],
+            "priority": row["priority"],
+            "channel": row["channel"],
+            "status": row["status"],
+            "assignee_id": row["assignee_id"],
+            "group": row["group_name"],
+            "call_id": row["call_id"],
+            "survey_response_id": row["survey_response_id"],
+            "first_response_due_at": _iso(row["first_response_due_at"]),
+            "resolution_due_at": _iso(row["resolution_due_at"]),
+            "created_at": now.isoformat(),
         },
     )
-    return ticket
+    view = {name: row.get(name) for name in TICKET_VIEW_FIELDS}  # the columns a new ticket leaves empty: None
+    view["group"] = row["group_name"]
+    view["tags"] = list(row["tags"])
+    return view
+
+
+def _set_due_times(row: dict, config: SlaConfig) -> None:
+    """A new ticket's due times under its priority's policy, and when the breach job looks."""
+    policy, clock = config.clock(row["priority"])
+    first_due, resolution_due = (None, None) if policy is None else domain.due_times(policy, clock, row["created_at"])
+    row["first_response_due_at"], row["resolution_due_at"] = first_due, resolution_due
+    # as _schedule_sla_check for a ticket that is new: nothing responded, breached or paused yet
+    row["sla_check_at"] = domain.next_sla_check(first_due, False, False, resolution_due, True, False)
 
 
 def _load_ticket(uow: UnitOfWork, ticket_id: str, *, for_update: bool = False) -> Ticket:

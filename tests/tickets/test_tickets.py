@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.tickets import service
+from services.tickets.app import create_app
 from services.tickets.models import Ticket, TicketChange
 from shared.unit_of_work import UnitOfWork
 from tests.tickets.support import AGENT, count, events, fields_named
@@ -145,6 +146,38 @@ def test_a_new_priority_brings_the_due_times_of_its_policy(client, database):
     changed = client.patch(f"/tickets/{ticket['id']}", json={"priority": "low"}).json
     assert datetime.fromisoformat(changed["first_response_due_at"]) == created + timedelta(minutes=600)
     assert events(database, "ticket.updated")[0]["data"]["changes"]["priority"] == {"old": "urgent", "new": "low"}
+
+
+def test_a_policy_or_calendar_changed_by_another_worker_applies_to_the_next_ticket(app, client):
+    # Each process caches the SLA configuration; a second app on the same database stands for
+    # another gunicorn worker, whose changes must be seen from their commit on.
+    worker_b = create_app(app.extensions["settings"]).test_client()
+    before = open_ticket(client, priority="high")  # worker A has now cached the seeded policies
+    created = datetime.fromisoformat(before["created_at"])
+    assert datetime.fromisoformat(before["first_response_due_at"]) == created + timedelta(hours=4)
+
+    quick = {"first_response_minutes": 30, "resolution_minutes": 90}
+    assert worker_b.put("/sla-policies/high", json={**quick, "business_hours": False}).status_code == 200
+    after = open_ticket(client, priority="high")
+    created = datetime.fromisoformat(after["created_at"])
+    assert datetime.fromisoformat(after["first_response_due_at"]) == created + timedelta(minutes=30)
+    assert datetime.fromisoformat(after["resolution_due_at"]) == created + timedelta(minutes=90)
+
+    assert worker_b.put("/sla-policies/high", json={**quick, "business_hours": True}).status_code == 200
+    assert worker_b.put("/business-calendar", json={**OFFICE, "holidays": []}).status_code == 200
+    on_the_calendar = open_ticket(client, priority="high")
+    opened = datetime.fromisoformat(on_the_calendar["created_at"])
+    expected = service.domain.add_business_time(
+        service.domain.BusinessCalendar.from_json(OFFICE["time_zone"], OFFICE["hours"], []),
+        opened,
+        timedelta(minutes=30),
+    )
+    assert datetime.fromisoformat(on_the_calendar["first_response_due_at"]) == expected
+
+    assert worker_b.delete("/business-calendar").status_code == 204
+    wall_clock = open_ticket(client, priority="high")
+    created = datetime.fromisoformat(wall_clock["created_at"])
+    assert datetime.fromisoformat(wall_clock["first_response_due_at"]) == created + timedelta(minutes=30)
 
 
 def test_only_an_agents_first_public_reply_is_the_first_response(client):
