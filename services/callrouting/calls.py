@@ -19,11 +19,12 @@ configured (a new call's routing skips it: that path is kept short).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
@@ -32,7 +33,6 @@ from shared.db import is_postgresql
 from shared.event_catalog import CALL_REASONS
 from shared.phones import to_e164_or_none
 from shared.problems import Conflict
-from shared.replicas import find_customers_by_phone
 from shared.unit_of_work import UnitOfWork
 
 from . import call_report, routing
@@ -301,8 +301,36 @@ def identify_caller(session: Session, raw_from: str | None) -> tuple[str | None,
     e164 = to_e164_or_none(raw_from)
     if e164 is None:
         return None, None
-    customers = find_customers_by_phone(session, CustomerReplica, CustomerReplicaPhone, e164)
-    return e164, customers[0].customer_id if customers else None
+    # Core rows, not replica objects: this runs for every ringing call. The order is
+    # shared.replicas.find_customers_by_phone's: primary holders of the number first, then by name.
+    holders = session.execute(_HOLDERS_OF_NUMBER, {"phone": e164}).all()
+    holders.sort(key=lambda holder: (holder.phone != e164, holder.name))
+    return e164, holders[0].customer_id if holders else None
+
+
+_REPLICAS = CustomerReplica.__table__
+_REPLICA_PHONES = CustomerReplicaPhone.__table__
+_CALLS = Call.__table__
+# The hot path's fixed statements, built once (building a statement costs more than running it).
+_HOLDERS_OF_NUMBER = (
+    select(_REPLICAS.c.customer_id, _REPLICAS.c.phone, _REPLICAS.c.name)
+    .join(_REPLICA_PHONES, _REPLICA_PHONES.c.customer_id == _REPLICAS.c.customer_id)
+    .where(_REPLICA_PHONES.c.phone == bindparam("phone"), _REPLICAS.c.merged_into_id.is_(None))
+)
+_CALL_AND_QUEUE_KNOWN = select(
+    exists().where(_CALLS.c.call_id == bindparam("call_id")),
+    exists().where(InboundQueue.__table__.c.name == bindparam("queue")),
+)
+_WAITING = (
+    select(func.count()).select_from(_CALLS).where(_CALLS.c.state == "queued", _CALLS.c.queue == bindparam("queue"))
+)
+
+
+@functools.cache
+def _insert_call_if_new(dialect: str):
+    """INSERT … ON CONFLICT (call_id) DO NOTHING RETURNING call_id, per dialect."""
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return dialect_insert(_CALLS).on_conflict_do_nothing(index_elements=["call_id"]).returning(_CALLS.c.call_id)
 
 
 def start_call(
@@ -322,38 +350,54 @@ def start_call(
 
     The phone system may send the same ringing call twice (a retried webhook): the second
     time the first decision is answered again, nothing is routed twice.
+
+    This runs for every incoming call, and on SQLite a writing transaction holds the database's
+    write lock (BEGIN IMMEDIATE) for every worker. So what only reads (is the call known, who is
+    calling, does the queue exist) is read first from a snapshot, and the write transaction is
+    kept to counting the line, inserting the call (Core, ``ON CONFLICT DO NOTHING``: a retried
+    webhook racing this one finds its call there and is answered its decision), reserving an
+    agent when nobody waits, and the outbox row.
     """
     now = now or utcnow()
     session = uow.session
-    existing = session.get(Call, call_id)
-    if existing is not None:
-        return _current_decision(uow, existing, config, now, rng)
+    queue_name = queue or DEFAULT_QUEUE
+    with uow.database.read_sessions() as reader:
+        known, queue_exists = reader.execute(_CALL_AND_QUEUE_KNOWN, {"call_id": call_id, "queue": queue_name}).one()
+        if not known:
+            from_number, customer_id = identify_caller(reader, from_raw)
+    if known:
+        return _current_decision(uow, session.get(Call, call_id), config, now, rng)
     # No expire_timers() here: this is the hot path, and the worker applies timers every 5 s.
     started = at or now
-    from_number, customer_id = identify_caller(session, from_raw)
-    rules = queue_rules(session, queue or DEFAULT_QUEUE)
-    call = Call(
-        call_id=call_id,
-        source=source,
-        from_number=from_number or (from_raw or None),
-        to_number=to_raw or None,  # our own number, as the phone system sent it
-        customer_id=customer_id,
-        queue=rules.name,
-        state="queued",
-        offered_to=[],
-        enqueued_at=started,
-        received_at=now,
-        day=started.astimezone(UTC).date().isoformat(),
-        hour=started.astimezone(UTC).hour,
-    )
-    waiting = _waiting(session, call.queue)  # counted before this call joins: all of them came first
-    session.add(call)
-    session.flush()
-    decision = Decision(call)
-    if not waiting:
-        decision = _offer(uow, call, rules, now, rng)
-    if decision.queued:
-        decision = Decision(call, position=waiting + 1)
+    if not queue_exists:
+        queue_rules(session, queue_name)  # a queue nobody configured yet: created with the defaults
+    values = {
+        "call_id": call_id,
+        "source": source,
+        "from_number": from_number or (from_raw or None),
+        "to_number": to_raw or None,  # our own number, as the phone system sent it
+        "customer_id": customer_id,
+        "queue": queue_name,
+        "state": "queued",
+        "offered_to": [],
+        "offer_round": 0,
+        "enqueued_at": started,
+        "received_at": now,
+        "day": started.astimezone(UTC).date().isoformat(),
+        "hour": started.astimezone(UTC).hour,
+    }
+    waiting = session.execute(_WAITING, {"queue": queue_name}).scalar_one()  # before this call: all came first
+    if session.execute(_insert_call_if_new(session.get_bind().dialect.name), values).first() is None:
+        return _current_decision(uow, session.get(Call, call_id), config, now, rng)  # a retry got here first
+    if waiting:
+        # Queued behind the others: the answer needs the call's fields only, not a loaded record.
+        decision = Decision(Call(**values), position=waiting + 1)
+    else:
+        call = session.get(Call, call_id)
+        decision = _offer(uow, call, queue_rules(session, queue_name), now, rng)
+        if decision.queued:
+            decision = Decision(call, position=1)
+    call = decision.call
     uow.publish(
         "call.started",
         {
