@@ -276,6 +276,27 @@ def rollup_deltas(
     return deltas
 
 
+# What one answer adds to its rollup rows: n, Σs, Σs² and the count of its score (c1..c10).
+ANSWER_SUMS = {score: (1, score, score * score, *(int(score == other) for other in SCALE)) for score in SCALE}
+
+
+def rollup_rows(
+    template_id: str, day: str, provenance: Mapping[str, object], answers: Mapping[str, int]
+) -> list[tuple]:
+    """``rollup_deltas`` of one response as rows (key..., n, total, squares, c1..c10) for one upsert.
+
+    A response answers each question once, so its keys never repeat and each row is one answer's
+    sums; built from ``ANSWER_SUMS`` without a ``Sums`` per row (a test holds the two equal).
+    """
+    starts = (("day", day), ("week", week_of(day)))
+    return [
+        (span, dimension, start, value, template_id, question, *ANSWER_SUMS[score])
+        for dimension, value in dimension_values(provenance)
+        for question, score in answers.items()
+        for span, start in starts
+    ]
+
+
 def recompute_rollups(responses: Iterable[Mapping]) -> dict[RollupKey, Sums]:
     """Rollups from scratch, from complete responses: what the incremental ones must equal."""
     totals: dict[RollupKey, Sums] = {}

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.config import Settings
@@ -78,16 +78,27 @@ class TemplateVersion:
     comment_enabled: bool
     created_at: datetime
 
+    @functools.cached_property
+    def domain(self) -> Template:
+        return Template.of(self.template_id, self.version, self.questions)
+
 
 _TEMPLATE_VERSIONS: dict[tuple[str, str, int], TemplateVersion] = {}  # (database, id, version)
+# Which version is the latest, as read at a moment (time.monotonic()), per (database, id). A response
+# that names no version takes the latest as read at most LATEST_VERSION_MAX_AGE seconds ago, so the
+# submission path asks the database only once a second; this process sees its own new versions at once.
+_LATEST_VERSIONS: dict[tuple[str, str], tuple[int, float]] = {}
+LATEST_VERSION_MAX_AGE = 1.0
+
+_LATEST_VERSION = select(func.max(SurveyTemplate.version)).where(SurveyTemplate.template_id == bindparam("template_id"))
 
 
-def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) -> TemplateVersion | None:
-    """A template version, the latest when ``version`` is None."""
+def get_template(
+    uow: UnitOfWork, template_id: str, version: int | None = None, *, max_age: float = 0.0
+) -> TemplateVersion | None:
+    """A template version; the latest when ``version`` is None (as known ``max_age`` seconds ago at most)."""
     if version is None:
-        version = uow.session.execute(
-            select(func.max(SurveyTemplate.version)).where(SurveyTemplate.template_id == template_id)
-        ).scalar_one_or_none()
+        version = _latest_version(uow, template_id, max_age)
         if version is None:
             return None
     cached = _TEMPLATE_VERSIONS.get((uow.database.url, template_id, version))
@@ -100,6 +111,17 @@ def get_template(uow: UnitOfWork, template_id: str, version: int | None = None) 
         )
         _TEMPLATE_VERSIONS[(uow.database.url, template_id, version)] = cached
     return cached
+
+
+def _latest_version(uow: UnitOfWork, template_id: str, max_age: float) -> int | None:
+    known = _LATEST_VERSIONS.get((uow.database.url, template_id))
+    if known is not None and time.monotonic() - known[1] <= max_age:
+        return known[0]
+    read_at = time.monotonic()
+    version = uow.session.execute(_LATEST_VERSION, {"template_id": template_id}).scalar_one_or_none()
+    if version is not None:
+        _LATEST_VERSIONS[(uow.database.url, template_id)] = (version, read_at)
+    return version
 
 
 def latest_templates(uow: UnitOfWork) -> list[SurveyTemplate]:
@@ -143,11 +165,12 @@ def create_template_version(
     except IntegrityError:
         raise Conflict(f"Version {version} of template {template_id} was created meanwhile; try again.") from None
     uow.commit()
+    _LATEST_VERSIONS[(uow.database.url, template_id)] = (version, time.monotonic())
     return template
 
 
 def domain_template(row: TemplateVersion | SurveyTemplate) -> Template:
-    return Template.of(row.template_id, row.version, row.questions)
+    return row.domain if isinstance(row, TemplateVersion) else Template.of(row.template_id, row.version, row.questions)
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -184,36 +207,50 @@ def submit_response(
     partial: bool,
     provenance: Provenance,
     now: datetime | None = None,
-) -> SurveyResponse:
-    """Store a response (complete, or partial when the customer stopped midway) and count it.
+) -> dict:
+    """Store a response (complete, or partial when the customer stopped midway) and count it; the
+    stored row, as a dict.
 
     Raises ``domain.InvalidAnswers`` naming each bad answer, ``Invalid`` for an unknown
     template, and ``Conflict`` when the call or call-list entry already has a response.
     """
     now = now or now_utc()
-    template_row = _answerable_template(uow, template_id, template_version)
-    template = domain_template(template_row)
-    checked = domain.check_answers(template, answers, partial=partial)
-    response = _new_response(uow, template_row, customer_id, channel, language, provenance, now)
-    response.answers = checked
-    response.comment = comment if template_row.comment_enabled else None
-    # Settled and counted first, stored last: a refused duplicate rolls all of it back.
-    if partial:
-        _finish_partial(uow, response, now)
-    else:
-        _finish_complete(uow, rule, template, response, now)
-    _insert(uow, response)
+    # Checked before the write transaction opens (at the first statement of _new_response):
+    # two gunicorn workers share SQLite's one write lock, so it is held only for the lookups
+    # and writes that must happen inside it.
+    template = _answerable_template(uow, template_id, template_version, max_age=LATEST_VERSION_MAX_AGE)
+    checked = domain.check_answers(template.domain, answers, partial=partial)
+    response = _new_response(uow, template, customer_id, channel, language, provenance, now)
+    response["answers"] = checked
+    response["comment"] = comment if template.comment_enabled else None
+    _settle(response, now, partial=partial)
+    _insert(uow, response)  # first: a refused duplicate has counted nothing
+    _count_and_announce(uow, rule, template.domain, response)
     uow.commit()
     return response
 
 
-def _answerable_template(uow: UnitOfWork, template_id: str, version: int | None) -> TemplateVersion:
-    row = get_template(uow, template_id, version)
+def _answerable_template(
+    uow: UnitOfWork, template_id: str, version: int | None, *, max_age: float = 0.0
+) -> TemplateVersion:
+    row = get_template(uow, template_id, version, max_age=max_age)
     if row is None:
         if version is not None and get_template(uow, template_id) is not None:
             raise Invalid({"template_version": f"Template {template_id} has no version {version}."})
         raise Invalid({"template_id": f"No template {template_id}."})
     return row
+
+
+# Lookups of the write path, built once: SQLAlchemy Core on the session's connection, without
+# the ORM's per-statement work (what they read is a column or two, never an object to change).
+_MERGED_INTO = select(CustomerReplica.merged_into_id).where(CustomerReplica.customer_id == bindparam("customer_id"))
+_PRODUCT_OF_PURCHASE = select(SurveyPurchase.product).where(SurveyPurchase.purchase_id == bindparam("purchase_id"))
+_LAST_CONTACT_OF_ENTRY = (
+    select(SurveyContact.agent_id, SurveyContact.campaign_id, SurveyContact.purchase_id)
+    .where(SurveyContact.entry_id == bindparam("entry_id"))
+    .order_by(SurveyContact.attempt.desc())
+    .limit(1)
+)
 
 
 def _new_response(
@@ -224,39 +261,50 @@ def _new_response(
     language: str,
     provenance: Provenance,
     now: datetime,
-) -> SurveyResponse:
-    provenance = _completed_provenance(uow, provenance)
+) -> dict:
+    """A new response's row, in progress, with its provenance completed from the replicas."""
+    connection = uow.session.connection()
+    provenance = _completed_provenance(connection, provenance)
     product = None
     if provenance.purchase_id:
-        purchase = uow.session.get(SurveyPurchase, provenance.purchase_id)
-        product = purchase.product if purchase else None
-    return SurveyResponse(
-        response_id=str(uuid.uuid4()),
-        template_id=template.template_id,
-        template_version=template.version,
+        product = connection.execute(_PRODUCT_OF_PURCHASE, {"purchase_id": provenance.purchase_id}).scalar()
+    return {
+        "response_id": str(uuid.uuid4()),
+        "template_id": template.template_id,
+        "template_version": template.version,
         # Replicas may lag behind the directory: an id not heard of yet is kept as given
         # (merges reaching us later move its responses); a merged-away id is redirected.
-        customer_id=resolve_customer_id(uow.session, CustomerReplica, customer_id),
-        channel=channel,
-        status=IN_PROGRESS,
-        product=product,
-        language=language,
-        started_at=now,
-        answers={},
+        "customer_id": _survivor(connection, customer_id),
+        "channel": channel,
+        "status": IN_PROGRESS,
         **{name: getattr(provenance, name) for name in PROVENANCE_FIELDS},
-    )
+        "product": product,
+        "answers": {},
+        "comment": None,
+        "language": language,
+        "started_at": now,
+        "completed_at": None,
+        "day": None,
+    }
 
 
-def _completed_provenance(uow: UnitOfWork, provenance: Provenance) -> Provenance:
+def _survivor(connection, customer_id: str) -> str:
+    """``shared.replicas.resolve_customer_id`` with a statement built once: follow merge redirects."""
+    seen = set()
+    while customer_id not in seen:
+        seen.add(customer_id)
+        target = connection.execute(_MERGED_INTO, {"customer_id": customer_id}).scalar()
+        if target is None:
+            return customer_id
+        customer_id = target
+    return customer_id
+
+
+def _completed_provenance(connection, provenance: Provenance) -> Provenance:
     """Fill what the call-list entry knows (agent, campaign, purchase) when the caller left it out."""
     if not provenance.entry_id:
         return provenance
-    contact = uow.session.execute(
-        select(SurveyContact)
-        .where(SurveyContact.entry_id == provenance.entry_id)
-        .order_by(SurveyContact.attempt.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    contact = connection.execute(_LAST_CONTACT_OF_ENTRY, {"entry_id": provenance.entry_id}).first()
     if contact is None:
         return provenance
     return Provenance(
@@ -272,57 +320,66 @@ _INSERT_RESPONSE = insert(SurveyResponse.__table__)
 _RESPONSE_COLUMNS = tuple(column.key for column in SurveyResponse.__table__.columns)
 
 
-def _insert(uow: UnitOfWork, response: SurveyResponse) -> None:
+def _insert(uow: UnitOfWork, response: Mapping) -> None:
     """Store a new response in one statement; the unique call and entry ids refuse a second one."""
     try:
-        uow.session.execute(_INSERT_RESPONSE, {name: getattr(response, name) for name in _RESPONSE_COLUMNS})
+        uow.session.connection().execute(_INSERT_RESPONSE, {name: response[name] for name in _RESPONSE_COLUMNS})
     except IntegrityError:
         raise Conflict("This call or call-list entry already has a survey response; a second one is refused.") from None
 
 
-def _finish_complete(
-    uow: UnitOfWork, rule: LowScoreRule, template: Template, response: SurveyResponse, now: datetime
-) -> None:
-    response.status = COMPLETE
-    response.completed_at = now
-    response.day = domain.day_of(now)
-    provenance = _dimensions_of(response)
-    add_rollups(uow.session, domain.rollup_deltas(response.template_id, response.day, provenance, response.answers))
-    add_counts(uow.session, response.template_id, response.day, provenance, "completed")
+def _settle(response: dict, now: datetime, *, partial: bool) -> None:
+    """Mark a response complete (now) or partial (counted on the day it started)."""
+    if partial:
+        response["status"] = PARTIAL
+        response["day"] = domain.day_of(as_utc(response["started_at"]))
+    else:
+        response["status"] = COMPLETE
+        response["completed_at"] = now
+        response["day"] = domain.day_of(now)
+
+
+def _count_and_announce(uow: UnitOfWork, rule: LowScoreRule, template: Template, response: Mapping) -> None:
+    """Count a settled response; a complete one also adds its answers to the rollups and is announced."""
+    dimensions = _dimensions_of(response)
+    if response["status"] == PARTIAL:
+        add_counts(uow.session, response["template_id"], response["day"], dimensions, "partial")
+        return
+    rows = domain.rollup_rows(response["template_id"], response["day"], dimensions, response["answers"])
+    _increment(uow.session, SurveyRollup.__table__, _ROLLUP_KEY, _SUM_COLUMNS, rows)
+    add_counts(uow.session, response["template_id"], response["day"], dimensions, "completed")
     data = completed_event(response)
     uow.publish("survey.completed", data)
-    low = rule.low_questions(template, response.answers)
+    low = rule.low_questions(template, response["answers"])
     if low:
         uow.publish("survey.low_score", {**data, "low_questions": low})
 
 
-def _finish_partial(uow: UnitOfWork, response: SurveyResponse, now: datetime) -> None:
-    response.status = PARTIAL
-    response.day = domain.day_of(as_utc(response.started_at))
-    add_counts(uow.session, response.template_id, response.day, _dimensions_of(response), "partial")
-
-
-def _dimensions_of(response: SurveyResponse) -> dict[str, str | None]:
+def _dimensions_of(response: Mapping) -> dict[str, str | None]:
     return {
-        "product": response.product,
-        "agent": response.agent_id,
-        "campaign": response.campaign_id,
-        "channel": response.channel,
+        "product": response["product"],
+        "agent": response["agent_id"],
+        "campaign": response["campaign_id"],
+        "channel": response["channel"],
     }
 
 
-def completed_event(response: SurveyResponse) -> dict:
+def _columns_of(response: SurveyResponse) -> dict:
+    return {name: getattr(response, name) for name in _RESPONSE_COLUMNS}
+
+
+def completed_event(response: Mapping) -> dict:
     return {
-        "response_id": response.response_id,
-        "customer_id": response.customer_id,
-        "template_id": response.template_id,
-        "template_version": response.template_version,
-        "channel": response.channel,
-        **{name: getattr(response, name) for name in PROVENANCE_FIELDS},
-        "product": response.product,
-        "answers": dict(response.answers),
-        "comment": response.comment,
-        "completed_at": isoformat_utc(response.completed_at),
+        "response_id": response["response_id"],
+        "customer_id": response["customer_id"],
+        "template_id": response["template_id"],
+        "template_version": response["template_version"],
+        "channel": response["channel"],
+        **{name: response[name] for name in PROVENANCE_FIELDS},
+        "product": response["product"],
+        "answers": dict(response["answers"]),
+        "comment": response["comment"],
+        "completed_at": isoformat_utc(response["completed_at"]),
     }
 
 
@@ -391,7 +448,7 @@ def start_keypad_survey(
     )
     _insert(uow, response)
     uow.commit()
-    return response
+    return SurveyResponse(**response)
 
 
 def keypad_response(uow: UnitOfWork, response_id: str) -> tuple[SurveyResponse, Template] | None:
@@ -417,15 +474,24 @@ def finish_keypad_survey(uow: UnitOfWork, rule: LowScoreRule, response_id: str) 
     if response.status != IN_PROGRESS:
         return response
     template = domain_template(get_template(uow, response.template_id, response.template_version))
-    now = now_utc()
     try:
         domain.check_answers(template, response.answers, partial=False)
     except domain.InvalidAnswers:
-        _finish_partial(uow, response, now)
+        _settle_stored(uow, rule, template, response, partial=True)
     else:
-        _finish_complete(uow, rule, template, response, now)
+        _settle_stored(uow, rule, template, response, partial=False)
     uow.commit()
     return response
+
+
+def _settle_stored(
+    uow: UnitOfWork, rule: LowScoreRule | None, template: Template | None, response: SurveyResponse, *, partial: bool
+) -> None:
+    """Settle a keypad response stored while in progress, then count it (and announce it when complete)."""
+    columns = _columns_of(response)
+    _settle(columns, now_utc(), partial=partial)
+    response.status, response.completed_at, response.day = columns["status"], columns["completed_at"], columns["day"]
+    _count_and_announce(uow, rule, template, columns)
 
 
 def keypad_call_ended(uow: UnitOfWork, call_id: str) -> SurveyResponse | None:
@@ -434,7 +500,7 @@ def keypad_call_ended(uow: UnitOfWork, call_id: str) -> SurveyResponse | None:
         select(SurveyResponse).where(SurveyResponse.call_id == call_id).with_for_update()
     ).scalar_one_or_none()
     if response is not None and response.status == IN_PROGRESS:
-        _finish_partial(uow, response, now_utc())
+        _settle_stored(uow, None, None, response, partial=True)
         uow.commit()
     return response
 
@@ -525,19 +591,16 @@ def submit_by_link(
     )
     if spent.rowcount != 1:  # another submission spent it meanwhile
         raise LinkRefused(409, "This survey link was already used; each link answers once.")
-    template = domain_template(template_row)
-    checked = domain.check_answers(template, answers, partial=partial)
+    checked = domain.check_answers(template_row.domain, answers, partial=partial)
     response = _new_response(
         uow, template_row, link.customer_id, "link", link.language, Provenance.of(link.__dict__), now
     )
-    response.answers = checked
-    response.comment = comment if template_row.comment_enabled else None
-    link.response_id = response.response_id
-    if partial:
-        _finish_partial(uow, response, now)
-    else:
-        _finish_complete(uow, rule, template, response, now)
+    response["answers"] = checked
+    response["comment"] = comment if template_row.comment_enabled else None
+    link.response_id = response["response_id"]
+    _settle(response, now, partial=partial)
     _insert(uow, response)
+    _count_and_announce(uow, rule, template_row.domain, response)
     uow.commit()
     return response
 
@@ -545,57 +608,53 @@ def submit_by_link(
 # --- rollups ------------------------------------------------------------------------------
 
 _SUM_COLUMNS = ("n", "total", "squares", *(f"c{score}" for score in domain.SCALE))
+_ROLLUP_KEY = ("span", "dimension", "day", "value", "template_id", "question")
+_COUNT_KEY = ("dimension", "day", "value", "template_id", "measure")
 
 
 @functools.cache
-def _increment_statement(dialect: str, table, key: tuple[str, ...], columns: tuple[str, ...]):
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table)
-    return statement.on_conflict_do_update(
-        index_elements=list(key), set_={column: table.c[column] + statement.excluded[column] for column in columns}
+def _increment_sql(dialect, table_name: str, key: tuple[str, ...], sums: tuple[str, ...], also: tuple[str, ...]):
+    """INSERT INTO t (key, also, sums) VALUES (...) ON CONFLICT (key) DO UPDATE SET s = t.s + excluded.s, ...
+
+    Driver SQL, sent with executemany of plain tuples: a complete response adds to 50 rollup rows,
+    and SQLAlchemy's per-row parameter processing of the same Core statement (a dict per row)
+    cost several times the database's own work while the write lock is held.
+    """
+    quote = dialect.identifier_preparer.quote
+    table = quote(table_name)
+    columns = [quote(name) for name in (*key, *also, *sums)]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    increments = ", ".join(f"{quote(name)} = {table}.{quote(name)} + excluded.{quote(name)}" for name in sums)
+    # Only the table's own column names go into the text; every value is a bound parameter.
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+        f" ON CONFLICT ({', '.join(quote(name) for name in key)}) DO UPDATE SET {increments}"
     )
+
+
+def _increment(session, table, key, sums, rows: list[tuple], also: tuple[str, ...] = ()) -> None:
+    """Add each row's sums (its last columns) to the row with its key, or insert it: one executemany."""
+    if rows:
+        connection = session.connection()
+        connection.exec_driver_sql(_increment_sql(connection.dialect, table.name, key, sums, also), rows)
 
 
 def add_rollups(session, deltas: Mapping[domain.RollupKey, Sums], sign: int = 1) -> None:
     """Add (or with sign=-1 take away) answers to the rollup rows, in one statement."""
-    if not deltas:
-        return
-    rows = []
-    for (span, dimension, day, value, template_id, question), sums in deltas.items():
-        row = {
-            "span": span,
-            "dimension": dimension,
-            "day": day,
-            "value": value,
-            "template_id": template_id,
-            "question": question,
-            "n": sign * sums.n,
-            "total": sign * sums.total,
-            "squares": sign * sums.squares,
-        }
-        row.update({f"c{score}": sign * sums.counts[score - 1] for score in domain.SCALE})
-        rows.append(row)
-    table = SurveyRollup.__table__
-    key = ("span", "dimension", "day", "value", "template_id", "question")
-    session.execute(_increment_statement(session.bind.dialect.name, table, key, _SUM_COLUMNS), rows)
+    rows = [
+        (*key, sign * sums.n, sign * sums.total, sign * sums.squares, *(sign * count for count in sums.counts))
+        for key, sums in deltas.items()
+    ]
+    _increment(session, SurveyRollup.__table__, _ROLLUP_KEY, _SUM_COLUMNS, rows)
 
 
 def add_counts(session, template_id: str, day: str, dimensions: Mapping, measure: str, sign: int = 1) -> None:
+    week = domain.week_of(day)
     rows = [
-        {
-            "dimension": dimension,
-            "day": day,
-            "value": value,
-            "template_id": template_id,
-            "measure": measure,
-            "week": domain.week_of(day),
-            "count": sign,
-        }
+        (dimension, day, value, template_id, measure, week, sign)
         for dimension, value in domain.dimension_values(dimensions)
     ]
-    table = SurveyCount.__table__
-    key = ("dimension", "day", "value", "template_id", "measure")
-    session.execute(_increment_statement(session.bind.dialect.name, table, key, ("count",)), rows)
+    _increment(session, SurveyCount.__table__, _COUNT_KEY, ("count",), rows, also=("week",))
 
 
 # --- what other services tell us ----------------------------------------------------------
@@ -629,23 +688,9 @@ def _move_to_product(uow: UnitOfWork, response: SurveyResponse, product: str) ->
             if response.status == COMPLETE:
                 deltas = domain.rollup_deltas(response.template_id, response.day, {"product": value}, response.answers)
                 add_rollups(uow.session, {key: s for key, s in deltas.items() if key[1] == "product"}, sign)
-            _add_count_row(uow.session, "product", response.day, value, response.template_id, measure, sign)
+            row = ("product", response.day, value, response.template_id, measure, domain.week_of(response.day), sign)
+            _increment(uow.session, SurveyCount.__table__, _COUNT_KEY, ("count",), [row], also=("week",))
     response.product = product
-
-
-def _add_count_row(session, dimension, day, value, template_id, measure, sign) -> None:
-    table = SurveyCount.__table__
-    key = ("dimension", "day", "value", "template_id", "measure")
-    row = {
-        "dimension": dimension,
-        "day": day,
-        "value": value,
-        "template_id": template_id,
-        "measure": measure,
-        "week": domain.week_of(day),
-        "count": sign,
-    }
-    session.execute(_increment_statement(session.bind.dialect.name, table, key, ("count",)), [row])
 
 
 def record_contact(uow: UnitOfWork, data: Mapping) -> None:

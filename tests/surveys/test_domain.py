@@ -161,6 +161,19 @@ def test_a_week_is_named_by_its_monday():
     assert domain.week_of("2026-11-22") == "2026-11-16"  # a Sunday
 
 
+@given(
+    answers=st.dictionaries(st.sampled_from(["product", "service", "recommend_store"]), st.integers(1, 10)),
+    agent=st.sampled_from([None, "agent-1"]),
+    product=st.sampled_from([None, "Product 1"]),
+)
+def test_rollup_rows_are_the_rollup_deltas_as_rows(answers, agent, product):
+    provenance = {"agent": agent, "product": product, "channel": "keypad"}
+    rows = domain.rollup_rows("t", "2026-11-26", provenance, answers)
+    deltas = domain.rollup_deltas("t", "2026-11-26", provenance, answers)
+    as_rows = [(*key, sums.n, sums.total, sums.squares, *sums.counts) for key, sums in deltas.items()]
+    assert sorted(rows) == sorted(as_rows) and len(rows) == len(set(row[:6] for row in rows))
+
+
 def test_the_resurvey_request_id_is_derived_from_the_response():
     assert domain.resurvey_request_id("a") == domain.resurvey_request_id("a") != domain.resurvey_request_id("b")
 

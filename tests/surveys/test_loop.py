@@ -85,12 +85,12 @@ def test_a_duplicated_ticket_resolved_requests_exactly_one_resurvey(settings_fac
     def resolved(at: str) -> Envelope:
         data = {
             "ticket_id": ticket_id,
-            "customer_id": response.customer_id,
+            "customer_id": response["customer_id"],
             "category": "service_recovery",
             "priority": "urgent",
             "assignee_id": "agent-2",
             "call_id": None,
-            "survey_response_id": response.response_id,
+            "survey_response_id": response["response_id"],
             "resolved_at": at,
             "within_sla": True,
         }
@@ -114,11 +114,11 @@ def test_a_duplicated_ticket_resolved_requests_exactly_one_resurvey(settings_fac
     delivered = [e for e in drain(amqp_url, topology.work_queue("callrouting")) if e.type == "followup.requested"]
     (followup,) = delivered
     assert followup.data == {
-        "request_id": domain.resurvey_request_id(response.response_id),
+        "request_id": domain.resurvey_request_id(response["response_id"]),
         "purpose": "resurvey",
-        "customer_id": response.customer_id,
-        "purchase_id": response.purchase_id,
-        "survey_response_id": response.response_id,
+        "customer_id": response["customer_id"],
+        "purchase_id": response["purchase_id"],
+        "survey_response_id": response["response_id"],
         "ticket_id": ticket_id,
         "due_at": "2026-11-27T10:00:00.000000Z",  # resolved + RESURVEY_DELAY_DAYS (7)
     }
