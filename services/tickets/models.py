@@ -171,7 +171,9 @@ class TicketChange(Base):
 
 
 class Counter(Base):
-    """Sequences that work the same on SQLite and PostgreSQL (ticket numbers)."""
+    """Sequences that work the same on SQLite and PostgreSQL (ticket numbers), and ``sla_config``:
+    a random token replaced whenever an SLA policy or the calendar changes, so that every process
+    knows when its cached copy is out of date (see service._sla_config)."""
 
     __tablename__ = "counters"
 
