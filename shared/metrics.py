@@ -30,6 +30,27 @@ HTTP_LATENCY = Histogram(
     ["method", "endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple] = {}
+
+
+def observe_request(method: str, endpoint: str, status: int, seconds: float) -> None:
+    """Count an answered request and its latency.
+
+    ``labels()`` validates and looks up its label values on every call; a request's pair of
+    children is looked up once per (method, endpoint, status) and kept, as prometheus_client
+    keeps every child anyway.
+    """
+    key = (method, endpoint, status)
+    children = _REQUEST_CHILDREN.get(key)
+    if children is None:
+        children = _REQUEST_CHILDREN[key] = (
+            HTTP_REQUESTS.labels(method, endpoint, status),
+            HTTP_LATENCY.labels(method, endpoint),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
+
+
 EVENTS_PUBLISHED = Counter("events_published_total", "Outbox events confirmed by the broker", ["event_type"])
 EVENTS_REFUSED = Counter("events_refused_total", "Outbox events the broker nacked or returned (retried)")
 OUTBOX_LAG = Histogram(

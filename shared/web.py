@@ -23,7 +23,9 @@ from shared.problems import http_exception_to_problem, problem, unexpected_error
 from shared.unit_of_work import UnitOfWork
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_NOT_LOGGED = frozenset(("/healthz", "/metrics"))  # probes and scrapes would drown the access log
 
 
 class ProblemApi(Api):
@@ -61,7 +63,7 @@ def create_service_app(
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_error_handler(Exception, unexpected_error_to_problem)
-    _install_request_context(app)
+    _install_request_context(app, database)
     _install_operational_routes(app, database, settings)
     return app
 
@@ -84,30 +86,37 @@ def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
     )
 
 
-def _install_request_context(app: Flask) -> None:
+def _install_request_context(app: Flask, database: Database) -> None:
+    # These hooks run on every request, so each reads the request and ``g`` through their
+    # proxies once and talks to the database object it was given, not via current_app.
     @app.before_request
     def _start():
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
-        g.correlation_token = correlation_id.set(g.request_id)
-        g.started = time.perf_counter()
-        return idempotency.before_request(database())
+        state = g._get_current_object()
+        incoming = request.environ.get(_REQUEST_ID_ENVIRON, "")  # what request.headers.get() reads
+        state.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
+        state.correlation_token = correlation_id.set(state.request_id)
+        state.started = time.perf_counter()
+        return idempotency.before_request(database)
 
     @app.after_request
     def _finish(response):
-        response = idempotency.after_request(database(), response)
-        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.HTTP_REQUESTS.labels(request.method, endpoint, response.status_code).inc()
-        metrics.HTTP_LATENCY.labels(request.method, endpoint).observe(elapsed)
-        if endpoint not in ("/healthz", "/metrics"):
+        response = idempotency.after_request(database, response)
+        state = g._get_current_object()
+        current = request._get_current_object()
+        response.headers[REQUEST_ID_HEADER] = getattr(state, "request_id", "")
+        rule = current.url_rule
+        endpoint = rule.rule if rule is not None else "unmatched"
+        now = time.perf_counter()
+        elapsed = now - getattr(state, "started", now)
+        status = response.status_code
+        metrics.observe_request(current.method, endpoint, status, elapsed)
+        if endpoint not in _NOT_LOGGED:
             app.logger.info(
                 "request",
                 extra={
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status_code,
+                    "method": current.method,
+                    "path": current.path,
+                    "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
