@@ -177,6 +177,7 @@ def twilio_voice():
                 queue=request.args.get("queue") or None,
                 at=_twilio_time(),
                 config=config,
+                with_position=False,  # <Enqueue> does not say it; the wait URL does
             )
             return _xml(_answer(decision, config))
         if dial_status in ("no-answer", "busy", "failed"):
