@@ -422,6 +422,7 @@ def two_proportion_change(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.0
 # --- the metrics report -------------------------------------------------------------------
 
 NPS_LABEL = "1-10 NPS"
+_NO_ANSWERS = Sums()  # what a group had before when it had nothing (only read, never added to)
 
 
 def _column(values) -> np.ndarray:
@@ -495,6 +496,7 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
     mean_delta, mean_p = rounded(mean - before_mean, 4), rounded(welch_p, 6)
     csat_delta, csat_p = rounded(p - before_p, 4), rounded(z_p, 6)
 
+    reason = f"fewer than {min_n} answers"
     figures = []
     for i, sums in enumerate(current):
         withheld = sums.n < min_n
@@ -502,7 +504,7 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
             "n": sums.n,
             "distribution": list(sums.counts),
             "withheld": withheld,
-            "withheld_reason": f"fewer than {min_n} answers" if withheld else None,
+            "withheld_reason": reason if withheld else None,
             "mean": None,
             "csat": None,
             "nps": None,
@@ -571,7 +573,7 @@ def metrics_report(
             before = previous.get(key, {})
         questions: dict = {}
         for question, sums in sorted(current.get(key, {}).items()):
-            wanted.append((questions, question, sums, before.get(question, Sums()), question in recommend))
+            wanted.append((questions, question, sums, before.get(question, _NO_ANSWERS), question in recommend))
         groups.append(
             {
                 **({time_dimension: period} if time_dimension else {}),

@@ -825,40 +825,51 @@ def rollup_spans(start: date, end: date, by_day: bool) -> list[tuple[str, date, 
 
 
 def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, Sums]]:
-    """(period, group value) -> question -> sums over the query's days, summed in the database."""
+    """(period, group value) -> question -> sums over the query's days.
+
+    Rows already at the report's grain (day rows by day, week rows by week) are read as stored, one
+    per template, and merged here: summing them in the database costs more than reading them, and
+    there are only a few templates. Rows that several of a group's days add up to are summed there.
+    """
     table = SurveyRollup.__table__
-    keys = [table.c.day] if query.time_dimension else []
+    time_dimension, attribute_dimension = query.time_dimension, query.attribute_dimension
+    keys = [table.c.day] if time_dimension else []
     keys += [table.c.value, table.c.question]
     sums = [func.sum(table.c[column]).label(column) for column in _SUM_COLUMNS]
+    timed = 1 if time_dimension else 0
     result: dict[tuple, dict[str, Sums]] = {}
-    for span, first, last in rollup_spans(query.start, query.end, query.time_dimension == "day"):
-        statement = (
-            select(*keys, *sums)
-            .where(
-                table.c.span == span,
-                table.c.dimension == (query.attribute_dimension or domain.ALL),
-                table.c.day >= first.isoformat(),
-                table.c.day <= last.isoformat(),
-            )
-            .group_by(*keys)
-        )
+    for span, first, last in rollup_spans(query.start, query.end, time_dimension == "day"):
+        conditions = [
+            table.c.span == span,
+            table.c.dimension == (attribute_dimension or domain.ALL),
+            table.c.day >= first.isoformat(),
+            table.c.day <= last.isoformat(),
+        ]
         if query.template_id:
-            statement = statement.where(table.c.template_id == query.template_id)
-        timed = 1 if query.time_dimension else 0
-        for row in uow.session.execute(statement):
+            conditions.append(table.c.template_id == query.template_id)
+        if span == time_dimension:
+            statement = select(*keys, *(table.c[column] for column in _SUM_COLUMNS)).where(*conditions)
+        else:
+            statement = select(*keys, *sums).where(*conditions).group_by(*keys)
+        weeks: dict[str, str] = {}  # day -> its week, for day rows in a report by week
+        for row in uow.session.connection().execute(statement):
             n = row[timed + 2]
             if not n:
                 continue  # a bucket emptied when its responses moved to their product
             period = None
-            if query.time_dimension:
-                period = row[0] if query.time_dimension == "day" else domain.week_of(row[0])
-            group = (period, row[timed] if query.attribute_dimension else None)
+            if time_dimension:
+                period = row[0]
+                if time_dimension != span:  # day rows at the edges of a report by week
+                    period = weeks.get(period) or weeks.setdefault(period, domain.week_of(period))
+            group = (period, row[timed] if attribute_dimension else None)
             question = row[timed + 1]
             found = Sums(
                 n=int(n), total=int(row[timed + 3]), squares=int(row[timed + 4]), counts=list(row[timed + 5 :])
             )
-            questions = result.setdefault(group, {})
-            if question in questions:
+            questions = result.get(group)
+            if questions is None:
+                result[group] = {question: found}
+            elif question in questions:
                 questions[question].merge(found)
             else:
                 questions[question] = found
