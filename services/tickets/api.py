@@ -425,7 +425,9 @@ class Tickets(MethodView):
         page, per_page, sort = args.pop("page"), args.pop("per_page"), args.pop("sort")
         with unit_of_work(read_only=True) as uow:
             items, total = service.list_tickets(uow, args, sort, page, per_page)
-        return _paged(items, total, page, per_page)
+        # Pages of tickets are the busiest read: dumped as POST /tickets is (see _ticket_json).
+        body, status, headers = _paged([_ticket_json(item) for item in items], total, page, per_page)
+        return jsonify(body), status, headers
 
 
 @tickets.route("/<ticket_id>")
