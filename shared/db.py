@@ -34,6 +34,13 @@ from sqlalchemy.orm import Session, sessionmaker
 log = logging.getLogger(__name__)
 
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite checkpoints the WAL into the database from inside the commit that grows it past
+# this many pages, and a checkpoint fsyncs twice: with the default (1,000 pages, about 80
+# POST /customers) one request in 80 waited for two fsyncs, several milliseconds each on a
+# busy disk. 10,000 pages (about 40 MB of WAL between checkpoints) makes that ten times
+# rarer; a page changed again before the checkpoint is copied once. In-process, 5,000 POST
+# /customers: 3.5-5.2 ms -> 2.9-3.9 ms wall per request on a loaded machine, same CPU.
+SQLITE_WAL_AUTOCHECKPOINT_PAGES = 10_000
 READ_ONLY = "callcenter_read_only"  # execution option: this transaction will not write
 
 
@@ -60,6 +67,7 @@ def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
