@@ -496,42 +496,63 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
     mean_delta, mean_p = rounded(mean - before_mean, 4), rounded(welch_p, 6)
     csat_delta, csat_p = rounded(p - before_p, 4), rounded(z_p, 6)
 
+    # Each figure built in one expression, in the order its keys are reported.
     reason = f"fewer than {min_n} answers"
     figures = []
     for i, sums in enumerate(current):
-        withheld = sums.n < min_n
-        figure = {
-            "n": sums.n,
-            "distribution": list(sums.counts),
-            "withheld": withheld,
-            "withheld_reason": reason if withheld else None,
-            "mean": None,
-            "csat": None,
-            "nps": None,
-            "change": None,
-        }
-        figures.append(figure)
-        if withheld:
+        n_i = sums.n
+        if n_i < min_n:
+            figures.append(
+                {
+                    "n": n_i,
+                    "distribution": list(sums.counts),
+                    "withheld": True,
+                    "withheld_reason": reason,
+                    "mean": None,
+                    "csat": None,
+                    "nps": None,
+                    "change": None,
+                }
+            )
             continue
-        if sums.n >= 2:
-            figure["mean"] = {"value": mean_value[i], "low": mean_low[i], "high": mean_high[i]}
-        figure["csat"] = {"value": csat_value[i], "low": csat_low[i], "high": csat_high[i]}
-        if recommend[i]:
-            figure["nps"] = {
-                "label": NPS_LABEL,
-                "value": nps_value[i],
-                "centre": nps_mid[i],
-                "moe": nps_moe[i],
-                "low": nps_low[i],
-                "high": nps_high[i],
+        before_n_i = previous[i].n
+        comparable = before_n_i >= min_n
+        figures.append(
+            {
+                "n": n_i,
+                "distribution": list(sums.counts),
+                "withheld": False,
+                "withheld_reason": None,
+                "mean": {"value": mean_value[i], "low": mean_low[i], "high": mean_high[i]} if n_i >= 2 else None,
+                "csat": {"value": csat_value[i], "low": csat_low[i], "high": csat_high[i]},
+                "nps": (
+                    {
+                        "label": NPS_LABEL,
+                        "value": nps_value[i],
+                        "centre": nps_mid[i],
+                        "moe": nps_moe[i],
+                        "low": nps_low[i],
+                        "high": nps_high[i],
+                    }
+                    if recommend[i]
+                    else None
+                ),
+                "change": {
+                    "previous_n": before_n_i,
+                    "withheld": not comparable,
+                    "mean": (
+                        {"delta": mean_delta[i], "p_value": mean_p[i], "significant": mean_p[i] < 0.05}
+                        if comparable and n_i >= 2
+                        else None
+                    ),
+                    "csat": (
+                        {"delta": csat_delta[i], "p_value": csat_p[i], "significant": csat_p[i] < 0.05}
+                        if comparable
+                        else None
+                    ),
+                },
             }
-        comparable = previous[i].n >= min_n
-        change = {"previous_n": previous[i].n, "withheld": not comparable, "mean": None, "csat": None}
-        figure["change"] = change
-        if comparable and sums.n >= 2:
-            change["mean"] = {"delta": mean_delta[i], "p_value": mean_p[i], "significant": mean_p[i] < 0.05}
-        if comparable:
-            change["csat"] = {"delta": csat_delta[i], "p_value": csat_p[i], "significant": csat_p[i] < 0.05}
+        )
     return figures
 
 
