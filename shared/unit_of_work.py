@@ -58,7 +58,7 @@ class UnitOfWork:
         row = {
             "event_id": envelope.id,
             "event_type": envelope.type,
-            "envelope": envelope.to_text(),
+            "envelope": envelope.to_json().decode(),
             "created_ts": time.time(),
         }
         self.session.execute(_INSERT_OUTBOX, row)
