@@ -77,8 +77,11 @@ def test_an_update_replaces_the_record_and_its_numbers(database):
 def test_a_late_older_event_never_overwrites_a_newer_state(database):
     ada = str(uuid.uuid4())
     apply(database, "customer.updated", customer(ada, name="Ada King", changed=["name"]), T0 + timedelta(minutes=5))
-    apply(database, "customer.created", customer(ada), T0)  # arrives after the update
+    apply(database, "customer.created", customer(ada, phones=["+447700900999"]), T0)  # arrives after the update
     assert read(database, ada).name == "Ada King"
+    with UnitOfWork(database, "callrouting", read_only=True) as uow:  # nor its numbers
+        assert find_customers_by_phone(uow.session, CustomerReplica, CustomerReplicaPhone, "+447700900999") == []
+        assert find_customers_by_phone(uow.session, CustomerReplica, CustomerReplicaPhone, "+447700900123")
 
 
 def test_a_merged_customer_redirects_and_its_numbers_find_only_the_survivor(database):

@@ -172,8 +172,8 @@ def _put_on_do_not_call(session: Session, customer_id: str, source: str) -> None
             )
         )
     }
-    replica = session.get(CustomerReplica, customer_id)
-    numbers = set(customer_numbers(session, customer_id)) | ({replica.phone} if replica and replica.phone else set())
+    state = session.execute(_REPLICA_STATE, {"customer_id": customer_id}).first()
+    numbers = set(customer_numbers(session, customer_id)) | ({state.phone} if state and state.phone else set())
     wanted = {(customer_id, None)} | {(customer_id, number) for number in numbers}
     for customer, phone in sorted(wanted - held, key=str):
         session.add(DoNotCall(customer_id=customer, phone=phone, source=source))
@@ -237,14 +237,25 @@ def _record_contact(session: Session, contact_id: str, customer_id: str, kind: s
 # --- scheduling entries ---------------------------------------------------------------------------
 
 
+# A replica's state read with Core, not session.get: a consumer applies a batch of events in one
+# session, and an object the identity map still holds would not show a later upsert's values.
+_REPLICA_STATE = select(
+    CustomerReplica.as_of, CustomerReplica.do_not_call, CustomerReplica.time_zone, CustomerReplica.phone
+).where(CustomerReplica.customer_id == bindparam("customer_id"))
+
+
 def customer_time_zone(session: Session, customer_id: str) -> str:
     """The customer's zone: the directory's, else the primary number's, else CALLROUTING_DEFAULT_TZ."""
-    replica = session.get(CustomerReplica, customer_id)
-    if replica is not None:
-        if replica.time_zone and domain.is_time_zone(replica.time_zone):
-            return replica.time_zone
-        if replica.phone:
-            from_number = time_zone_of(replica.phone)
+    state = session.execute(_REPLICA_STATE, {"customer_id": customer_id}).first()
+    return _zone_of(state)
+
+
+def _zone_of(state) -> str:
+    if state is not None:
+        if state.time_zone and domain.is_time_zone(state.time_zone):
+            return state.time_zone
+        if state.phone:
+            from_number = time_zone_of(state.phone)
             if from_number and domain.is_time_zone(from_number):
                 return from_number
     return default_time_zone()
@@ -253,8 +264,13 @@ def customer_time_zone(session: Session, customer_id: str) -> str:
 def _remember_time_zone(session: Session, name: str) -> None:
     """Note a zone in use, in the entry's own transaction (a process-wide "already noted" would
     outlive a rolled-back insert and hide the zone's entries from every hand-out)."""
-    statement = _dialect_insert(session)(CallTimeZone.__table__).values(time_zone=name)
-    session.execute(statement.on_conflict_do_nothing(index_elements=["time_zone"]))
+    session.execute(_note_time_zone_statement(session.bind.dialect.name), {"time_zone": name})
+
+
+@functools.cache
+def _note_time_zone_statement(dialect: str):
+    insert_for = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert_for(CallTimeZone.__table__).on_conflict_do_nothing(index_elements=["time_zone"])
 
 
 @dataclass
@@ -1036,24 +1052,36 @@ def sync_customer(uow: UnitOfWork, customer_id: str, as_of: str) -> None:
     and its time zone onto the entries still to call (an entry scheduled before the customer
     was known was put in the default zone)."""
     session = uow.session
-    replica = session.get(CustomerReplica, customer_id)
-    if replica is None or replica.as_of != as_of:
+    state = session.execute(_REPLICA_STATE, {"customer_id": customer_id}).first()
+    if state is None or state.as_of != as_of:
         return  # the replica kept a newer state; that event did (or will do) this
-    if replica.do_not_call:
+    if state.do_not_call:
         _put_on_do_not_call(session, customer_id, "consent")
     else:
-        session.execute(delete(DoNotCall).where(DoNotCall.customer_id == customer_id, DoNotCall.source == "consent"))
-    time_zone = customer_time_zone(session, customer_id)
+        session.execute(_FORGET_CONSENT, {"customer_id": customer_id})
+    time_zone = _zone_of(state)
     _remember_time_zone(session, time_zone)
-    session.execute(
-        update(CallEntry)
-        .where(
-            CallEntry.customer_id == customer_id,
-            CallEntry.state.in_(("pending", "leased")),
-            CallEntry.time_zone != time_zone,
-        )
-        .values(time_zone=time_zone)
+    session.execute(_RETIME_OPEN_ENTRIES, {"the_customer": customer_id, "the_zone": time_zone})
+
+
+# Built once: sync_customer runs for every customer.created/updated the consumer applies.
+# (synchronize_session=False: nothing these touch is held in the session; the ORM's
+# evaluation of the WHERE clause against loaded objects cost more than the statement.)
+_FORGET_CONSENT = (
+    delete(DoNotCall)
+    .where(DoNotCall.customer_id == bindparam("customer_id"), DoNotCall.source == "consent")
+    .execution_options(synchronize_session=False)
+)
+_RETIME_OPEN_ENTRIES = (
+    update(CallEntry)
+    .where(
+        CallEntry.customer_id == bindparam("the_customer"),
+        CallEntry.state.in_(("pending", "leased")),
+        CallEntry.time_zone != bindparam("the_zone"),
     )
+    .values(time_zone=bindparam("the_zone"))
+    .execution_options(synchronize_session=False)
+)
 
 
 def move_merged_customer(uow: UnitOfWork, merged_id: str, into_id: str) -> None:
