@@ -120,8 +120,9 @@ def customer_replica_handlers(replica_model, phone_model) -> dict[str, Handler]:
             "as_of": envelope.occurred_at,
             "updated_at": datetime.now(UTC),
         }
-        session = uow.session
-        applied = session.execute(_newer_wins_upsert(session.bind.dialect.name, replicas), row).first()
+        uow.session.flush()  # anything a handler left pending in this batch lands first
+        session = uow.session.connection()  # Core on the session's transaction: no ORM work per statement
+        applied = session.execute(_newer_wins_upsert(session.dialect.name, replicas), row).first()
         if applied is None:
             return  # a newer state is already here; this one arrived late
         numbers = dict.fromkeys([*(data.get("phones") or []), *([data["phone"]] if data.get("phone") else [])])

@@ -1052,16 +1052,18 @@ def sync_customer(uow: UnitOfWork, customer_id: str, as_of: str) -> None:
     and its time zone onto the entries still to call (an entry scheduled before the customer
     was known was put in the default zone)."""
     session = uow.session
-    state = session.execute(_REPLICA_STATE, {"customer_id": customer_id}).first()
+    session.flush()  # what earlier events of the batch left pending lands before the Core statements below
+    connection = session.connection()  # Core statements on the session's own transaction: cheaper per call
+    state = connection.execute(_REPLICA_STATE, {"customer_id": customer_id}).first()
     if state is None or state.as_of != as_of:
         return  # the replica kept a newer state; that event did (or will do) this
     if state.do_not_call:
         _put_on_do_not_call(session, customer_id, "consent")
     else:
-        session.execute(_FORGET_CONSENT, {"customer_id": customer_id})
+        connection.execute(_FORGET_CONSENT, {"customer_id": customer_id})
     time_zone = _zone_of(state)
     _remember_time_zone(session, time_zone)
-    session.execute(_RETIME_OPEN_ENTRIES, {"the_customer": customer_id, "the_zone": time_zone})
+    connection.execute(_RETIME_OPEN_ENTRIES, {"the_customer": customer_id, "the_zone": time_zone})
 
 
 # Built once: sync_customer runs for every customer.created/updated the consumer applies.
