@@ -67,6 +67,10 @@ class Settings:
     webhook_tolerance_seconds: float = 300.0  # older signed timestamps are replays
     public_base_url: str | None = None  # e.g. https://cc.example.com, as the phone system calls us
     proxy_hops: int = 0  # trusted reverse proxies whose X-Forwarded-Proto/Host we honour
+    # Trust between services (shared.auth): the gateway signs each call with this secret.
+    internal_auth_secret: str | None = None
+    internal_token_max_age: float = 60.0
+    metrics_token: str | None = None  # Prometheus' bearer token for /metrics
     options: dict[str, str] = field(default_factory=dict)  # service-specific settings, by name
 
     def option(self, name: str, default: str | None = None) -> str | None:
@@ -95,4 +99,7 @@ class Settings:
             webhook_tolerance_seconds=float(env.get("PHONE_WEBHOOK_TOLERANCE_SECONDS", "300")),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
             proxy_hops=int(env.get("PROXY_HOPS", "0")),
+            internal_auth_secret=env.get("INTERNAL_AUTH_SECRET") or None,
+            internal_token_max_age=float(env.get("INTERNAL_TOKEN_MAX_AGE", "60")),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from flask import Flask, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
 
 from shared import broker, idempotency, metrics
+from shared.auth import AccessControl, AccessRule, InternalTokens, User, internal_token_authenticator, public
 from shared.config import Settings
 from shared.db import Database, Migrations, migrate
 from shared.logs import configure_logging, correlation_id, new_id
@@ -42,9 +43,15 @@ def create_service_app(
     migrations: Migrations,
     blueprints: Iterable[Blueprint] = (),
     description: str = "",
+    access: Iterable[AccessRule] = (),
+    authenticate: Callable[[], User | None] | None = None,
+    static_folder: str | None = None,
 ) -> Flask:
+    """A service's Flask app. ``access``: which roles its routes need (``shared.auth``);
+    ``authenticate``: how a caller is recognised (by default, the gateway's internal token).
+    """
     configure_logging(settings.service, settings.log_level)
-    app = Flask(settings.service)
+    app = Flask(settings.service, static_folder=static_folder)
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0",
@@ -58,13 +65,22 @@ def create_service_app(
     migrate(database, migrations)
     app.extensions["settings"] = settings
     app.extensions["database"] = database
+    tokens = (
+        InternalTokens(settings.internal_auth_secret, settings.internal_token_max_age)
+        if settings.internal_auth_secret
+        else None
+    )
+    app.extensions["internal_tokens"] = tokens
 
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.register_error_handler(Exception, unexpected_error_to_problem)
-    _install_request_context(app, database)
     _install_operational_routes(app, database, settings)
+    access_control = AccessControl(
+        app, authenticate or internal_token_authenticator(tokens), access, scrape_token=settings.metrics_token
+    )
+    _install_request_context(app, database, access_control)
     return app
 
 
@@ -86,7 +102,7 @@ def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
     )
 
 
-def _install_request_context(app: Flask, database: Database) -> None:
+def _install_request_context(app: Flask, database: Database, access_control: AccessControl) -> None:
     # These hooks run on every request, so each reads the request and ``g`` through their
     # proxies once and talks to the database object it was given, not via current_app.
     @app.before_request
@@ -96,7 +112,8 @@ def _install_request_context(app: Flask, database: Database) -> None:
         state.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
         state.correlation_token = correlation_id.set(state.request_id)
         state.started = time.perf_counter()
-        return idempotency.before_request(database)
+        # Who asks is settled before anything else, a replayed idempotent answer included.
+        return access_control.check() or idempotency.before_request(database)
 
     @app.after_request
     def _finish(response):
@@ -131,10 +148,12 @@ def _install_request_context(app: Flask, database: Database) -> None:
 
 def _install_operational_routes(app: Flask, database: Database, settings: Settings) -> None:
     @app.get("/healthz")
+    @public
     def healthz():
         return jsonify(status="ok", service=settings.service)
 
     @app.get("/readyz")
+    @public
     def readyz():
         checks = {}
         for name, check in (("database", database.ping), ("broker", lambda: broker.ping(settings.amqp_url))):

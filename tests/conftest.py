@@ -26,6 +26,8 @@ from tests.support.services import migrations_of
 
 # An Erlang node that fails to start writes erl_crash.dump into its working directory.
 os.environ.setdefault("ERL_CRASH_DUMP", os.path.join(tempfile.gettempdir(), "callcenter-erl_crash.dump"))
+# The services accept only requests the gateway signed (shared.auth): one secret per test run.
+os.environ.setdefault("INTERNAL_AUTH_SECRET", uuid.uuid4().hex)
 rabbitmq_proc = factories.rabbitmq_proc(port=None)
 
 FAST_RETRIES = (0.2, 0.4)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support.auth import signed_as, signed_client
 from tests.support.services import Running, wait_for
 
 SERVICES = ("tickets", "callrouting", "surveys")
@@ -27,7 +28,7 @@ def loop(settings_factory):
         settings, database = settings_factory(service)
         running.relay(database, settings)
         running.consumer(database, settings)
-        clients[service] = importlib.import_module(f"services.{service}.app").create_app(settings).test_client()
+        clients[service] = signed_client(importlib.import_module(f"services.{service}.app").create_app(settings))
     yield clients
     running.close()
 
@@ -39,7 +40,6 @@ def ok(response, *statuses):
 
 def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resurvey(loop):
     tickets, callrouting, surveys = loop["tickets"], loop["callrouting"], loop["surveys"]
-    agent = {"X-User-Id": "agent-7", "X-User-Role": "agent"}
 
     campaign = ok(
         callrouting.post(
@@ -94,7 +94,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
                 "purchase_id": purchase["id"],
                 "answers": answers,
             },
-            headers=agent,
+            headers=signed_as("agent-7"),
         )
     )
 
@@ -109,7 +109,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
     assert ticket["survey_response_id"] == response["response_id"]
     assert ticket["resolution_due_at"] is not None
 
-    ok(tickets.patch(f"/tickets/{ticket['id']}", json={"status": "resolved"}, headers=agent))
+    ok(tickets.patch(f"/tickets/{ticket['id']}", json={"status": "resolved"}, headers=signed_as("agent-7")))
 
     # ticket.resolved → surveys requests a re-survey → call routing lists it on a resurvey campaign
     def resurvey_entries():

@@ -24,6 +24,7 @@ from shared.config import PROJECT_ROOT, Settings
 from shared.db import Database, migrate
 from shared.deadletters import ParkingLot
 from shared.events import Envelope
+from tests.support.auth import signed_client
 from tests.support.counting import applied, counting_handlers, publish_customers, start_counting_pipeline
 from tests.support.counting import metadata as counting_metadata
 from tests.support.services import Running, migrations_of, processed_ids, unpublished, wait_for
@@ -220,7 +221,7 @@ def test_a_request_that_finds_the_database_locked_gets_a_503_to_retry(broker_url
     monkeypatch.setenv("SQLITE_BUSY_TIMEOUT_MS", "300")
     path = tmp_path / "tickets.db"
     settings = replace(Settings.from_env("tickets"), database_url=f"sqlite:///{path}", amqp_url=broker_url)
-    client = create_tickets_app(settings).test_client()
+    client = signed_client(create_tickets_app(settings))
     other_process = sqlite3.connect(path, isolation_level=None)
     try:
         other_process.execute("BEGIN IMMEDIATE")

@@ -13,6 +13,7 @@ from shared.backbone import outbox
 from shared.config import SERVICES, Settings
 from shared.events import Envelope
 from shared.problems import PROBLEM_JSON
+from tests.support.auth import gateway_user, signed_as, signed_client
 
 
 def make_app(service, database_factory, amqp_url):
@@ -23,7 +24,7 @@ def make_app(service, database_factory, amqp_url):
 
 @pytest.fixture
 def tickets(database_factory, broker_url):
-    return make_app("tickets", database_factory, broker_url).test_client()
+    return signed_client(make_app("tickets", database_factory, broker_url))
 
 
 def test_invalid_json_is_a_400_problem(tickets):
@@ -118,23 +119,28 @@ def test_the_request_id_travels_inside_the_event_the_request_publishes(tickets):
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_service_is_healthy_ready_measured_and_documented(service, database_factory, broker_url):
-    client = make_app(service, database_factory, broker_url).test_client()
-    assert client.get("/healthz").json == {"status": "ok", "service": service}
+def test_every_service_is_healthy_ready_measured_and_documented(service, database_factory, broker_url, monkeypatch):
+    monkeypatch.setenv("METRICS_TOKEN", "scrape-me")
+    app = make_app(service, database_factory, broker_url)
+    client = app.test_client()
+    assert client.get("/healthz").json == {"status": "ok", "service": service}  # no credentials needed
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.json
     assert ready.json["checks"] == {"database": "ok", "broker": "ok"}
-    metrics = client.get("/metrics")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})  # Prometheus' scrape
     assert metrics.status_code == 200
     assert b"http_requests_total" in metrics.data and b"outbox_pending_events" in metrics.data
-    spec = client.get("/openapi.json")
+    assert client.get("/openapi.json").status_code == 401
+    spec = client.get("/openapi.json", headers=_credentials(app, service))
     assert spec.status_code == 200 and spec.json["openapi"].startswith("3.")
     assert spec.json["paths"], "the spec documents the service's routes"
 
 
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(database_factory):
     app = make_app("tickets", database_factory, "amqp://guest:guest@127.0.0.1:1/%2F")
-    response = app.test_client().get("/readyz")
+    response = signed_client(app).get("/readyz")
     assert response.status_code == 503
     assert response.mimetype == PROBLEM_JSON
     assert response.json["checks"]["database"] == "ok"
@@ -148,7 +154,7 @@ def test_an_unexpected_error_is_a_500_problem_without_a_stack_trace(database_fac
     def explode():
         raise RuntimeError("secret internals")
 
-    response = app.test_client().get("/explode")
+    response = signed_client(app).get("/explode")
     assert response.status_code == 500
     assert response.mimetype == PROBLEM_JSON
     assert "secret internals" not in response.get_data(as_text=True)
@@ -169,9 +175,17 @@ def test_every_error_status_a_route_raises_is_a_problem(status, database_factory
             raise Conflict("The ticket is already closed.")
         abort(status)
 
-    response = app.test_client().get("/fail")
+    response = signed_client(app).get("/fail")
     assert response.status_code == status
     assert response.mimetype == PROBLEM_JSON
     assert response.json["status"] == status and response.json["title"]
     if status == 409:
         assert response.json["detail"] == "The ticket is already closed."
+
+
+def _credentials(app, service) -> dict[str, str]:
+    """What the service believes: an API token at the gateway, the gateway's signature elsewhere."""
+    if service != "gateway":
+        return dict(signed_as("tester", "agent"))
+    token = gateway_user(app.extensions["database"], "tester")
+    return {"Authorization": f"Bearer {token}"}

@@ -19,6 +19,7 @@ from shared.backbone import idempotency_keys, outbox
 from shared.config import Settings
 from shared.problems import Conflict
 from shared.web import create_service_app, unit_of_work
+from tests.support.auth import signed_client
 
 things = Blueprint("things", __name__, url_prefix="/things")
 
@@ -57,7 +58,7 @@ def outbox_rows(database) -> int:
 
 def test_a_retried_post_with_the_same_key_acts_once_and_gets_the_first_answer(app_and_database):
     app, database = app_and_database
-    client = app.test_client()
+    client = signed_client(app)
     first = client.post("/things", json={"name": "a"}, headers={"Idempotency-Key": "k-1"})
     again = client.post("/things", json={"name": "a"}, headers={"Idempotency-Key": "k-1"})
     assert first.status_code == again.status_code == 201
@@ -70,7 +71,7 @@ def test_a_retried_post_with_the_same_key_acts_once_and_gets_the_first_answer(ap
 
 def test_without_a_key_or_with_another_key_each_post_acts(app_and_database):
     app, database = app_and_database
-    client = app.test_client()
+    client = signed_client(app)
     client.post("/things", json={"name": "a"})
     client.post("/things", json={"name": "a"})
     client.post("/things", json={"name": "a"}, headers={"Idempotency-Key": "k-1"})
@@ -80,7 +81,7 @@ def test_without_a_key_or_with_another_key_each_post_acts(app_and_database):
 
 def test_the_same_key_with_another_body_is_refused(app_and_database):
     app, database = app_and_database
-    client = app.test_client()
+    client = signed_client(app)
     client.post("/things", json={"name": "a"}, headers={"Idempotency-Key": "k-1"})
     other = client.post("/things", json={"name": "b"}, headers={"Idempotency-Key": "k-1"})
     assert other.status_code == 422
@@ -91,7 +92,7 @@ def test_the_same_key_with_another_body_is_refused(app_and_database):
 
 def test_a_request_that_failed_inside_its_transaction_leaves_the_key_unspent(app_and_database):
     app, database = app_and_database
-    client = app.test_client()
+    client = signed_client(app)
     refused = client.post("/things", json={"name": "a", "refuse": True}, headers={"Idempotency-Key": "k-1"})
     assert refused.status_code == 409
     assert outbox_rows(database) == 0
@@ -101,7 +102,7 @@ def test_a_request_that_failed_inside_its_transaction_leaves_the_key_unspent(app
 
 def test_a_malformed_key_is_a_400(app_and_database):
     app, _ = app_and_database
-    response = app.test_client().post("/things", json={"name": "a"}, headers={"Idempotency-Key": "has spaces"})
+    response = signed_client(app).post("/things", json={"name": "a"}, headers={"Idempotency-Key": "has spaces"})
     assert response.status_code == 400
 
 
@@ -110,7 +111,7 @@ def test_concurrent_retries_with_one_key_act_once(app_and_database):
     statuses = []
 
     def post():
-        response = app.test_client().post("/things", json={"name": "a"}, headers={"Idempotency-Key": "race"})
+        response = signed_client(app).post("/things", json={"name": "a"}, headers={"Idempotency-Key": "race"})
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=post) for _ in range(8)]

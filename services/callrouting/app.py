@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app
 
 from . import phone_api
 from .api import agents, campaigns, customer_replicas, do_not_call, entries
 from .models import MIGRATIONS
+
+# Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
+ACCESS = [
+    rule("/campaigns/<campaign_id>/report", "supervisor"),
+    rule("/campaigns*", "supervisor", *WRITES),
+    rule("/agents", "supervisor", *WRITES),
+    rule("/agents/<agent_id>/routing", "supervisor", *WRITES),
+    rule("/agents/<agent_id>/next-call", "agent", own="agent_id"),
+    rule("/agents/<agent_id>/state", "agent", own="agent_id"),
+    rule("/queues/<name>", "supervisor", *WRITES),
+    rule("/calls/orphans", "supervisor"),
+    rule("/reports/*", "supervisor"),
+]
 
 
 def create_app(settings: Settings | None = None):
@@ -16,5 +30,6 @@ def create_app(settings: Settings | None = None):
         title="Call routing",
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
+        access=ACCESS,
         blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS],
     )

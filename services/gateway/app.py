@@ -1,19 +1,37 @@
-"""The gateway service's app factory (``gunicorn 'services.gateway.app:create_app()'``)."""
+"""The gateway service's app factory (``gunicorn 'services.gateway.app:create_app()'``).
+
+The one door: users sign in here (``users``), and every other request is checked here and
+then passed on with a signed internal token (``upstream``).
+"""
 
 from __future__ import annotations
 
+from shared.auth import InternalTokens
 from shared.config import Settings
 from shared.web import create_service_app
 
+from . import users
 from .api import customer_replicas
 from .models import MIGRATIONS
+from .upstream import Upstreams
+
+# Which role the gateway's own routes need beyond an agent (shared.auth).
+ACCESS: list = []
 
 
 def create_app(settings: Settings | None = None):
-    return create_service_app(
-        settings or Settings.from_env("gateway"),
+    settings = settings or Settings.from_env("gateway")
+    if not settings.internal_auth_secret:
+        raise RuntimeError("INTERNAL_AUTH_SECRET is unset: the gateway cannot sign its calls to the services")
+    app = create_service_app(
+        settings,
         title="Gateway",
         description="Sign-in, roles, the customer view and one front for every API.",
         migrations=MIGRATIONS,
         blueprints=[customer_replicas],
+        access=ACCESS,
+        authenticate=users.authenticate,
     )
+    tokens = InternalTokens(settings.internal_auth_secret, settings.internal_token_max_age)
+    app.extensions["upstreams"] = Upstreams(settings, tokens)
+    return app

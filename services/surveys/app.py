@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app
 
 from .api import customer_replicas, keypad, links, responses, survey_metrics, templates
 from .models import MIGRATIONS
+
+# Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
+ACCESS = [
+    rule("/templates", "supervisor", *WRITES),
+    rule("/survey-metrics", "supervisor"),
+]
 
 
 def create_app(settings: Settings | None = None):
@@ -15,5 +22,6 @@ def create_app(settings: Settings | None = None):
         title="Surveys",
         description="1-10 follow-up surveys, their metrics and the closed loop.",
         migrations=MIGRATIONS,
+        access=ACCESS,
         blueprints=[customer_replicas, templates, responses, links, survey_metrics, keypad],
     )

@@ -379,6 +379,11 @@ class TicketQuery(PageArgs):
 class CommentIn(Schema):
     body = fields.String(required=True, validate=validate.Length(min=1, max=20_000))
     public = fields.Boolean(load_default=False, metadata={"description": "a reply the customer sees; else a note"})
+    from_customer = fields.Boolean(
+        load_default=False,
+        load_only=True,
+        metadata={"description": "the customer's own words (relayed by an agent or a channel): not a first response"},
+    )
 
 
 class CommentOut(CommentIn):
@@ -458,10 +463,11 @@ class Comments(MethodView):
     @tickets.response(201, CommentOut)
     def post(self, body, ticket_id):
         """An internal note, or a public reply (an agent's first one is the ticket's first response)."""
-        user = acting_user()
         with unit_of_work() as uow:
             try:
-                return service.add_comment(uow, ticket_id, body["body"], body["public"], user.id, user.role)
+                return service.add_comment(
+                    uow, ticket_id, body["body"], body["public"], acting_user().id, body["from_customer"]
+                )
             except service.NotFound:
                 _no_ticket(ticket_id)
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app
 
 from .api import customers, reports, sla, tickets
 from .models import MIGRATIONS
+
+# Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
+ACCESS = [
+    rule("/business-calendar", "supervisor", *WRITES),
+    rule("/sla-policies/<priority>", "supervisor", *WRITES),
+    rule("/customers/<customer_id>/merge", "supervisor"),
+    rule("/customers/duplicates", "supervisor"),
+    rule("/reports/*", "supervisor"),
+]
 
 
 def create_app(settings: Settings | None = None):
@@ -15,5 +25,6 @@ def create_app(settings: Settings | None = None):
         title="Tickets",
         description="The customer directory and the service desk.",
         migrations=MIGRATIONS,
+        access=ACCESS,
         blueprints=[customers, tickets, sla, reports],
     )

@@ -902,9 +902,13 @@ def _first_response(uow: UnitOfWork, ticket: Ticket, at: datetime, actor_id: str
 
 
 def add_comment(
-    uow: UnitOfWork, ticket_id: str, body: str, public: bool, actor_id: str | None, actor_role: str | None
+    uow: UnitOfWork, ticket_id: str, body: str, public: bool, actor_id: str | None, from_customer: bool = False
 ) -> dict:
-    """An internal note or a public reply; an agent's first public reply is the first response."""
+    """An internal note or a public reply; an agent's first public reply is the first response.
+
+    ``from_customer``: the customer's own words, recorded by an agent or relayed by a channel;
+    they are never the desk's first response.
+    """
     ticket = _load_ticket(uow, ticket_id, for_update=True)
     if ticket.status == "closed":
         raise Conflict("A closed ticket takes no more comments.")
@@ -915,7 +919,7 @@ def add_comment(
     uow.session.add(comment)
     ticket.updated_at = now
     _record(uow, ticket, actor_id, now, "public_reply" if public else "internal_note", None, comment.id)
-    if public and ticket.first_responded_at is None and actor_role != "customer":
+    if public and ticket.first_responded_at is None and not from_customer:
         _first_response(uow, ticket, now, actor_id, {})
     uow.session.flush()
     uow.commit()

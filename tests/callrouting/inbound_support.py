@@ -11,6 +11,7 @@ from twilio.request_validator import RequestValidator
 from services.callrouting.app import create_app
 from services.callrouting.models import Agent
 from shared.webhooks import sign_json
+from tests.support.auth import signed_client
 
 TOKEN = "test-twilio-token"
 SECRET = "test-webhook-secret"
@@ -21,7 +22,7 @@ def inbound_app(settings_factory, **overrides):
     """The real callrouting app on a fresh database; (app, client, database)."""
     settings, database = settings_factory("callrouting", twilio_auth_token=TOKEN, webhook_secret=SECRET, **overrides)
     app = create_app(settings)
-    return app, app.test_client(), database
+    return app, signed_client(app), database
 
 
 def add_agents(database, *agent_ids, skills=(), state="offline"):

@@ -12,6 +12,7 @@ from services.callrouting.app import create_app
 from services.callrouting.models import CallEntry, DoNotCall
 from shared.backbone import outbox
 from tests.callrouting.call_list_support import ALWAYS, add_customer, callrouting_settings, make_agent
+from tests.support.auth import signed_client
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def db(database_factory):
 
 @pytest.fixture
 def client(db):
-    return create_app(callrouting_settings(db)).test_client()
+    return signed_client(create_app(callrouting_settings(db)))
 
 
 def campaign(client, **values) -> dict:

@@ -9,6 +9,7 @@ from werkzeug.serving import make_server
 
 from services.callrouting import simulate
 from tests.callrouting.inbound_support import TOKEN, inbound_app
+from tests.support.auth import signed_client
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def server(settings_factory):
     http = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=http.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{http.server_port}", app.test_client()
+    yield f"http://127.0.0.1:{http.server_port}", signed_client(app)
     http.shutdown()
     thread.join(timeout=10)
 

@@ -9,6 +9,7 @@ import pytest
 
 from services.surveys.app import create_app
 from shared.config import Settings
+from tests.support.auth import signed_client
 
 TWILIO_TOKEN = "test-twilio-token"
 LINK_SECRET = "test-link-secret"
@@ -35,7 +36,7 @@ def surveys_app(database_factory, broker_url):
 
 @pytest.fixture
 def client(surveys_app):
-    return surveys_app.test_client()
+    return signed_client(surveys_app)
 
 
 @pytest.fixture

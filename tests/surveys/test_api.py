@@ -11,6 +11,7 @@ from services.surveys.models import SurveyCount, SurveyResponse, SurveyRollup
 from shared.backbone import outbox
 from shared.events import Envelope
 from shared.problems import PROBLEM_JSON
+from tests.support.auth import signed_client
 from tests.surveys.conftest import ANSWERS, make_surveys_app, response_body
 
 
@@ -119,7 +120,7 @@ def test_a_low_score_is_announced_with_its_provenance(client, database):
 
 def test_the_low_score_thresholds_come_from_settings(database_factory, broker_url):
     app, database = make_surveys_app(database_factory, broker_url, LOW_SCORE_RECOMMEND_MAX="8")
-    app.test_client().post("/responses", json=response_body(answers={**ANSWERS, "recommend_store": 8}))
+    signed_client(app).post("/responses", json=response_body(answers={**ANSWERS, "recommend_store": 8}))
     (event,) = published(database, "survey.low_score")
     assert event.data["low_questions"] == ["recommend_store"]
 
@@ -373,7 +374,7 @@ def test_concurrent_submissions_for_one_call_store_exactly_one(surveys_app, data
     body = response_body()
 
     def submit(_):
-        return surveys_app.test_client().post("/responses", json=body).status_code
+        return signed_client(surveys_app).post("/responses", json=body).status_code
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         statuses = sorted(pool.map(submit, range(6)))

@@ -7,6 +7,7 @@ from sqlalchemy import func, select, update
 
 from services.surveys.models import SurveyLink
 from shared.problems import PROBLEM_JSON
+from tests.support.auth import signed_client
 from tests.surveys.conftest import ANSWERS, make_surveys_app
 from tests.surveys.test_api import published
 
@@ -73,7 +74,7 @@ def test_invalid_answers_through_a_link_are_named_and_do_not_spend_it(client):
 
 def test_no_links_without_a_secret(database_factory, broker_url):
     app, _ = make_surveys_app(database_factory, broker_url, SURVEY_LINK_SECRET="")
-    response = app.test_client().post("/links", json={"customer_id": str(uuid.uuid4())})
+    response = signed_client(app).post("/links", json={"customer_id": str(uuid.uuid4())})
     assert response.status_code == 503 and "SURVEY_LINK_SECRET" in response.json["detail"]
 
 

@@ -14,6 +14,7 @@ from shared import topology
 from shared.broker import declare_topology
 from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
+from tests.support.auth import signed_client
 from tests.support.services import Running, processed_ids, unpublished, wait_for
 from tests.surveys.conftest import ANSWERS, response_body
 
@@ -42,7 +43,7 @@ def drain(amqp_url, queue) -> list[Envelope]:
 def test_a_low_score_reaches_the_tickets_queue_with_its_provenance(settings_factory, running, amqp_url):
     settings, database = settings_factory("surveys")
     declare_topology(settings)
-    client = create_app(replace(settings, options={"SURVEY_LINK_SECRET": "s"})).test_client()
+    client = signed_client(create_app(replace(settings, options={"SURVEY_LINK_SECRET": "s"})))
     body = response_body(answers={**ANSWERS, "recommend_product": 5}, entry_id=str(uuid.uuid4()))
     response = client.post("/responses", json=body)
     assert response.status_code == 201

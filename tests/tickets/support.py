@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from services.tickets.app import create_app
 from shared.backbone import outbox
+from tests.support.auth import signed_as, signed_client
 
-AGENT = {"X-User-Id": "agent-7", "X-User-Role": "agent"}
+AGENT = signed_as("agent-7", "agent")
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def app(settings_factory, monkeypatch):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    return signed_client(app)
 
 
 @pytest.fixture
