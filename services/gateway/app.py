@@ -10,13 +10,14 @@ from shared.auth import InternalTokens
 from shared.config import Settings
 from shared.web import create_service_app
 
-from . import users
+from . import auth_api, docs, live, proxy, reports, users, view
 from .api import customer_replicas
 from .models import MIGRATIONS
 from .upstream import Upstreams
 
-# Which role the gateway's own routes need beyond an agent (shared.auth).
-ACCESS: list = []
+PARTS = (auth_api, proxy, view, reports, live, docs)
+# Which role the gateway's own routes need beyond an agent (shared.auth), from each part.
+ACCESS = [rule for part in PARTS for rule in part.ACCESS]
 
 
 def create_app(settings: Settings | None = None):
@@ -28,7 +29,15 @@ def create_app(settings: Settings | None = None):
         title="Gateway",
         description="Sign-in, roles, the customer view and one front for every API.",
         migrations=MIGRATIONS,
-        blueprints=[customer_replicas],
+        blueprints=[
+            customer_replicas,
+            auth_api.auth,
+            proxy.front,
+            view.customer_view,
+            reports.reports,
+            live.live,
+            docs.docs,
+        ],
         access=ACCESS,
         authenticate=users.authenticate,
     )
