@@ -71,6 +71,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import secrets
 import shutil
 import signal
 import sys
@@ -107,6 +108,9 @@ def isolate_environment(var_dir: Path) -> dict[str, str]:
             del os.environ[key]
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     os.environ["VAR_DIR"] = str(var_dir)
+    # The services accept only signed calls (shared.auth); wrk replays one token for minutes.
+    os.environ["INTERNAL_AUTH_SECRET"] = secrets.token_hex(24)
+    os.environ["INTERNAL_TOKEN_MAX_AGE"] = "86400"
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     os.environ["PATH"] = f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
     return dict(os.environ)

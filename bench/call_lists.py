@@ -35,7 +35,7 @@ from pathlib import Path
 import pika
 
 from bench import httpload, pipeline
-from bench.procs import BenchError, say
+from bench.procs import BenchError, say, wrk_header_args
 from bench.rawbroker import WindowedPublisher
 from bench.report import Row
 from shared import topology
@@ -141,7 +141,17 @@ def load(database_file: Path) -> float:
 
 
 def wrk_round(name: str, url: str, round_: str, duration_s: int) -> httpload.WrkResult:
-    argv = ["wrk", *httpload.WRK_ARGS, f"-d{duration_s}s", "-s", str(NEXT_CALL_LUA), url, "--", round_]
+    argv = [
+        "wrk",
+        *httpload.WRK_ARGS,
+        *wrk_header_args(),
+        f"-d{duration_s}s",
+        "-s",
+        str(NEXT_CALL_LUA),
+        url,
+        "--",
+        round_,
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     if result.returncode != 0:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")

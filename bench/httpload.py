@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.procs import VENV_BIN, BenchError, Processes, free_port, say, wait_for_http
+from bench.procs import VENV_BIN, BenchError, Processes, free_port, say, wait_for_http, wrk_header_args
 
 WRK_ARGS = ["--latency", "-t2", "-c32"]
 DURATION_S = 10
@@ -65,7 +65,7 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def wrk(url: str, script: Path | None = None, duration_s: int = DURATION_S) -> WrkResult:
-    argv = ["wrk", *WRK_ARGS, f"-d{duration_s}s", *(["-s", str(script)] if script else []), url]
+    argv = ["wrk", *WRK_ARGS, *wrk_header_args(), f"-d{duration_s}s", *(["-s", str(script)] if script else []), url]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     if result.returncode != 0:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")

@@ -30,7 +30,7 @@ from pathlib import Path
 from twilio.request_validator import RequestValidator
 
 from bench import httpload
-from bench.procs import BenchError, say
+from bench.procs import BenchError, say, wrk_header_args
 from bench.report import Row
 from shared.db import Database, migrate
 
@@ -212,7 +212,7 @@ def write_report_script(directory: Path) -> Path:
 
 
 def single_client(url: str, script: Path, duration_s: int = 10) -> httpload.WrkResult:
-    argv = ["wrk", "--latency", "-t1", "-c1", f"-d{duration_s}s", "-s", str(script), url]
+    argv = ["wrk", "--latency", "-t1", "-c1", *wrk_header_args(), f"-d{duration_s}s", "-s", str(script), url]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
     if result.returncode != 0:
         raise BenchError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")

@@ -32,6 +32,21 @@ def say(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def signed_headers() -> dict[str, str]:
+    """The gateway's signature for a bench supervisor: the services refuse unsigned calls.
+
+    The bench hits the services directly (their own cost, without the gateway's hop) and
+    replays one token per run, so ``isolate_environment`` gives them a long token lifetime.
+    """
+    from shared.auth import InternalTokens, User
+
+    return InternalTokens(os.environ["INTERNAL_AUTH_SECRET"]).headers(User("bench-supervisor", "supervisor"))
+
+
+def wrk_header_args() -> list[str]:
+    return [arg for name, value in signed_headers().items() for arg in ("-H", f"{name}: {value}")]
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import httpload
-from bench.procs import BenchError, Processes, say
+from bench.procs import BenchError, Processes, say, signed_headers
 from bench.report import Row
 
 RESPONSES = 1_000_000
@@ -148,7 +148,7 @@ def _get(url: str) -> dict:
 
 
 def _fetch(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=signed_headers()), timeout=30) as response:
         if response.status != 200:
             raise BenchError(f"surveys metrics answered {response.status}")
         return response.read()

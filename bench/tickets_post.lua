@@ -1,7 +1,6 @@
 -- wrk: POST /tickets for one of the bench's customers, as the agent console would.
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-User-Id"] = "agent-1"
 request = function()
   local customer = string.format("00000000-0000-4000-8000-%012d", math.random(0, 99999))
   local body = '{"subject": "Kettle leaks at the lid", "description": "Water on the counter after boiling.",'
