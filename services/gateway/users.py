@@ -6,30 +6,53 @@ stolen database yields no usable token and sign-out is a revocation. The console
 token in an HttpOnly cookie and must echo a CSRF token (an HMAC of the session token) on
 every write; API clients send theirs as ``Authorization: Bearer``, which needs no CSRF token
 because no browser sends it by itself.
+
+Sign-in is throttled per account: an attempt is counted *before* its password is checked, in
+one conditional UPDATE (compare-and-set on the failure count), so however many gunicorn
+workers race, each attempt is counted once and none slips past a wait another one set. A
+success resets the count. After ``slow_after`` failures in a row the next attempt must wait
+2^(n - slow_after) seconds; after ``lock_after`` the account is locked ``lock_minutes``.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import logging
+import math
+import os
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TextIO
+from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, request
-from sqlalchemy import select
-from werkzeug.exceptions import Forbidden
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import Forbidden, NotFound
 
 from shared.auth import ROLES, User
+from shared.config import Settings
 from shared.db import Database
+from shared.problems import Conflict
 
 from .models import AuthToken, UserAccount
+from .upstream import Upstreams, UpstreamUnavailable
 
 SESSION_COOKIE = "cc_session"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS"))
 _hasher = PasswordHasher()
+log = logging.getLogger(__name__)
+
+USER_ID_PATTERN = r"^[A-Za-z0-9._@:\-]{1,64}$"  # call routing's agent ids: an agent's user id is theirs
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 1024  # argon2 would hash a megabyte too, but slowly: a cheap denial of service
 
 
 def utcnow() -> datetime:
@@ -50,6 +73,28 @@ def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
+@functools.cache
+def _decoy_hash() -> str:
+    # Checked against for unknown users, so a wrong user id costs as long as a wrong password.
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def password_problems(user_id: str, password: str) -> list[str]:
+    """What is wrong with ``password`` as ``user_id``'s new password (nothing: an empty list)."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"A password needs at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        problems.append(f"A password has at most {MAX_PASSWORD_LENGTH} characters.")
+    if password.strip().casefold() == user_id.strip().casefold():
+        problems.append("The password must not be the user id.")
+    return problems
+
+
+def generated_password() -> str:
+    return secrets.token_urlsafe(18)  # 24 characters, 144 bits
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 
@@ -61,10 +106,12 @@ def csrf_token_for(session_token: str, secret: str) -> str:
     return hmac.new(secret.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
 
 
-def issue_token(session, user_id: str, kind: str, lifetime: timedelta, label: str | None = None) -> str:
+def issue_token(
+    session, user_id: str, kind: str, lifetime: timedelta, label: str | None = None, now: datetime | None = None
+) -> str:
     """A new token for ``user_id`` (added to ``session``; the caller commits). Returns the token."""
     token = secrets.token_urlsafe(32)
-    now = utcnow()
+    now = now or utcnow()
     session.add(
         AuthToken(
             token_hash=token_digest(token),
@@ -97,18 +144,347 @@ def user_for_token(database: Database, token: str) -> User | None:
     return User(row.id, row.role)
 
 
+def presented_token() -> tuple[str, str] | None:
+    """The token this request presents: ("bearer", token), ("cookie", token) or None."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return "bearer", header[7:].strip()
+    session_token = request.cookies.get(SESSION_COOKIE)
+    return ("cookie", session_token) if session_token else None
+
+
 def authenticate() -> User | None:
     """The gateway's way to recognise a caller: a bearer token, or the console's cookie + CSRF."""
     database = current_app.extensions["database"]
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return user_for_token(database, header[7:].strip())
-    session_token = request.cookies.get(SESSION_COOKIE)
-    if not session_token:
+    presented = presented_token()
+    if presented is None:
         return None
+    how, session_token = presented
+    if how == "bearer":
+        return user_for_token(database, session_token)
     user = user_for_token(database, session_token)
     if user is not None and request.method not in _SAFE_METHODS:
         expected = csrf_token_for(session_token, current_app.extensions["settings"].internal_auth_secret or "")
         if not hmac.compare_digest(request.headers.get(CSRF_HEADER, ""), expected):
             raise Forbidden(f"A signed-in console write needs its CSRF token in {CSRF_HEADER}.")
     return user
+
+
+def revoke_token(database: Database, token: str, now: datetime | None = None) -> None:
+    with database.sessions() as session:
+        session.execute(
+            update(AuthToken)
+            .where(AuthToken.token_hash == token_digest(token), AuthToken.revoked_at.is_(None))
+            .values(revoked_at=now or utcnow())
+        )
+        session.commit()
+
+
+def revoke_tokens_of(session, user_id: str, now: datetime, keep: str | None = None) -> None:
+    """Revoke every live token of ``user_id`` (but ``keep``, a token hash) in ``session``'s transaction."""
+    statement = update(AuthToken).where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+    if keep is not None:
+        statement = statement.where(AuthToken.token_hash != keep)
+    session.execute(statement.values(revoked_at=now))
+
+
+def live_tokens_of(database: Database, user_id: str, now: datetime | None = None) -> list[AuthToken]:
+    query = (
+        select(AuthToken)
+        .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None), AuthToken.expires_at > (now or utcnow()))
+        .order_by(AuthToken.created_at)
+    )
+    with database.read_sessions() as session:
+        return list(session.scalars(query))
+
+
+def revoke_token_of(database: Database, user_id: str, token_id: str, now: datetime | None = None) -> bool:
+    """Revoke ``user_id``'s token whose id (its hash) is ``token_id``; False if they have no such live token."""
+    with database.sessions() as session:
+        result = session.execute(
+            update(AuthToken)
+            .where(AuthToken.token_hash == token_id, AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+            .values(revoked_at=now or utcnow())
+        )
+        session.commit()
+    return result.rowcount == 1
+
+
+# --- sign-in and its throttling -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    slow_after: int = 3  # failures in a row before each further attempt must wait
+    lock_after: int = 10  # failures in a row that lock the account
+    lock_minutes: float = 15.0
+    session_hours: float = 12.0  # a console session's lifetime
+    api_token_days: float = 30.0  # an API token's default lifetime
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SignInPolicy:
+        return cls(
+            slow_after=int(settings.option("SIGN_IN_SLOW_AFTER", "3")),
+            lock_after=int(settings.option("SIGN_IN_LOCK_AFTER", "10")),
+            lock_minutes=float(settings.option("SIGN_IN_LOCK_MINUTES", "15")),
+            session_hours=float(settings.option("SESSION_HOURS", "12")),
+            api_token_days=float(settings.option("API_TOKEN_DAYS", "30")),
+        )
+
+    @property
+    def lock(self) -> timedelta:
+        return timedelta(minutes=self.lock_minutes)
+
+    def lifetime(self, kind: str) -> timedelta:
+        return timedelta(hours=self.session_hours) if kind == "session" else timedelta(days=self.api_token_days)
+
+    def after_failure(self, failures: int, now: datetime) -> dict:
+        """The throttling columns once ``failures`` attempts in a row have failed."""
+        if failures >= self.lock_after:
+            return {"failed_sign_ins": failures, "locked_until": now + self.lock}
+        if failures >= self.slow_after:
+            wait = min(2.0 ** (failures - self.slow_after), self.lock.total_seconds())
+            return {"failed_sign_ins": failures, "next_attempt_at": now + timedelta(seconds=wait)}
+        return {"failed_sign_ins": failures}
+
+
+class SignInThrottled(Exception):
+    """Too many failed sign-ins: no attempt is checked before ``until``."""
+
+    def __init__(self, until: datetime, now: datetime, locked: bool):
+        super().__init__(f"throttled until {until.isoformat()}")
+        self.until = until
+        self.locked = locked
+        self.retry_after = max(1, math.ceil((until - now).total_seconds()))
+
+
+_CLAIM_ROUNDS = 20  # compare-and-set retries before a hot contended account is told to wait a second
+
+
+def check_password(
+    database: Database, user_id: str, password: str, policy: SignInPolicy, now: datetime
+) -> UserAccount | None:
+    """The active account ``user_id`` if ``password`` is theirs, else None; throttled per account.
+
+    Raises ``SignInThrottled`` (without checking the password) while the account must wait or
+    is locked. An unknown or inactive user costs one hash check too, so timing tells nothing.
+    """
+    for _round in range(_CLAIM_ROUNDS):
+        with database.read_sessions() as session:
+            account = session.get(UserAccount, user_id)
+        if account is None or not account.active:
+            password_matches(_decoy_hash(), password)
+            return None
+        if account.locked_until is not None and account.locked_until > now:
+            raise SignInThrottled(account.locked_until, now, locked=True)
+        if account.next_attempt_at is not None and account.next_attempt_at > now:
+            raise SignInThrottled(account.next_attempt_at, now, locked=False)
+        if _count_attempt(database, account, policy, now):
+            break
+    else:
+        raise SignInThrottled(now + timedelta(seconds=1), now, locked=False)
+    if not password_matches(account.password_hash, password):
+        return None  # already counted as a failure
+    changes = {"failed_sign_ins": 0, "next_attempt_at": None, "locked_until": None}
+    if _hasher.check_needs_rehash(account.password_hash):
+        changes["password_hash"] = hash_password(password)  # argon2's parameters have grown since
+    with database.sessions() as session:
+        session.execute(update(UserAccount).where(UserAccount.id == user_id).values(**changes))
+        # Sessions pile up (one per sign-in): drop this user's expired ones while we are here.
+        session.execute(delete(AuthToken).where(AuthToken.user_id == user_id, AuthToken.expires_at <= now))
+        session.commit()
+    return account
+
+
+def _count_attempt(database: Database, account: UserAccount, policy: SignInPolicy, now: datetime) -> bool:
+    """Count this attempt as a failure (undone on success) if nobody else changed the count meanwhile."""
+    statement = (
+        update(UserAccount)
+        .where(
+            UserAccount.id == account.id,
+            UserAccount.failed_sign_ins == account.failed_sign_ins,
+            or_(UserAccount.next_attempt_at.is_(None), UserAccount.next_attempt_at <= now),
+            or_(UserAccount.locked_until.is_(None), UserAccount.locked_until <= now),
+        )
+        .values(**policy.after_failure(account.failed_sign_ins + 1, now))
+    )
+    with database.sessions() as session:
+        counted = session.execute(statement).rowcount == 1
+        session.commit()
+    return counted
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account: UserAccount
+    token: str
+    expires_at: datetime
+
+
+def sign_in(
+    database: Database,
+    user_id: str,
+    password: str,
+    kind: str,
+    policy: SignInPolicy,
+    now: datetime,
+    label: str | None = None,
+) -> SignedIn | None:
+    """A new session or API token for ``user_id`` if ``password`` is theirs (``check_password``)."""
+    account = check_password(database, user_id, password, policy, now)
+    if account is None:
+        return None
+    lifetime = policy.lifetime(kind)
+    with database.sessions() as session:
+        token = issue_token(session, account.id, kind, lifetime, label=label, now=now)
+        session.commit()
+    return SignedIn(account, token, now + lifetime)
+
+
+# --- managing users -------------------------------------------------------------------------
+
+
+def list_users(database: Database) -> list[UserAccount]:
+    with database.read_sessions() as session:
+        return list(session.scalars(select(UserAccount).order_by(UserAccount.id)))
+
+
+def get_user(database: Database, user_id: str) -> UserAccount:
+    with database.read_sessions() as session:
+        account = session.get(UserAccount, user_id)
+    if account is None:
+        raise NotFound(f"No user {user_id}.")
+    return account
+
+
+def create_user(
+    database: Database, user_id: str, name: str, role: str, password: str, now: datetime | None = None
+) -> UserAccount:
+    """A new active user (the caller has checked the password policy); 409 if the id is taken."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    now = now or utcnow()
+    account = UserAccount(
+        id=user_id,
+        name=name,
+        role=role,
+        password_hash=hash_password(password),
+        active=True,
+        failed_sign_ins=0,
+        created_at=now,
+        password_changed_at=now,
+    )
+    with database.sessions() as session:
+        session.add(account)
+        try:
+            session.commit()
+        except IntegrityError:
+            raise Conflict(f"There is already a user {user_id}.") from None
+    return account
+
+
+def update_user(
+    database: Database,
+    user_id: str,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    active: bool | None = None,
+    password: str | None = None,
+    now: datetime | None = None,
+    keep_token: str | None = None,
+) -> UserAccount:
+    """Change what is given. Deactivating or a new password revokes their tokens (but ``keep_token``).
+
+    Enabling also lifts a sign-in lock. The last active admin can be neither demoted nor disabled.
+    """
+    if role is not None and role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    now = now or utcnow()
+    with database.sessions() as session:
+        account = session.get(UserAccount, user_id)
+        if account is None:
+            raise NotFound(f"No user {user_id}.")
+        losing_admin = account.role == "admin" and account.active and (role not in (None, "admin") or active is False)
+        if losing_admin and _other_active_admins(session, user_id) == 0:
+            raise Conflict(f"{user_id} is the last active admin: make another admin first.")
+        if name is not None:
+            account.name = name
+        if role is not None:
+            account.role = role
+        if active is True:
+            account.active = True
+            account.failed_sign_ins, account.next_attempt_at, account.locked_until = 0, None, None
+        if active is False:
+            account.active = False
+            revoke_tokens_of(session, user_id, now)
+        if password is not None:
+            account.password_hash = hash_password(password)
+            account.password_changed_at = now
+            account.failed_sign_ins, account.next_attempt_at, account.locked_until = 0, None, None
+            revoke_tokens_of(session, user_id, now, keep=token_digest(keep_token) if keep_token else None)
+        session.commit()
+    return account
+
+
+def _other_active_admins(session, user_id: str) -> int:
+    query = select(func.count()).where(
+        UserAccount.role == "admin", UserAccount.active.is_(True), UserAccount.id != user_id
+    )
+    return session.scalar(query.select_from(UserAccount))
+
+
+# --- agents are known to call routing -------------------------------------------------------
+
+
+def register_agent(upstreams: Upstreams, user_id: str, name: str, acting: User | None = None) -> bool:
+    """Make sure call routing knows agent ``user_id``; whether it now does.
+
+    Call routing's ``POST /agents`` also updates an existing agent (and would reset their skills
+    to none), so an agent it already has is left as it is.
+    """
+    try:
+        known = upstreams.call("callrouting", "GET", f"/agents/{quote(user_id, safe='')}", user=acting)
+        if known.status_code == 200:
+            return True
+        if known.status_code != 404:
+            log.warning("agent lookup refused", extra={"agent_id": user_id, "status": known.status_code})
+            return False
+        answer = upstreams.call("callrouting", "POST", "/agents", user=acting, json={"agent_id": user_id, "name": name})
+    except UpstreamUnavailable as error:
+        log.warning("agent not registered", extra={"agent_id": user_id, "reason": error.reason})
+        return False
+    if answer.status_code != 200:
+        log.warning("agent registration refused", extra={"agent_id": user_id, "status": answer.status_code})
+    return answer.status_code == 200
+
+
+# --- the first admin ------------------------------------------------------------------------
+
+
+def ensure_first_admin(database: Database, out: TextIO, environ: Mapping[str, str] | None = None) -> str | None:
+    """With no users at all, create the admin ``GATEWAY_ADMIN_USER`` ("admin"); their id, or None.
+
+    The password is ``GATEWAY_ADMIN_PASSWORD``, or a generated one printed to ``out``: once,
+    since from then on there is a user. Several processes may race here; one creates the admin.
+    """
+    env = os.environ if environ is None else environ
+    with database.read_sessions() as session:
+        if session.scalar(select(func.count()).select_from(UserAccount)):
+            return None
+    user_id = env.get("GATEWAY_ADMIN_USER") or "admin"
+    password = env.get("GATEWAY_ADMIN_PASSWORD") or ""
+    generated = not password
+    if generated:
+        password = generated_password()
+    elif problems := password_problems(user_id, password):
+        raise ValueError("GATEWAY_ADMIN_PASSWORD: " + " ".join(problems))
+    try:
+        create_user(database, user_id, "Administrator", "admin", password)
+    except Conflict:
+        return None  # another process made it first
+    if generated:
+        print(f"first admin: {user_id} / {password} — change it (it is not shown again)", file=out)
+    else:
+        print(f"first admin: {user_id} (password from GATEWAY_ADMIN_PASSWORD)", file=out)
+    return user_id
