@@ -1,0 +1,7 @@
+"""``python -m services.gateway ...``: the gateway's user CLI (``services/gateway/cli.py``)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
