@@ -140,8 +140,8 @@ def test_the_signed_json_webhook_goes_through_and_a_forged_one_is_refused(stack)
         "call_id": "CAjson1",
         "sequence": 1,
         "timestamp": "2026-11-20T09:00:00+00:00",
-        "from_number": "+14155550100",
-        "to_number": "+14155550199",
+        "from": "+14155550100",
+        "to": "+14155550199",
     }
     answer = json_webhook(stack.client, event)
     assert answer.status_code == 200, answer.get_json()
