@@ -4,6 +4,13 @@
 
 The port comes from ``<SERVICE>_PORT`` (defaults: gateway 8000, tickets 8001,
 callrouting 8002, surveys 8003); ``WEB_CONCURRENCY`` sets the number of workers.
+
+The gateway runs gunicorn's threaded worker (gthread, ``GATEWAY_THREADS`` threads per
+worker, 32 by default): each open live-updates stream (``GET /api/live``, Server-Sent Events)
+holds one thread for as long as it is open, and a sync worker would be held by a single one.
+So a gateway serves ``WEB_CONCURRENCY`` x ``GATEWAY_THREADS`` requests at once, streams
+included; ``LIVE_MAX_STREAMS`` (per worker) keeps threads free for ordinary requests.
+The other services keep the sync worker.
 """
 
 import os
@@ -17,7 +24,11 @@ bind = os.environ.get(
     f"{os.environ.get(f'{_service.upper()}_PORT', DEFAULT_PORTS.get(_service, 8000))}",
 )
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "sync"
+if _service == "gateway":
+    worker_class = "gthread"
+    threads = int(os.environ.get("GATEWAY_THREADS", "32"))
+else:
+    worker_class = "sync"
 timeout = 30
 graceful_timeout = 10
 keepalive = 5

@@ -1,0 +1,452 @@
+"""The broker side of live updates: one consumer thread per gateway process, fanning events out
+to the open streams of that process.
+
+The thread starts with the first stream (so after gunicorn forked the worker) and owns its own
+pika connection, heartbeats on. It reads a server-named, exclusive, auto-delete, non-durable
+queue bound to the events exchange for the few event types screens need. That queue lives and
+dies with the connection: this is a transient fan-out, not a durable consumer (the gateway is
+deliberately not a consumer of these types in ``shared.event_catalog``). Events published
+while the thread is disconnected are not replayed; each time it (re)binds, every stream is told
+``ready`` and the console refetches what it shows.
+
+``LiveRouter`` decides who is told what; it keeps a little state (the calls seen ringing) and
+runs only on the hub's thread. Streams take their notices from a bounded queue each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+
+from shared import topology
+from shared.auth import User
+from shared.broker import connection_parameters
+from shared.config import Settings
+from shared.events import Envelope, InvalidEvent
+
+log = logging.getLogger(__name__)
+
+LIVE_EVENT_TYPES = ("call.started", "agent.state_changed", "ticket.created", "ticket.updated")
+RECOVERY_CATEGORY = "service_recovery"
+MAX_RECONNECT_BACKOFF_SECONDS = 30.0
+# A stream that falls this far behind is ended (its client reconnects and refetches).
+STREAM_BACKLOG = 1000
+# The queue keeps at most this many messages when the hub cannot keep up; the oldest go first.
+QUEUE_MAX_LENGTH = 10_000
+_REMEMBERED = 10_000  # event ids (duplicates from an at-least-once relay) and calls remembered
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One server-sent event: ``event`` name, ``id``, JSON-able ``data``."""
+
+    event: str
+    id: str | None
+    data: dict
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a notice is for: one user (``user_id``), or everybody with at least ``role``."""
+
+    user_id: str | None = None
+    role: str | None = None
+
+    def includes(self, user: User) -> bool:
+        if self.user_id is not None:
+            return user.id == self.user_id
+        return self.role is not None and user.has_role(self.role)
+
+
+def to_user(user_id: str) -> Audience:
+    return Audience(user_id=user_id)
+
+
+def to_role(role: str) -> Audience:
+    return Audience(role=role)
+
+
+class _Bounded(OrderedDict):
+    """An insertion-ordered dict that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int = _REMEMBERED):
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+# --- who is told what ------------------------------------------------------------------------
+
+
+@dataclass
+class LiveRouter:
+    """Turns events into notices for audiences.
+
+    A call rings for an agent when call routing reserves them for it: ``agent.state_changed`` to
+    ``reserved`` with a ``call_id``. The caller's details come from that call's ``call.started``.
+    When a call is routed straight to an agent, both events are published in one transaction,
+    the reservation first, so the reservation waits (``pending``) for the ``call.started`` right
+    behind it; a call queued earlier was seen starting and is known at once. A reservation whose
+    call was never seen (it started before this process listened) rings after ``grace`` seconds
+    with the call id only, and the stream fills in the rest from call routing.
+    """
+
+    grace: float = 0.25
+    calls: _Bounded = field(default_factory=_Bounded)  # call id -> what call.started said
+    pending: dict = field(default_factory=dict)  # call id -> {agent id: (monotonic time, event id)}
+    rung: dict = field(default_factory=dict)  # agent id -> the call id they were last told of
+    seen: _Bounded = field(default_factory=_Bounded)  # event ids, to drop duplicates
+
+    def route(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
+        if envelope.id in self.seen:
+            return []  # the relay delivers at least once
+        self.seen[envelope.id] = True
+        handler = getattr(self, "_" + envelope.type.replace(".", "_"), None)
+        return handler(envelope) if handler else []
+
+    def overdue(self, now: float | None = None) -> list[tuple[Audience, Notice]]:
+        """Reservations whose ``call.started`` did not follow within ``grace`` seconds."""
+        now = time.monotonic() if now is None else now
+        out = []
+        for call_id in list(self.pending):
+            waiting = self.pending[call_id]
+            for agent_id, (since, event_id) in list(waiting.items()):
+                if now - since >= self.grace:
+                    del waiting[agent_id]
+                    out += self._ring(agent_id, {"call_id": call_id}, event_id)
+            if not waiting:
+                del self.pending[call_id]
+        return out
+
+    # -- call routing ----------------------------------------------------------------------------
+
+    def _call_started(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
+        data = envelope.data
+        call_id = data["call_id"]
+        facts = {
+            "call_id": call_id,
+            "from_number": data.get("from_number"),
+            "customer_id": _text(data.get("customer_id")),
+            "queue": data.get("queue"),
+            "started_at": _text(data.get("started_at")),
+        }
+        self.calls[call_id] = facts
+        agents = list(self.pending.pop(call_id, {}))
+        if data.get("agent_id") and data["agent_id"] not in agents:
+            agents.append(data["agent_id"])
+        out = []
+        for agent_id in agents:
+            out += self._ring(agent_id, facts, envelope.id)
+        return out
+
+    def _agent_state_changed(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
+        data = envelope.data
+        agent_id, call_id, new_state = data["agent_id"], data.get("call_id"), data["new_state"]
+        state = {
+            "agent_id": agent_id,
+            "old_state": data["old_state"],
+            "new_state": new_state,
+            "reason": data.get("reason"),
+            "call_id": call_id,
+            "changed_at": _text(data.get("changed_at")),
+        }
+        out = [(to_user(agent_id), Notice("agent.state", f"{envelope.id}:agent.state", state))]
+        if new_state != "reserved":
+            self.rung.pop(agent_id, None)  # the offer is over: the same call may be offered again later
+            for waiting in self.pending.values():
+                waiting.pop(agent_id, None)
+            return out
+        if call_id is None:
+            return out
+        facts = self.calls.get(call_id)
+        if facts is not None:
+            out += self._ring(agent_id, facts, envelope.id)
+        else:
+            self.pending.setdefault(call_id, {})[agent_id] = (time.monotonic(), envelope.id)
+        return out
+
+    def _ring(self, agent_id: str, facts: dict, event_id: str) -> list[tuple[Audience, Notice]]:
+        if self.rung.get(agent_id) == facts["call_id"]:
+            return []
+        self.rung[agent_id] = facts["call_id"]
+        return [(to_user(agent_id), Notice("call.ringing", f"{event_id}:call.ringing", dict(facts)))]
+
+    # -- tickets ---------------------------------------------------------------------------------
+
+    def _ticket_created(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
+        data = envelope.data
+        ticket = {
+            "ticket_id": _text(data["ticket_id"]),
+            "number": data["number"],
+            "subject": data["subject"],
+            "category": data["category"],
+            "priority": data["priority"],
+            "status": data["status"],
+            "customer_id": _text(data.get("customer_id")),
+            "group": data.get("group"),
+            "call_id": data.get("call_id"),
+            "created_at": _text(data.get("created_at")),
+        }
+        out = []
+        if data.get("assignee_id"):
+            assigned = {**ticket, "assignee_id": data["assignee_id"], "assigned_by": None, "previous_assignee_id": None}
+            out.append(
+                (to_user(data["assignee_id"]), Notice("ticket.assigned", f"{envelope.id}:ticket.assigned", assigned))
+            )
+        if data["category"] == RECOVERY_CATEGORY:
+            recovery = {
+                **ticket,
+                "assignee_id": data.get("assignee_id"),
+                "survey_response_id": _text(data.get("survey_response_id")),
+                "resolution_due_at": _text(data.get("resolution_due_at")),
+            }
+            out.append((to_role("supervisor"), Notice("recovery.opened", f"{envelope.id}:recovery.opened", recovery)))
+        return out
+
+    def _ticket_updated(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
+        data = envelope.data
+        change = data["changes"].get("assignee_id")
+        if not change or not change.get("new"):
+            return []
+        assigned = {
+            "ticket_id": _text(data["ticket_id"]),
+            "customer_id": _text(data.get("customer_id")),
+            "assignee_id": change["new"],
+            "assigned_by": data.get("actor_id"),
+            "previous_assignee_id": change.get("old"),
+        }
+        return [(to_user(change["new"]), Notice("ticket.assigned", f"{envelope.id}:ticket.assigned", assigned))]
+
+
+def _text(value) -> str | None:
+    """Event data as received (marshmallow validated it but the raw values are kept): text or None."""
+    return None if value is None else str(value)
+
+
+# --- the streams of this process ------------------------------------------------------------
+
+
+class StreamClosed(Exception):
+    """The hub ended this stream (it fell too far behind, or the hub is closing)."""
+
+
+class TooManyStreams(Exception):
+    """This process already serves its ``LIVE_MAX_STREAMS`` streams."""
+
+
+_END = object()
+
+
+class Subscription:
+    """One open stream: the notices for one signed-in user."""
+
+    def __init__(self, hub: LiveHub, user: User):
+        self.hub = hub
+        self.user = user
+        self._notices: queue.Queue = queue.Queue(maxsize=STREAM_BACKLOG)
+        self.closed = False
+
+    def offer(self, notice: Notice) -> None:
+        try:
+            self._notices.put_nowait(notice)
+        except queue.Full:
+            log.warning("live stream too far behind; ending it", extra={"user_id": self.user.id})
+            self.end()
+
+    def end(self) -> None:
+        self.closed = True
+        self._notices.queue.clear()  # make room for the end marker; nothing more is read anyway
+        self._notices.put_nowait(_END)
+
+    def next(self, timeout: float) -> Notice | None:
+        """The next notice, or None after ``timeout`` seconds of quiet; raises StreamClosed."""
+        try:
+            notice = self._notices.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if notice is _END:
+            raise StreamClosed()
+        return notice
+
+    def close(self) -> None:
+        self.closed = True
+        self.hub.unsubscribe(self)
+
+
+class LiveHub:
+    """The consumer thread and the registry of open streams of one gateway process."""
+
+    def __init__(self, settings: Settings, *, max_streams: int = 24, grace: float = 0.25):
+        self.settings = settings
+        self.max_streams = max_streams
+        self.router = LiveRouter(grace=grace)
+        self.pid = os.getpid()
+        self.ready = threading.Event()  # bound to the exchange and consuming
+        self._streams: set[Subscription] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- streams ---------------------------------------------------------------------------------
+
+    def subscribe(self, user: User) -> Subscription:
+        subscription = Subscription(self, user)
+        with self._lock:
+            if len(self._streams) >= self.max_streams:
+                raise TooManyStreams()
+            self._streams.add(subscription)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
+                self._thread.start()
+        if self.ready.is_set():
+            subscription.offer(self._ready_notice())
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._streams.discard(subscription)
+
+    @property
+    def stream_count(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    def streams_of(self, user_id: str) -> int:
+        with self._lock:
+            return sum(1 for stream in self._streams if stream.user.id == user_id)
+
+    def deliver(self, deliveries: list[tuple[Audience, Notice]]) -> None:
+        if not deliveries:
+            return
+        with self._lock:
+            streams = list(self._streams)
+        for audience, notice in deliveries:
+            for stream in streams:
+                if not stream.closed and audience.includes(stream.user):
+                    stream.offer(notice)
+
+    def _broadcast(self, notice: Notice) -> None:
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.offer(notice)
+
+    def _ready_notice(self) -> Notice:
+        return Notice("ready", None, {"refetch": True})
+
+    # -- the broker ------------------------------------------------------------------------------
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread and end every stream (tests; a process on its way out)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        with self._lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.end()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                for _ in self._consume():
+                    failures = 0
+            except (pika.exceptions.AMQPError, OSError) as error:
+                self.ready.clear()
+                if self._stop.is_set():
+                    break
+                delay = min(0.5 * 2**failures, MAX_RECONNECT_BACKOFF_SECONDS)
+                failures += 1
+                log.warning(
+                    "live updates: broker connection lost; reconnecting",
+                    extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": delay},
+                )
+                self._stop.wait(delay)
+            except Exception:
+                self.ready.clear()
+                log.exception("live updates: unexpected error; reconnecting")
+                self._stop.wait(1.0)
+
+    def _consume(self) -> Iterator[None]:
+        connection = pika.BlockingConnection(connection_parameters(self.settings.amqp_url))
+        try:
+            channel = connection.channel()
+            # Like every relay and consumer: the exchange (and its alternate) exist before we bind.
+            topology.declare(channel, self.settings.exchange, self.settings.retry_delays)
+            declared = channel.queue_declare(
+                "",
+                exclusive=True,
+                auto_delete=True,
+                durable=False,
+                arguments={"x-max-length": QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
+            )
+            name = declared.method.queue
+            for event_type in LIVE_EVENT_TYPES:
+                channel.queue_bind(name, self.settings.exchange, routing_key=event_type)
+            # No acks: the queue dies with this connection anyway, so an ack would protect nothing.
+            channel.basic_consume(name, self._on_message, auto_ack=True)
+            self.ready.set()
+            log.info("live updates: listening", extra={"queue": name})
+            self._broadcast(self._ready_notice())
+            while not self._stop.is_set():
+                connection.process_data_events(time_limit=0.05)
+                self.deliver(self.router.overdue())
+                yield
+        finally:
+            self.ready.clear()
+            if connection.is_open:
+                try:
+                    connection.close()
+                except pika.exceptions.AMQPError:
+                    pass
+
+    def _on_message(self, _channel, _method, _properties, body: bytes) -> None:
+        try:
+            envelope = Envelope.from_json(body)
+        except InvalidEvent as error:
+            log.warning("live updates: an invalid event was ignored", extra={"errors": error.errors})
+            return
+        try:
+            self.deliver(self.router.route(envelope))
+        except Exception:  # one odd event must not stop the screens of everybody
+            log.exception("live updates: an event could not be routed", extra={"event_id": envelope.id})
+
+
+# --- one hub per process --------------------------------------------------------------------
+
+_hubs_lock = threading.Lock()
+
+
+def hub_of(app) -> LiveHub:
+    """This process's hub for ``app``, made on first use (after gunicorn forked the worker)."""
+    hub = app.extensions.get("live_hub")
+    if hub is not None and hub.pid == os.getpid():
+        return hub
+    with _hubs_lock:
+        hub = app.extensions.get("live_hub")
+        if hub is None or hub.pid != os.getpid():
+            settings = app.extensions["settings"]
+            # Each stream holds a worker thread: by default a quarter of them stay for ordinary requests.
+            threads = int(settings.option("GATEWAY_THREADS", "32"))
+            hub = LiveHub(
+                settings,
+                max_streams=int(settings.option("LIVE_MAX_STREAMS") or max(1, threads * 3 // 4)),
+                grace=float(settings.option("LIVE_RING_GRACE_SECONDS", "0.25")),
+            )
+            app.extensions["live_hub"] = hub
+    return hub

@@ -1,0 +1,313 @@
+"""Live updates (GET /api/live): the gateway served over real HTTP, streams read with requests,
+fed by the real broker from the real services' outboxes."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from services.callrouting.models import CustomerReplica
+from services.gateway.live_hub import LiveRouter, hub_of
+from shared.events import Envelope
+from tests.callrouting.inbound_support import TOKEN, add_agents, twilio_signature
+from tests.support.auth import signed_as
+from tests.support.services import wait_for
+
+SUPERVISOR = signed_as("sup-1", "supervisor")
+
+
+@dataclass
+class Event:
+    event: str
+    id: str | None
+    data: dict
+    received: float
+
+
+class EventStream:
+    """An open ``/api/live`` stream; a thread parses it into events as they arrive."""
+
+    def __init__(self, base_url: str, headers: dict):
+        self.response = requests.get(f"{base_url}/api/live", headers=headers, stream=True, timeout=(2, 30))
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.heartbeats = 0
+        self.retry: str | None = None
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        fields: dict[str, str] = {}
+        try:
+            for line in self.response.iter_lines(chunk_size=None, decode_unicode=True):
+                if line == "":
+                    if "event" in fields:
+                        data = json.loads(fields.get("data", "null"))
+                        self.events.put(Event(fields["event"], fields.get("id"), data, time.monotonic()))
+                    fields = {}
+                elif line.startswith(":"):
+                    self.heartbeats += "heartbeat" in line
+                else:
+                    name, _, value = line.partition(":")
+                    if name == "retry":
+                        self.retry = value.strip()
+                    else:
+                        fields[name] = value.removeprefix(" ")
+        except (requests.RequestException, AttributeError, ValueError, OSError):
+            pass  # the test closed the stream
+
+    def next(self, *names: str, timeout: float = 10.0) -> Event:
+        """The next event (of one of ``names``, skipping others)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                event = self.events.get(timeout=max(deadline - time.monotonic(), 0.001))
+            except queue.Empty:
+                raise AssertionError(f"no {names or 'event'} within {timeout}s") from None
+            if not names or event.event in names:
+                return event
+
+    def close(self):
+        self.response.close()
+
+
+@dataclass
+class Live:
+    stack: object
+    url: str
+    hub: object
+
+    def stream(self, user_id: str, role: str = "agent") -> EventStream:
+        stream = EventStream(self.url, self.stack.bearer(user_id, role))
+        assert stream.response.status_code == 200
+        stream.next("ready")  # the hub is bound: what is published from now on reaches the stream
+        return stream
+
+    def post(self, service: str, path: str, body: dict, headers=SUPERVISOR, method="POST") -> dict:
+        response = requests.request(method, self.stack.servers[service].url + path, json=body, headers=dict(headers))
+        assert response.status_code in (200, 201), response.text
+        return response.json()
+
+
+@pytest.fixture
+def live_env(monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)  # call routing's webhooks verify Twilio's signature
+    monkeypatch.setenv("LIVE_HEARTBEAT_SECONDS", "0.2")
+
+
+@pytest.fixture
+def live(live_env, stack):
+    server = make_server("127.0.0.1", 0, stack.gateway, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    hub = hub_of(stack.gateway)
+    yield Live(stack, f"http://127.0.0.1:{server.server_port}", hub)
+    hub.close()
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def twilio(live: Live, path: str, params: dict) -> tuple[str, float]:
+    """Twilio calls call routing's ``path`` (signed for that URL): its TwiML and when it answered."""
+    url = live.stack.servers["callrouting"].url + path
+    response = requests.post(url, data=params, headers={"X-Twilio-Signature": twilio_signature(url, params)})
+    answered = time.monotonic()
+    assert response.status_code == 200, response.text
+    return response.text, answered
+
+
+def ring(live: Live, call_id: str, caller: str) -> tuple[str, float]:
+    return twilio(
+        live,
+        "/webhooks/twilio/voice",
+        {"CallSid": call_id, "From": caller, "To": "+14155550199", "CallStatus": "ringing"},
+    )
+
+
+def make_available(live: Live, agent_id: str) -> None:
+    live.post("callrouting", f"/agents/{agent_id}/state", {"state": "available"}, signed_as(agent_id), method="PUT")
+
+
+def test_a_ringing_call_reaches_its_agent_within_one_second_of_the_webhook_and_no_other_agent(live):
+    customer = live.post("tickets", "/customers", {"name": "Ada Caller", "phone": "+14155550123"})
+    callrouting = live.stack.databases["callrouting"]
+
+    def replicated():
+        with callrouting.sessions() as session:
+            return session.get(CustomerReplica, customer["id"]) is not None
+
+    wait_for(replicated, what="the customer in call routing")
+    add_agents(callrouting, "agent-a", "agent-b")
+    make_available(live, "agent-a")  # the only agent free: the call is offered to agent-a
+    ringing, elsewhere = live.stream("agent-a"), live.stream("agent-b")
+    call_id = "CA" + uuid.uuid4().hex
+
+    twiml, answered = ring(live, call_id, "+14155550123")
+    assert "<Dial" in twiml
+    event = ringing.next("call.ringing", timeout=5)
+
+    delay = event.received - answered
+    print(f"call.ringing reached the agent {delay * 1000:.1f} ms after the webhook answered")
+    assert delay < 1.0
+    assert event.id
+    assert {key: event.data[key] for key in ("call_id", "from_number", "customer_id", "queue", "view_url")} == {
+        "call_id": call_id,
+        "from_number": "+14155550123",
+        "customer_id": customer["id"],
+        "queue": "default",
+        "view_url": f"/api/customers/{customer['id']}/view",
+    }
+    assert event.data["view"]["profile"]["name"] == "Ada Caller"  # the screen-pop: the caller's view
+    # agent-b's stream is ordered like every other: their own next event comes with no ring before it.
+    make_available(live, "agent-b")
+    assert elsewhere.next().event == "agent.state"
+    ringing.close()
+    elsewhere.close()
+
+
+def test_a_queued_call_rings_the_agent_it_is_offered_to_later_and_an_unknown_caller_has_no_view(live):
+    add_agents(live.stack.databases["callrouting"], "agent-a")
+    stream = live.stream("agent-a")
+    call_id = "CA" + uuid.uuid4().hex
+    twiml, _ = ring(live, call_id, "+14155550777")  # nobody is available: the caller waits
+    assert "<Enqueue" in twiml
+
+    make_available(live, "agent-a")
+    twiml, answered = twilio(live, "/webhooks/twilio/wait", {"CallSid": call_id, "QueueTime": "5"})
+    assert "<Leave" in twiml  # agent-a is reserved for the caller
+    event = stream.next("call.ringing")
+    assert event.received - answered < 1.0
+    assert (event.data["call_id"], event.data["from_number"], event.data["customer_id"]) == (
+        call_id,
+        "+14155550777",
+        None,
+    )
+    assert (event.data["view_url"], event.data.get("view")) == (None, None)
+    stream.close()
+
+
+def test_a_ticket_assigned_reaches_the_new_assignee(live):
+    first, second = live.stream("agent-a"), live.stream("agent-b")
+    ticket = live.post(
+        "tickets", "/tickets", {"subject": "Kettle leaks", "category": "complaint", "assignee_id": "agent-a"}
+    )
+
+    created = first.next("ticket.assigned")
+    assert created.data["ticket_id"] == ticket["id"]
+    assert created.data["subject"] == "Kettle leaks"
+
+    live.post("tickets", f"/tickets/{ticket['id']}", {"assignee_id": "agent-b"}, method="PATCH")
+    moved = second.next("ticket.assigned")
+    assert (moved.data["ticket_id"], moved.data["previous_assignee_id"], moved.data["assigned_by"]) == (
+        ticket["id"],
+        "agent-a",
+        "sup-1",
+    )
+    first.close()
+    second.close()
+
+
+def test_a_service_recovery_case_reaches_supervisors_but_not_agents(live):
+    supervisor, agent = live.stream("sup-1", "supervisor"), live.stream("agent-a")
+    recovery = live.post("tickets", "/tickets", {"subject": "Make it right", "category": "service_recovery"})
+
+    opened = supervisor.next("recovery.opened")
+    assert opened.data["ticket_id"] == recovery["id"]
+    # The agent's next event is a later one of their own: the recovery case never came before it.
+    mine = live.post("tickets", "/tickets", {"subject": "Yours", "category": "question", "assignee_id": "agent-a"})
+    following = agent.next()
+    assert (following.event, following.data["ticket_id"]) == ("ticket.assigned", mine["id"])
+    supervisor.close()
+    agent.close()
+
+
+def test_the_stream_says_how_to_reconnect_sends_heartbeats_and_ends_when_the_client_goes_away(live):
+    stream = live.stream("agent-a")
+    assert live.hub.streams_of("agent-a") == 1
+    assert stream.response.headers["Content-Type"].startswith("text/event-stream")
+    assert stream.response.headers["Cache-Control"] == "no-cache"
+    wait_for(lambda: stream.heartbeats >= 2, timeout=5, what="heartbeats")
+    assert stream.retry == "3000"
+
+    stream.close()
+    # The next heartbeat's write fails; the server closes the stream, which unsubscribes it.
+    wait_for(lambda: live.hub.streams_of("agent-a") == 0, timeout=5, what="the stream to end")
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["anonymous", "forged"])
+def test_a_stream_without_a_signed_in_user_is_401(stack, headers):
+    response = stack.client.get("/api/live", headers=headers)
+    assert response.status_code == 401
+    assert response.content_type == "application/problem+json"
+
+
+# --- who is told what, event by event -------------------------------------------------------
+
+
+def envelope(event_type: str, **data) -> Envelope:
+    return Envelope(type=event_type, data=data, source="test")
+
+
+def reserved(agent_id: str, call_id: str) -> Envelope:
+    return envelope(
+        "agent.state_changed",
+        agent_id=agent_id,
+        old_state="available",
+        new_state="reserved",
+        reason="offered",
+        call_id=call_id,
+        changed_at="2026-11-24T09:00:00Z",
+    )
+
+
+def started(call_id: str, agent_id: str | None) -> Envelope:
+    return envelope(
+        "call.started",
+        call_id=call_id,
+        from_number="+14155550123",
+        to_number=None,
+        customer_id=None,
+        queue="default",
+        agent_id=agent_id,
+        started_at="2026-11-24T09:00:00Z",
+    )
+
+
+def rings(deliveries) -> list[tuple[str, str]]:
+    return [
+        (audience.user_id, notice.data["call_id"]) for audience, notice in deliveries if notice.event == "call.ringing"
+    ]
+
+
+def test_a_call_routed_straight_to_an_agent_rings_once_with_the_callers_number():
+    router = LiveRouter()
+    first = router.route(reserved("agent-a", "CA1"))  # published first, in the same transaction
+    then = router.route(started("CA1", "agent-a"))
+    assert rings(first) == []
+    assert rings(then) == [("agent-a", "CA1")]
+    assert then[0][1].data["from_number"] == "+14155550123"
+    assert router.route(started("CA1", "agent-a")) == []  # a duplicate delivery says nothing new
+
+
+def test_a_queued_call_offered_later_rings_the_agent_at_once_and_every_agent_of_a_ring_all():
+    router = LiveRouter()
+    router.route(started("CA2", None))  # queued: nobody free
+    assert rings(router.route(reserved("agent-a", "CA2"))) == [("agent-a", "CA2")]
+    assert rings(router.route(reserved("agent-b", "CA2"))) == [("agent-b", "CA2")]
+
+
+def test_a_reservation_for_a_call_never_seen_rings_with_the_call_id_after_the_grace():
+    router = LiveRouter(grace=0.25)
+    router.route(reserved("agent-a", "CA3"))
+    assert router.overdue(time.monotonic()) == []
+    late = router.overdue(time.monotonic() + 1)
+    assert rings(late) == [("agent-a", "CA3")]
+    assert late[0][1].data == {"call_id": "CA3"}  # the stream asks call routing for the rest
