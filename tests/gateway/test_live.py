@@ -4,21 +4,28 @@ fed by the real broker from the real services' outboxes."""
 from __future__ import annotations
 
 import json
+import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 
+import pika
 import pytest
 import requests
+from port_for import get_port
 from werkzeug.serving import make_server
 
 from services.callrouting.models import CustomerReplica
 from services.gateway.live_hub import LiveRouter, hub_of
+from shared.broker import ConfirmedPublisher
+from shared.config import PROJECT_ROOT
 from shared.events import Envelope
 from tests.callrouting.inbound_support import TOKEN, add_agents, twilio_signature
-from tests.support.auth import signed_as
+from tests.support.auth import gateway_user, signed_as
 from tests.support.services import wait_for
 
 SUPERVISOR = signed_as("sup-1", "supervisor")
@@ -311,3 +318,86 @@ def test_a_reservation_for_a_call_never_seen_rings_with_the_call_id_after_the_gr
     late = router.overdue(time.monotonic() + 1)
     assert rings(late) == [("agent-a", "CA3")]
     assert late[0][1].data == {"call_id": "CA3"}  # the stream asks call routing for the rest
+
+
+# --- under gunicorn ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gunicorn_gateway(settings_factory, tmp_path):
+    """The gateway under gunicorn with deploy/gunicorn.conf.py: two gthread workers of four threads."""
+    settings, database = settings_factory("gateway")
+    port = get_port(None)
+    env = {
+        **os.environ,
+        "SERVICE": "gateway",
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_DATABASE_URL": database.url,
+        "AMQP_URL": settings.amqp_url,
+        "WEB_CONCURRENCY": "2",
+        "GATEWAY_THREADS": "4",
+        "LIVE_HEARTBEAT_SECONDS": "0.2",
+        "LOG_LEVEL": "WARNING",
+    }
+    log = open(tmp_path / "gunicorn.log", "wb")
+    command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "services.gateway.app:create_app()"]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(up, timeout=30, interval=0.1, what="gunicorn serving the gateway")
+        yield url, settings, database
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_under_gunicorns_threaded_workers_every_stream_of_an_agent_gets_their_event(gunicorn_gateway):
+    url, settings, database = gunicorn_gateway
+    headers = {"Authorization": f"Bearer {gateway_user(database, 'agent-a')}"}
+    streams = [EventStream(url, headers) for _ in range(3)]  # two workers: each has its own hub and queue
+    for stream in streams:
+        assert stream.response.status_code == 200
+        stream.next("ready")
+    ticket_id = str(uuid.uuid4())
+    created = Envelope(
+        type="ticket.created",
+        source="tickets",
+        data={
+            "ticket_id": ticket_id,
+            "number": 7,
+            "customer_id": None,
+            "subject": "Kettle leaks",
+            "category": "complaint",
+            "priority": "normal",
+            "channel": "phone",
+            "status": "new",
+            "assignee_id": "agent-a",
+            "group": None,
+            "call_id": None,
+            "survey_response_id": None,
+            "first_response_due_at": None,
+            "resolution_due_at": None,
+            "created_at": "2026-11-24T09:00:00+00:00",
+        },
+    ).validate()
+    publisher = ConfirmedPublisher(settings.amqp_url)
+    try:
+        publisher.publish(settings.exchange, created.type, created.to_json(), pika.BasicProperties(delivery_mode=2))
+    finally:
+        publisher.close()
+
+    for stream in streams:
+        assert stream.next("ticket.assigned").data["ticket_id"] == ticket_id
+        stream.close()
