@@ -66,34 +66,34 @@ def live_stream():
     retry_ms = int(float(settings.option("LIVE_RETRY_SECONDS", "3")) * 1000)
     view_seconds = float(settings.option("LIVE_VIEW_DEADLINE_SECONDS", "0.5"))
     events = _events(subscription, user, heartbeat=heartbeat, retry_ms=retry_ms, view_seconds=view_seconds)
-    return Response(
+    response = Response(
         # The request context stays pushed while the body streams: g.user is the receiving user
         # when the caller's view is assembled for a ringing call.
         stream_with_context(events),
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},  # no proxy buffering
     )
+    # The server closes the response when the client has gone (a write failed) or the stream
+    # ended, even if the body was never read: then the stream leaves the hub.
+    response.call_on_close(subscription.close)
+    return response
 
 
 def _events(
     subscription: Subscription, user: User, *, heartbeat: float, retry_ms: int, view_seconds: float
 ) -> Iterator[str]:
-    try:
-        yield f"retry: {retry_ms}\n: live updates for {user.id}\n\n"
-        while True:
-            try:
-                notice = subscription.next(timeout=heartbeat)
-            except StreamClosed:
-                return
-            if notice is None:
-                yield ": heartbeat\n\n"  # keeps proxies from closing an idle stream; a dead client shows here
-                continue
-            if notice.event == "call.ringing":
-                notice = _with_caller(notice, user, view_seconds)
-            yield server_sent_event(notice)
-    finally:
-        # Runs when the client has gone (the server's write failed, then it closed this generator).
-        subscription.close()
+    yield f"retry: {retry_ms}\n: live updates for {user.id}\n\n"
+    while True:
+        try:
+            notice = subscription.next(timeout=heartbeat)
+        except StreamClosed:
+            return
+        if notice is None:
+            yield ": heartbeat\n\n"  # keeps proxies from closing an idle stream; a dead client shows here
+            continue
+        if notice.event == "call.ringing":
+            notice = _with_caller(notice, user, view_seconds)
+        yield server_sent_event(notice)
 
 
 def server_sent_event(notice: Notice) -> str:

@@ -249,6 +249,24 @@ def test_the_stream_says_how_to_reconnect_sends_heartbeats_and_ends_when_the_cli
     wait_for(lambda: live.hub.streams_of("agent-a") == 0, timeout=5, what="the stream to end")
 
 
+def test_beyond_its_limit_of_streams_a_gateway_process_answers_503_until_one_closes(stack, monkeypatch):
+    monkeypatch.setenv("LIVE_MAX_STREAMS", "1")
+    headers = stack.bearer("agent-a")
+    try:
+        first = stack.client.get("/api/live", headers=headers, buffered=False)
+        assert first.status_code == 200
+        refused = stack.client.get("/api/live", headers=headers)
+        assert refused.status_code == 503
+        assert refused.content_type == "application/problem+json"
+        assert refused.headers["Retry-After"] == "5"
+        first.close()  # never read: closing the response still frees its place
+        again = stack.client.get("/api/live", headers=headers, buffered=False)
+        assert again.status_code == 200
+        again.close()
+    finally:
+        hub_of(stack.gateway).close()
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["anonymous", "forged"])
 def test_a_stream_without_a_signed_in_user_is_401(stack, headers):
     response = stack.client.get("/api/live", headers=headers)
