@@ -9,11 +9,10 @@ import re
 
 import pytest
 import requests
-from werkzeug.exceptions import NotFound
 
 from services.gateway import cli, users
 from services.gateway.app import create_app as create_gateway
-from tests.support.auth import signed_as
+from tests.support.auth import gateway_user, signed_as
 
 PASSWORD = "correct horse battery staple"
 
@@ -25,13 +24,8 @@ def gateway(settings_factory):
 
 
 def bearer(app, user_id: str, role: str) -> dict[str, str]:
-    database = app.extensions["database"]
-    try:
-        users.get_user(database, user_id)
-    except NotFound:
-        users.create_user(database, user_id, user_id.title(), role, PASSWORD)
-    answer = app.test_client().post("/auth/sign-in", json={"user_id": user_id, "password": PASSWORD, "kind": "api"})
-    return {"Authorization": f"Bearer {answer.json['token']}"}
+    """An API token for ``user_id`` (made with ``role`` if new)."""
+    return {"Authorization": f"Bearer {gateway_user(app.extensions['database'], user_id, role, PASSWORD)}"}
 
 
 def sign_in(app, user_id: str, password: str = PASSWORD) -> int:
