@@ -19,6 +19,97 @@ from .models import CustomerReplica
 
 customer_replicas = customer_replica_blueprint(CustomerReplica, unit_of_work)
 
+
+class ContactsQuery(Schema):
+    limit = fields.Integer(
+        load_default=service.CONTACTS_LIMIT,
+        validate=validate.Range(min=1, max=50),
+        metadata={"description": "items per list (each list also gives its total)"},
+    )
+
+
+class InboundContactOut(Schema):
+    call_id = fields.String()
+    from_number = fields.String(allow_none=True)
+    queue = fields.String()
+    state = fields.String()
+    result = fields.String(allow_none=True, metadata={"description": "answered, abandoned, short_abandon, timeout"})
+    agent_id = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True, metadata={"description": "the wrap-up reason"})
+    notes = fields.String(allow_none=True)
+    ticket_id = fields.String(allow_none=True)
+    received_at = fields.DateTime()
+    answered_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+    wait_seconds = fields.Float(allow_none=True)
+    talk_seconds = fields.Float(allow_none=True)
+
+
+class OutboundContactOut(Schema):
+    attempt_id = fields.String()
+    entry_id = fields.String()
+    campaign_id = fields.String()
+    campaign = fields.String(allow_none=True)
+    purpose = fields.String(allow_none=True)
+    agent_id = fields.String()
+    attempt = fields.Integer()
+    outcome = fields.String()
+    offer_accepted = fields.Boolean(allow_none=True)
+    notes = fields.String(allow_none=True)
+    callback_at = fields.DateTime(allow_none=True)
+    started_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime()
+
+
+class PendingEntryOut(Schema):
+    entry_id = fields.String()
+    campaign_id = fields.String()
+    campaign = fields.String()
+    purpose = fields.String()
+    talking_point = fields.String()
+    state = fields.String(metadata={"description": "pending, or leased (an agent is calling now)"})
+    due_at = fields.DateTime()
+    attempts = fields.Integer()
+    last_outcome = fields.String(allow_none=True)
+    leased_by = fields.String(allow_none=True)
+    purchase_id = fields.String(allow_none=True)
+    origin = fields.String()
+
+
+class InboundContacts(Schema):
+    items = fields.List(fields.Nested(InboundContactOut))
+    total = fields.Integer()
+
+
+class OutboundContacts(Schema):
+    items = fields.List(fields.Nested(OutboundContactOut))
+    total = fields.Integer()
+
+
+class PendingEntries(Schema):
+    items = fields.List(fields.Nested(PendingEntryOut))
+    total = fields.Integer()
+
+
+class CustomerContactsOut(Schema):
+    customer_id = fields.String(metadata={"description": "the survivor, when the id asked for was merged away"})
+    inbound = fields.Nested(InboundContacts, metadata={"description": "calls in, newest first"})
+    outbound = fields.Nested(OutboundContacts, metadata={"description": "follow-up call attempts, newest first"})
+    pending = fields.Nested(PendingEntries, metadata={"description": "call-list entries still to call, next due first"})
+
+
+@customer_replicas.route("/<customer_id>/contacts")
+class CustomerContacts(MethodView):
+    @customer_replicas.arguments(ContactsQuery, location="query")
+    @customer_replicas.response(200, CustomerContactsOut)
+    def get(self, query, customer_id):
+        """A customer's recent calls in and out, with reasons, outcomes and agents, and the
+        follow-ups still pending: call routing's part of the gateway's customer view."""
+        with unit_of_work(read_only=True) as uow:
+            contacts = service.customer_contacts(uow, customer_id, query["limit"])
+        return jsonify(contacts)  # already JSON values: no marshmallow dump on the view's path
+
+
 agents = Blueprint("agents", __name__, url_prefix="/agents", description="The agents registry and the next call")
 campaigns = Blueprint("campaigns", __name__, url_prefix="/campaigns", description="Follow-up call lists")
 entries = Blueprint("entries", __name__, url_prefix="/entries", description="Call-list entries and their outcomes")

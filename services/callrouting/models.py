@@ -134,7 +134,10 @@ class CallAttempt(Base):
     """Every call an agent made on an entry, with its outcome."""
 
     __tablename__ = "call_attempts"
-    __table_args__ = (Index("ix_call_attempts_campaign_ended", "campaign_id", "ended_at"),)
+    __table_args__ = (
+        Index("ix_call_attempts_campaign_ended", "campaign_id", "ended_at"),
+        Index("ix_call_attempts_customer_ended", "customer_id", "ended_at"),  # the customer view
+    )
 
     attempt_id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     entry_id: Mapped[str] = mapped_column(ForeignKey("call_entries.entry_id"), index=True)
@@ -233,6 +236,7 @@ class Call(Base):
         Index("ix_calls_day_queue", "day", "queue"),  # the daily report
         Index("ix_calls_state_queue_received", "state", "queue", "received_at"),  # the line, the live view
         Index("ix_calls_customer_answered", "customer_id", "answered_at"),  # sticky routing
+        Index("ix_calls_customer_received", "customer_id", "received_at"),  # the customer view
     )
 
     call_id: Mapped[str] = mapped_column(String(64), primary_key=True)

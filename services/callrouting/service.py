@@ -30,6 +30,7 @@ from shared.unit_of_work import UnitOfWork
 from . import domain
 from .models import (
     Agent,
+    Call,
     CallAttempt,
     CallEntry,
     CallTimeZone,
@@ -1102,3 +1103,118 @@ def move_merged_customer(uow: UnitOfWork, merged_id: str, into_id: str) -> None:
         .values(customer_id=into_id)
     )
     session.execute(delete(DoNotCall).where(DoNotCall.customer_id == merged_id, DoNotCall.source == "consent"))
+
+
+# --- a customer's contacts (the gateway's customer view) -------------------------------------
+
+CONTACTS_LIMIT = 20  # items per list; the totals count them all
+OPEN_ENTRY_STATES = ("pending", "leased")
+
+_calls, _attempts, _entries, _campaigns = (
+    Call.__table__.c,
+    CallAttempt.__table__.c,
+    CallEntry.__table__.c,
+    Campaign.__table__.c,
+)
+# Each reads the customer's entries of an index (ix_calls_customer_received,
+# ix_call_attempts_customer_ended, call_entries.customer_id), newest first.
+_INBOUND = (
+    select(
+        _calls.call_id,
+        _calls.from_number,
+        _calls.queue,
+        _calls.state,
+        _calls.result,
+        _calls.agent_id,
+        _calls.reason,
+        _calls.notes,
+        _calls.ticket_id,
+        _calls.received_at,
+        _calls.answered_at,
+        _calls.ended_at,
+        _calls.wait_seconds,
+        _calls.talk_seconds,
+    )
+    .where(_calls.customer_id == bindparam("customer_id"))
+    .order_by(_calls.received_at.desc(), _calls.call_id.desc())
+    .limit(bindparam("limit"))
+)
+_INBOUND_TOTAL = select(func.count()).where(_calls.customer_id == bindparam("customer_id"))
+_OUTBOUND = (
+    select(
+        _attempts.attempt_id,
+        _attempts.entry_id,
+        _attempts.campaign_id,
+        _campaigns.name.label("campaign"),
+        _campaigns.purpose,
+        _attempts.agent_id,
+        _attempts.attempt,
+        _attempts.outcome,
+        _attempts.offer_accepted,
+        _attempts.notes,
+        _attempts.callback_at,
+        _attempts.started_at,
+        _attempts.ended_at,
+    )
+    .join_from(CallAttempt, Campaign, _campaigns.campaign_id == _attempts.campaign_id, isouter=True)
+    .where(_attempts.customer_id == bindparam("customer_id"))
+    .order_by(_attempts.ended_at.desc(), _attempts.attempt_id.desc())
+    .limit(bindparam("limit"))
+)
+_OUTBOUND_TOTAL = select(func.count()).where(_attempts.customer_id == bindparam("customer_id"))
+_PENDING = (
+    select(
+        _entries.entry_id,
+        _entries.campaign_id,
+        _campaigns.name.label("campaign"),
+        _campaigns.purpose,
+        _campaigns.talking_point,
+        _entries.state,
+        _entries.due_at,
+        _entries.attempts,
+        _entries.last_outcome,
+        _entries.leased_by,
+        _entries.purchase_id,
+        _entries.origin,
+    )
+    .join_from(CallEntry, Campaign, _campaigns.campaign_id == _entries.campaign_id)
+    .where(_entries.customer_id == bindparam("customer_id"), _entries.state.in_(OPEN_ENTRY_STATES))
+    .order_by(_entries.due_at, _entries.entry_id)
+    .limit(bindparam("limit"))
+)
+_PENDING_TOTAL = select(func.count()).where(
+    _entries.customer_id == bindparam("customer_id"), _entries.state.in_(OPEN_ENTRY_STATES)
+)
+
+
+def _json_row(row) -> dict:
+    return {
+        name: isoformat_utc(value) if isinstance(value, datetime) else value for name, value in row._mapping.items()
+    }
+
+
+def _listed(connection: Connection, query, total_query, params: dict) -> dict:
+    """At most ``limit`` rows and the total, counted only when the page does not already tell."""
+    items = [_json_row(row) for row in connection.execute(query, params)]
+    total = len(items) if len(items) < params["limit"] else connection.execute(total_query, params).scalar_one()
+    return {"items": items, "total": total}
+
+
+def customer_contacts(uow: UnitOfWork, customer_id: str, limit: int = CONTACTS_LIMIT) -> dict:
+    """A customer's recent inbound calls (with reasons and agents), outbound follow-up attempts
+    (with outcomes and agents) and pending call-list entries, each newest first (pending: the
+    next due first), at most ``limit`` of each, with totals.
+
+    A merged-away id is followed to the survivor (this service's customer replica). An id
+    nobody called is not an error: its lists are empty (calls come from numbers, and the
+    customer may not have reached this service's replica yet).
+    """
+    survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
+    connection = uow.session.connection()
+    params = {"customer_id": survivor, "limit": limit}
+    return {
+        "customer_id": survivor,
+        "inbound": _listed(connection, _INBOUND, _INBOUND_TOTAL, params),
+        "outbound": _listed(connection, _OUTBOUND, _OUTBOUND_TOTAL, params),
+        "pending": _listed(connection, _PENDING, _PENDING_TOTAL, params),
+    }

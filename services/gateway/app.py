@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None):
             customer_replicas,
             auth_api.auth,
             proxy.front,
-            view.customer_view,
+            view.customer_views,
             reports.reports,
             live.live,
             docs.docs,

@@ -1,10 +1,313 @@
-"""The customer view, assembled from every service."""
+"""The customer view, assembled from every service.
+
+``GET /api/customers/<customer_id>/view`` and ``GET /api/customers/lookup?phone=`` ask the
+three services at once, one request each, under one overall deadline
+(``VIEW_DEADLINE_SECONDS``, 1 s):
+
+- tickets ``GET /customers/<id>/overview``: profile and segment, purchases, open and recent
+  tickets with their SLA state, open service-recovery cases;
+- call routing ``GET /customers/<id>/contacts``: calls in and out with reasons, outcomes and
+  agents, pending follow-ups (call-list entries);
+- surveys ``GET /customers/<id>/survey-summary``: the latest responses, score trend.
+
+Each call has its own timeout (what is left of the deadline) and goes through the service's
+circuit breaker (``upstream``). A service that is down, slow, failing or whose breaker is open
+does not fail the view: its parts are ``null``, ``partial`` is true and ``missing`` names the
+service and why (``{"surveys": "timed out (deadline)"}``). When tickets is missing the profile
+comes from the gateway's own customer replica (kept from ``customer.*`` events).
+
+The live stream's screen-pop calls :func:`customer_view` directly.
+"""
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote
 
-customer_view = Blueprint("customer_view", __name__, description="The customer view, assembled from every service.")
+from flask import current_app, jsonify, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+from werkzeug.exceptions import NotFound
+
+from shared.phones import NotAPhoneNumber, to_e164
+from shared.problems import Invalid, problem
+from shared.replicas import find_customers_by_phone
+from shared.web import unit_of_work
+
+from .models import CustomerReplica, CustomerReplicaPhone
+from .upstream import UpstreamUnavailable, upstreams
+
+customer_views = Blueprint(
+    "customer_view",
+    __name__,
+    url_prefix="/api/customers",
+    description="The customer view, assembled from every service.",
+)
 
 # Which role these routes need beyond an agent (shared.auth rules; collected by app.py).
 ACCESS: list = []
+
+DEFAULT_DEADLINE_SECONDS = 1.0
+CALL_GRACE_SECONDS = 0.05
+# What each service is asked, by the name ``missing`` uses for it.
+PARTS = {
+    "tickets": "/customers/{id}/overview",
+    "callrouting": "/customers/{id}/contacts",
+    "surveys": "/customers/{id}/survey-summary",
+}
+# Outbound attempts in which somebody spoke with the customer (the others are no contact).
+_SPOKEN_OUTCOMES = frozenset(("reached", "callback_requested", "do_not_call"))
+
+
+class CustomerNotFound(NotFound):
+    """No such customer: neither the tickets service nor the gateway's replica knows the id.
+
+    A ``werkzeug`` 404, so inside a request it becomes the usual problem+json by itself.
+    """
+
+    def __init__(self, customer_id: str):
+        super().__init__(f"No customer {customer_id}.")
+        self.customer_id = customer_id
+
+
+class _Unknown(Exception):
+    """The tickets service answered 404 for the customer."""
+
+
+def deadline_seconds() -> float:
+    return float(current_app.extensions["settings"].option("VIEW_DEADLINE_SECONDS", str(DEFAULT_DEADLINE_SECONDS)))
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the gateway's replica says of an id: the customer that now stands for it (merges
+    followed), their replica row (None when unknown or not arrived yet) and numbers."""
+
+    survivor: str
+    replica: CustomerReplica | None = None
+    phones: tuple[str, ...] = ()
+
+
+def _known(customer_id: str) -> _Known:
+    with unit_of_work(read_only=True) as uow:
+        session = uow.session
+        seen: set[str] = set()
+        replica = session.get(CustomerReplica, customer_id)
+        while replica is not None and replica.merged_into_id and replica.merged_into_id not in seen:
+            seen.add(replica.customer_id)
+            survivor = session.get(CustomerReplica, replica.merged_into_id)
+            if survivor is None:  # the survivor's record has not arrived yet: ask for it anyway
+                return _Known(replica.merged_into_id)
+            replica = survivor
+        if replica is None:
+            return _Known(customer_id)
+        phones = session.scalars(
+            select(CustomerReplicaPhone.phone).where(CustomerReplicaPhone.customer_id == replica.customer_id)
+        ).all()
+        session.expunge(replica)
+        return _Known(replica.customer_id, replica, tuple(sorted(phones, key=lambda phone: phone != replica.phone)))
+
+
+_UNKNOWN = object()  # the tickets service answered 404 for the customer
+
+
+def customer_view(customer_id: str, *, deadline: float | None = None) -> dict:
+    """The whole view of a customer, as ``GET /api/customers/<id>/view`` answers it (a merged id
+    gives the survivor's view, ``merged_from`` naming the id asked for; the route redirects).
+
+    Runs in a request (or app) context: the services are asked as ``acting_user()``. Returns
+    within ``deadline`` seconds (``VIEW_DEADLINE_SECONDS`` by default) plus a few milliseconds,
+    whatever the services do. Raises :class:`CustomerNotFound` (a 404) when the tickets service
+    says the customer does not exist, or cannot answer and the gateway's replica does not know
+    the id either.
+    """
+    return _view(customer_id, _known(customer_id), deadline, time.monotonic())
+
+
+def _view(customer_id: str, known: _Known, deadline: float | None, started: float) -> dict:
+    deadline = deadline_seconds() if deadline is None else deadline
+    front = upstreams()  # read here: the calls run in the pool's threads, outside the app context
+    quoted = quote(known.survivor, safe="")
+
+    def ask(service: str, path: str):
+        def call(user, request_id):
+            # What is left of the deadline, and a little more: the view stops waiting at the
+            # deadline ("timed out (deadline)"), and the call ends just after, counted against the
+            # service's breaker instead of holding a thread of the pool.
+            timeout = max(0.01, deadline - (time.monotonic() - started)) + CALL_GRACE_SECONDS
+            response = front.call(service, "GET", path, user=user, request_id=request_id, timeout=timeout)
+            if service == "tickets" and response.status_code == 404:
+                return _UNKNOWN
+            if response.status_code != 200:
+                raise UpstreamUnavailable(service, f"answered {response.status_code}", response)
+            return response.json()
+
+        return call
+
+    calls = {service: ask(service, path.format(id=quoted)) for service, path in PARTS.items()}
+    results, missing = front.fan_out(calls, max(0.0, deadline - (time.monotonic() - started)))
+    if results.get("tickets") is _UNKNOWN or ("tickets" in missing and known.replica is None):
+        raise CustomerNotFound(customer_id)
+    return _assemble(customer_id, known, results, missing)
+
+
+def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
+    survivor, replica = known.survivor, known.replica
+    tickets, contacts, surveys = results.get("tickets"), results.get("callrouting"), results.get("surveys")
+    if tickets is not None:
+        profile = {**tickets["customer"], "source": "tickets"}
+        survivor = profile["id"]
+    elif replica is not None:
+        profile = {
+            "id": replica.customer_id,
+            "name": replica.name,
+            "phone": replica.phone,
+            "phones": list(known.phones),
+            "email": replica.email,
+            "time_zone": replica.time_zone,
+            "do_not_call": replica.do_not_call,
+            "marketing_consent": replica.marketing_consent,
+            "segment": replica.segment,
+            "source": "gateway replica",
+        }
+    else:
+        profile = None
+    view = {
+        "customer_id": survivor,
+        "merged_from": asked if asked != survivor else None,
+        "partial": bool(missing),
+        "missing": missing,
+        "profile": profile,
+        "segment": profile["segment"] if profile else None,
+        "purchases": tickets["purchases"] if tickets else None,
+        "tickets": tickets["tickets"] if tickets else None,
+        "service_recovery": tickets["service_recovery"] if tickets else None,
+        "calls": {"inbound": contacts["inbound"], "outbound": contacts["outbound"]} if contacts else None,
+        "follow_ups": contacts["pending"] if contacts else None,
+        "surveys": ({key: surveys[key] for key in ("total", "completed", "responses", "trend")} if surveys else None),
+        "last_contact": _last_contact(tickets, contacts, surveys),
+        "generated_at": datetime.now(UTC).isoformat(),
+    }
+    return view
+
+
+def _last_contact(tickets: dict | None, contacts: dict | None, surveys: dict | None) -> dict | None:
+    """The latest moment the customer was in touch, among the parts at hand: a call in, a
+    follow-up call in which someone spoke with them, a ticket opened, a survey answered."""
+    candidates = []
+    if contacts:
+        if contacts["inbound"]["items"]:
+            call = contacts["inbound"]["items"][0]
+            candidates.append(("call_in", call["received_at"], call["call_id"], call.get("agent_id")))
+        spoken = [item for item in contacts["outbound"]["items"] if item["outcome"] in _SPOKEN_OUTCOMES]
+        if spoken:
+            candidates.append(("call_out", spoken[0]["ended_at"], spoken[0]["attempt_id"], spoken[0]["agent_id"]))
+    if tickets and tickets["tickets"]["recent"]:
+        ticket = tickets["tickets"]["recent"][0]
+        candidates.append(("ticket", ticket["created_at"], ticket["id"], ticket.get("assignee_id")))
+    if surveys:
+        answered = [r for r in surveys["responses"] if r.get("completed_at") or r.get("started_at")]
+        if answered:
+            latest = max(answered, key=lambda r: _moment(r.get("completed_at") or r["started_at"]))
+            at = latest.get("completed_at") or latest["started_at"]
+            candidates.append(("survey", at, latest["response_id"], latest.get("agent_id")))
+    if not candidates:
+        return None
+    kind, at, ref, agent_id = max(candidates, key=lambda candidate: _moment(candidate[1]))
+    return {"kind": kind, "at": at, "id": ref, "agent_id": agent_id}
+
+
+def _moment(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# --- routes ---------------------------------------------------------------------------------
+
+
+class CustomerViewOut(Schema):
+    customer_id = fields.String(metadata={"description": "the customer shown (the survivor of a merge)"})
+    merged_from = fields.String(allow_none=True, metadata={"description": "the merged-away id that was asked for"})
+    partial = fields.Boolean(metadata={"description": "some service did not answer in time or at all"})
+    missing = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": 'service -> why its parts are null, e.g. {"surveys": "timed out (deadline)"}'},
+    )
+    profile = fields.Dict(allow_none=True, metadata={"description": "tickets' customer, or the gateway's replica"})
+    segment = fields.String(allow_none=True)
+    purchases = fields.Dict(allow_none=True, metadata={"description": "tickets: {items, total}, newest first"})
+    tickets = fields.Dict(
+        allow_none=True, metadata={"description": "tickets: {open, open_total, recent, total}, each with its SLA state"}
+    )
+    service_recovery = fields.Dict(allow_none=True, metadata={"description": "tickets: open service_recovery cases"})
+    calls = fields.Dict(allow_none=True, metadata={"description": "call routing: {inbound, outbound}, newest first"})
+    follow_ups = fields.Dict(allow_none=True, metadata={"description": "call routing: pending call-list entries"})
+    surveys = fields.Dict(allow_none=True, metadata={"description": "surveys: {total, completed, responses, trend}"})
+    last_contact = fields.Dict(
+        allow_none=True, metadata={"description": "{kind: call_in | call_out | ticket | survey, at, id, agent_id}"}
+    )
+    generated_at = fields.DateTime()
+
+
+class LookupQuery(Schema):
+    phone = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "any of the customer's numbers, in any format"},
+    )
+    region = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[A-Za-z]{2}$"),
+        metadata={"description": "ISO 3166 region for a number without country code (DEFAULT_PHONE_REGION)"},
+    )
+
+
+@customer_views.route("/<customer_id>/view")
+class CustomerView(MethodView):
+    @customer_views.response(200, CustomerViewOut)
+    @customer_views.alt_response(308, description="Merged: the Location is the surviving customer's view")
+    def get(self, customer_id):
+        """Everything about a customer from every service; partial (and said so) when one is down."""
+        started = time.monotonic()
+        known = _known(customer_id)
+        if known.survivor != customer_id:
+            response = jsonify(id=customer_id, merged_into=known.survivor)
+            response.status_code = 308
+            response.headers["Location"] = url_for("customer_view.CustomerView", customer_id=known.survivor)
+            return response
+        return jsonify(_view(customer_id, known, None, started))
+
+
+@customer_views.route("/lookup")
+class CustomerLookup(MethodView):
+    @customer_views.arguments(LookupQuery, location="query")
+    @customer_views.response(200, CustomerViewOut)
+    @customer_views.alt_response(409, description="Several customers share the number: `candidates` lists them")
+    def get(self, args):
+        """The view of the customer with this number (any format); 404 when nobody has it, 409
+        with the candidates when several customers share it."""
+        try:
+            e164 = to_e164(args["phone"], args["region"])
+        except NotAPhoneNumber as error:
+            raise Invalid({"phone": f"Not a phone number: {error}"}) from None
+        with unit_of_work(read_only=True) as uow:
+            matches = find_customers_by_phone(uow.session, CustomerReplica, CustomerReplicaPhone, e164)
+            candidates = [
+                {"customer_id": m.customer_id, "name": m.name, "phone": m.phone, "segment": m.segment} for m in matches
+            ]
+        if not candidates:
+            return problem(404, "Not Found", f"No customer has the number {e164}.", phone=e164)
+        if len(candidates) > 1:
+            return problem(
+                409,
+                "Conflict",
+                f"{len(candidates)} customers have the number {e164}; ask for one by id.",
+                phone=e164,
+                candidates=candidates,
+            )
+        return jsonify({**customer_view(candidates[0]["customer_id"]), "matched_phone": e164})

@@ -251,6 +251,30 @@ class CustomerSurveys(MethodView):
             return service.customer_history(uow, customer_id)
 
 
+class SurveySummaryQuery(Schema):
+    limit = fields.Integer(
+        load_default=service.SUMMARY_LIMIT,
+        validate=validate.Range(min=1, max=50),
+        metadata={"description": "how many of the latest responses (the trend is over them)"},
+    )
+
+
+class CustomerSurveySummaryOut(CustomerSurveysOut):
+    total = fields.Integer(metadata={"description": "every response (complete and partial)"})
+    completed = fields.Integer()
+
+
+@responses.route("/customers/<customer_id>/survey-summary")
+class CustomerSurveySummary(MethodView):
+    @responses.arguments(SurveySummaryQuery(), location="query")
+    @responses.response(200, CustomerSurveySummaryOut)
+    def get(self, args, customer_id):
+        """The latest responses, totals and the score trend over them: the surveys' part of the
+        gateway's customer view (bounded, unlike ``/customers/{id}/surveys``)."""
+        with unit_of_work(read_only=True) as uow:
+            return service.customer_survey_summary(uow, customer_id, args["limit"])
+
+
 # --- web links ----------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.config import Settings
@@ -398,6 +398,11 @@ def customer_history(uow: UnitOfWork, customer_id: str) -> dict:
     """A customer's responses, newest first, and per question its scores over time (oldest first)."""
     survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
     responses = responses_of_customer(uow, survivor)
+    return {"customer_id": survivor, "responses": responses, "trend": score_trend(responses)}
+
+
+def score_trend(responses: list[SurveyResponse]) -> dict:
+    """Per question, the completed responses' scores oldest first, with first, latest, change, mean."""
     trend: dict[str, list[dict]] = {}
     for response in sorted(
         (r for r in responses if r.status == COMPLETE), key=lambda r: (as_utc(r.completed_at), r.response_id)
@@ -416,7 +421,35 @@ def customer_history(uow: UnitOfWork, customer_id: str) -> dict:
         }
         for key, points in trend.items()
     }
-    return {"customer_id": survivor, "responses": responses, "trend": summary}
+    return summary
+
+
+SUMMARY_LIMIT = 20
+_responses = SurveyResponse.__table__.c
+_RESPONSE_TOTALS = select(
+    func.count(), func.coalesce(func.sum(case((_responses.status == COMPLETE, 1), else_=0)), 0)
+).where(_responses.customer_id == bindparam("customer_id"), _responses.status != IN_PROGRESS)
+
+
+def customer_survey_summary(uow: UnitOfWork, customer_id: str, limit: int = SUMMARY_LIMIT) -> dict:
+    """The customer view's part: the latest ``limit`` responses (newest first), the totals, and
+    per question the trend over those latest responses (as ``customer_history`` has it for all).
+
+    Reads the (customer_id, started_at) index; a merged-away id reaches the survivor's.
+    """
+    survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
+    responses = responses_of_customer(uow, survivor, limit)
+    if len(responses) < limit:
+        total, completed = len(responses), sum(1 for r in responses if r.status == COMPLETE)
+    else:
+        total, completed = uow.session.execute(_RESPONSE_TOTALS, {"customer_id": survivor}).one()
+    return {
+        "customer_id": survivor,
+        "total": total,
+        "completed": completed,
+        "responses": responses,
+        "trend": score_trend(responses),
+    }
 
 
 # --- keypad (phone) surveys ---------------------------------------------------------------

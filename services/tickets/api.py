@@ -276,6 +276,103 @@ class Purchases(MethodView):
                 _not_found(customer_id)
 
 
+class OverviewQuery(Schema):
+    limit = fields.Integer(
+        load_default=service.OVERVIEW_LIMIT,
+        validate=validate.Range(min=1, max=50),
+        metadata={"description": "items per list (each list also gives its total)"},
+    )
+
+
+class SlaStateOut(Schema):
+    state = fields.String(metadata={"description": "breached, met, paused (pending), running, or none (no policy)"})
+    breached = fields.Boolean(metadata={"description": "a due time passed unmet (even before the breach job ran)"})
+    first_response_due_at = fields.DateTime(allow_none=True)
+    first_response_breached = fields.Boolean()
+    resolution_due_at = fields.DateTime(allow_none=True)
+    resolution_breached = fields.Boolean()
+
+
+class OverviewTicketOut(Schema):
+    id = fields.String()
+    number = fields.Integer()
+    subject = fields.String()
+    category = fields.String()
+    priority = fields.String()
+    channel = fields.String()
+    status = fields.String()
+    assignee_id = fields.String(allow_none=True)
+    call_id = fields.String(allow_none=True)
+    survey_response_id = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    first_responded_at = fields.DateTime(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+    sla = fields.Nested(SlaStateOut)
+
+
+class OverviewPurchaseOut(Schema):
+    id = fields.String()
+    sku = fields.String()
+    product = fields.String()
+    amount = fields.String()
+    currency = fields.String()
+    purchased_at = fields.DateTime()
+    source = fields.String()
+    order_ref = fields.String()
+
+
+class OverviewPurchases(Schema):
+    items = fields.List(fields.Nested(OverviewPurchaseOut))
+    total = fields.Integer()
+
+
+class OverviewTickets(Schema):
+    open = fields.List(fields.Nested(OverviewTicketOut), metadata={"description": "new, open or pending; newest first"})
+    open_total = fields.Integer()
+    recent = fields.List(fields.Nested(OverviewTicketOut), metadata={"description": "any status; newest first"})
+    total = fields.Integer()
+
+
+class OverviewRecovery(Schema):
+    open = fields.List(fields.Nested(OverviewTicketOut))
+    total = fields.Integer()
+
+
+class OverviewCustomerOut(CustomerOut):
+    class Meta:
+        exclude = ("merged_into",)
+
+
+class CustomerOverviewOut(Schema):
+    customer = fields.Nested(OverviewCustomerOut)
+    merged_from = fields.String(allow_none=True, metadata={"description": "the merged-away id asked for"})
+    purchases = fields.Nested(OverviewPurchases)
+    tickets = fields.Nested(OverviewTickets)
+    service_recovery = fields.Nested(OverviewRecovery, metadata={"description": "open service_recovery tickets"})
+    as_of = fields.DateTime(metadata={"description": "the moment the SLA states were judged at"})
+
+
+@customers.route("/<customer_id>/overview")
+class Overview(MethodView):
+    @customers.arguments(OverviewQuery(), location="query")
+    @customers.response(200, CustomerOverviewOut)
+    def get(self, args, customer_id):
+        """The customer, latest purchases, open and recent tickets with their SLA state, open
+        service-recovery cases: the service desk's part of the gateway's customer view.
+
+        Each list holds at most ``limit`` items, newest first, beside its total. A merged
+        customer's overview is the survivor's (no redirect: one request is the point).
+        """
+        with unit_of_work(read_only=True) as uow:
+            try:
+                overview = service.customer_overview(uow, customer_id, args["limit"])
+            except service.NotFound:
+                _not_found(customer_id)
+        # Already JSON values (the view asks for it on every screen-pop): no marshmallow dump.
+        return jsonify(overview)
+
+
 # --- tickets --------------------------------------------------------------------------------
 
 

@@ -1229,3 +1229,193 @@ def daily_report(uow: UnitOfWork, start: datetime, end: datetime) -> dict:
         ],
         "business_hours": calendar is not None,
     }
+
+
+# --- the customer overview (the gateway's customer view) -------------------------------------
+
+OPEN_STATUSES = ("new", "open", "pending")
+SERVICE_RECOVERY = "service_recovery"
+OVERVIEW_LIMIT = 20  # items per list; the totals count them all
+
+_tickets = Ticket.__table__.c
+_OVERVIEW_TICKET_COLUMNS = (
+    _tickets.id,
+    _tickets.number,
+    _tickets.subject,
+    _tickets.category,
+    _tickets.priority,
+    _tickets.channel,
+    _tickets.status,
+    _tickets.assignee_id,
+    _tickets.call_id,
+    _tickets.survey_response_id,
+    _tickets.created_at,
+    _tickets.updated_at,
+    _tickets.first_responded_at,
+    _tickets.resolved_at,
+    _tickets.first_response_due_at,
+    _tickets.resolution_due_at,
+    _tickets.first_response_breached_at,
+    _tickets.resolution_breached_at,
+    _tickets.breached,
+)
+# Both read the (customer_id, created_at, id) index newest first; a customer's open tickets
+# are a small part of their history, filtered on the way.
+_RECENT_TICKETS = (
+    select(*_OVERVIEW_TICKET_COLUMNS)
+    .where(_tickets.customer_id == bindparam("customer_id"))
+    .order_by(_tickets.created_at.desc(), _tickets.id.desc())
+    .limit(bindparam("limit"))
+)
+_OPEN_TICKETS = (
+    select(*_OVERVIEW_TICKET_COLUMNS)
+    .where(_tickets.customer_id == bindparam("customer_id"), _tickets.status.in_(OPEN_STATUSES))
+    .order_by(_tickets.created_at.desc(), _tickets.id.desc())
+    .limit(bindparam("limit"))
+)
+_OPEN_RECOVERY = (
+    select(*_OVERVIEW_TICKET_COLUMNS)
+    .where(
+        _tickets.customer_id == bindparam("customer_id"),
+        _tickets.category == SERVICE_RECOVERY,
+        _tickets.status.in_(OPEN_STATUSES),
+    )
+    .order_by(_tickets.created_at.desc(), _tickets.id.desc())
+    .limit(bindparam("limit"))
+)
+# Every total in one pass over the customer's index entries.
+_TICKET_TOTALS = select(
+    func.count(),
+    func.coalesce(func.sum(case((_tickets.status.in_(OPEN_STATUSES), 1), else_=0)), 0),
+    func.coalesce(
+        func.sum(case((and_(_tickets.status.in_(OPEN_STATUSES), _tickets.category == SERVICE_RECOVERY), 1), else_=0)),
+        0,
+    ),
+).where(_tickets.customer_id == bindparam("customer_id"))
+_purchases = Purchase.__table__.c
+_RECENT_PURCHASES = (
+    select(
+        _purchases.id,
+        _purchases.sku,
+        _purchases.product,
+        _purchases.amount,
+        _purchases.currency,
+        _purchases.purchased_at,
+        _purchases.source,
+        _purchases.order_ref,
+    )
+    .where(_purchases.customer_id == bindparam("customer_id"))
+    .order_by(_purchases.purchased_at.desc(), _purchases.id.desc())
+    .limit(bindparam("limit"))
+)
+_PURCHASE_TOTALS = select(func.count()).where(_purchases.customer_id == bindparam("customer_id"))
+
+
+def sla_state(row, now: datetime) -> dict:
+    """Where a ticket stands against its SLA now: due times, and breached or not.
+
+    A due time that has passed unmet counts as breached at once, before the breach job (every
+    ``SLA_CHECK_SECONDS``) has flagged it. ``state``: ``breached``, ``met`` (resolved in time),
+    ``paused`` (pending: the resolution clock stops), ``running``, or ``none`` (no policy).
+    """
+    resolved = row.resolved_at is not None and row.status in ("resolved", "closed")
+    first_breached = row.first_response_breached_at is not None or (
+        row.first_responded_at is None
+        and not resolved
+        and row.first_response_due_at is not None
+        and row.first_response_due_at <= now
+    )
+    resolution_breached = row.resolution_breached_at is not None or (
+        not resolved and row.status != "pending" and row.resolution_due_at is not None and row.resolution_due_at <= now
+    )
+    breached = bool(row.breached or first_breached or resolution_breached)
+    if breached:
+        state = "breached"
+    elif resolved:
+        state = "met"
+    elif row.first_response_due_at is None and row.resolution_due_at is None:
+        state = "none"
+    elif row.status == "pending":
+        state = "paused"
+    else:
+        state = "running"
+    return {
+        "state": state,
+        "breached": breached,
+        "first_response_due_at": _iso(row.first_response_due_at),
+        "first_response_breached": first_breached,
+        "resolution_due_at": _iso(row.resolution_due_at),
+        "resolution_breached": resolution_breached,
+    }
+
+
+def _overview_ticket(row, now: datetime) -> dict:
+    return {
+        "id": row.id,
+        "number": row.number,
+        "subject": row.subject,
+        "category": row.category,
+        "priority": row.priority,
+        "channel": row.channel,
+        "status": row.status,
+        "assignee_id": row.assignee_id,
+        "call_id": row.call_id,
+        "survey_response_id": row.survey_response_id,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+        "first_responded_at": _iso(row.first_responded_at),
+        "resolved_at": _iso(row.resolved_at),
+        "sla": sla_state(row, now),
+    }
+
+
+def customer_overview(uow: UnitOfWork, customer_id: str, limit: int = OVERVIEW_LIMIT, now: datetime | None = None):
+    """What the service desk knows of a customer, for the customer view: the profile and
+    segment, the latest purchases, open and recent tickets with their SLA state, and open
+    service-recovery cases; each list at most ``limit`` long, with its total.
+
+    A merged customer's overview is the survivor's (``merged_from`` names the id asked for).
+    Raises NotFound for an unknown customer. Reads only the customer's index entries.
+    """
+    now = now or utcnow()
+    customer = _load_customer(uow, customer_id, follow=True)
+    connection = uow.session.connection()
+    params = {"customer_id": customer.id, "limit": limit}
+    total, open_total, recovery_total = connection.execute(_TICKET_TOTALS, params).one()
+    recent = [_overview_ticket(row, now) for row in connection.execute(_RECENT_TICKETS, params)]
+    # When every ticket is on the recent page, the open ones are among them: no second read.
+    if total <= limit:
+        open_tickets = [ticket for ticket in recent if ticket["status"] in OPEN_STATUSES]
+    else:
+        open_tickets = [_overview_ticket(row, now) for row in connection.execute(_OPEN_TICKETS, params)]
+    if open_total <= len(open_tickets):  # every open ticket is at hand
+        recovery = [ticket for ticket in open_tickets if ticket["category"] == SERVICE_RECOVERY]
+    else:
+        recovery = [_overview_ticket(row, now) for row in connection.execute(_OPEN_RECOVERY, params)]
+    purchases = [
+        {**row._asdict(), "amount": str(row.amount), "purchased_at": _iso(row.purchased_at)}
+        for row in connection.execute(_RECENT_PURCHASES, params)
+    ]
+    purchases_total = (
+        len(purchases) if len(purchases) < limit else connection.execute(_PURCHASE_TOTALS, params).scalar_one()
+    )
+    return {
+        "customer": {
+            "id": customer.id,
+            "name": customer.name,
+            "phone": customer.phone,
+            "phones": customer.phones,
+            "email": customer.email,
+            "time_zone": customer.time_zone,
+            "do_not_call": customer.do_not_call,
+            "marketing_consent": customer.marketing_consent,
+            "segment": customer.segment,
+            "created_at": _iso(customer.created_at),
+            "updated_at": _iso(customer.updated_at),
+        },
+        "merged_from": customer_id if customer.id != customer_id else None,
+        "purchases": {"items": purchases, "total": purchases_total},
+        "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total},
+        "service_recovery": {"open": recovery, "total": recovery_total},
+        "as_of": _iso(now),
+    }

@@ -21,6 +21,9 @@ from tests.support.auth import gateway_user
 from tests.support.services import Running
 
 BACKENDS = ("tickets", "callrouting", "surveys")
+PHONE_WEBHOOK_SECRET = "gateway-test-webhook-secret"
+# Settings each service gets beyond the defaults: call routing verifies phone webhooks with it.
+BACKEND_OPTIONS = {"callrouting": {"webhook_secret": PHONE_WEBHOOK_SECRET}}
 
 
 class ServiceServer:
@@ -75,7 +78,7 @@ def stack(settings_factory):
     databases: dict[str, Database] = {}
     all_settings = {}
     for service in BACKENDS:
-        settings, database = settings_factory(service)
+        settings, database = settings_factory(service, **BACKEND_OPTIONS.get(service, {}))
         running.relay(database, settings)
         running.consumer(database, settings)
         app = importlib.import_module(f"services.{service}.app").create_app(settings)
