@@ -55,16 +55,13 @@ def _no_store(response):
 # --- schemas ----------------------------------------------------------------------------------
 
 
-UserId = fields.String(
-    required=True, validate=validate.Regexp(users.USER_ID_PATTERN, error="1-64 letters, digits or . _ @ : -")
-)
-Password = fields.String(required=True, validate=validate.Length(max=users.MAX_PASSWORD_LENGTH))
-Label = fields.String(validate=validate.Length(min=1, max=200))
+def password_field(**kwargs) -> fields.String:
+    return fields.String(validate=validate.Length(max=users.MAX_PASSWORD_LENGTH), **kwargs)
 
 
 class SignInIn(Schema):
     user_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = Password
+    password = password_field(required=True)
     kind = fields.String(
         load_default="session",
         validate=validate.OneOf(("session", "api")),
@@ -74,7 +71,7 @@ class SignInIn(Schema):
         load_default=False,
         metadata={"description": "Keep the session cookie after the browser closes (until the session expires)"},
     )
-    label = Label
+    label = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "API sign-ins"})
 
 
 class UserBrief(Schema):
@@ -117,8 +114,8 @@ class NewTokenOut(Schema):
 
 
 class PasswordChangeIn(Schema):
-    current_password = Password
-    new_password = Password
+    current_password = password_field(required=True)
+    new_password = password_field(required=True)
 
 
 def _check_policy(user_id: str, password: str, field: str) -> None:
@@ -127,10 +124,12 @@ def _check_policy(user_id: str, password: str, field: str) -> None:
 
 
 class UserIn(Schema):
-    id = UserId
+    id = fields.String(
+        required=True, validate=validate.Regexp(users.USER_ID_PATTERN, error="1-64 letters, digits or . _ @ : -")
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    password = Password
+    password = password_field(required=True)
 
     @validates_schema
     def password_policy(self, data, **_kwargs):
@@ -142,7 +141,7 @@ class UserPatch(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     role = fields.String(validate=validate.OneOf(ROLES))
     active = fields.Boolean()
-    password = fields.String(validate=validate.Length(max=users.MAX_PASSWORD_LENGTH))
+    password = password_field()
 
 
 class UserOut(Schema):
