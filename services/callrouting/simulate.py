@@ -1,7 +1,13 @@
 """A phone simulator: plays a day of inbound calls through the signed Twilio webhooks, exactly as
-Twilio would, and the agents' side (states, wrap-up with a reason) through the API.
+Twilio would, and the agents' side (states, wrap-up with a reason) through the API, both through
+the gateway, the one door (docs/gateway.md).
 
-    python -m services.callrouting.simulate --base-url http://127.0.0.1:8002 --calls 200 --speed 600
+    python -m services.callrouting.simulate --token "$CALLCENTER_TOKEN" --calls 200 --speed 600
+
+The gateway is ``--base-url`` (``GATEWAY_URL``, else http://127.0.0.1:8000): the webhooks are
+at ``/webhooks/...``, the API at ``/api/callrouting/...`` with ``Authorization: Bearer`` and a
+supervisor's or admin's API token (``--token`` or ``CALLCENTER_TOKEN``; ``make simulate`` makes
+one for the dev admin).
 
 The day runs from 08:00 to 18:00 (UTC) on ``--date`` (today by default), on a simulated clock
 that runs ``--speed`` times faster than real time: call times sent to the service (Twilio's
@@ -12,8 +18,9 @@ afternoon); callers hang up after an exponential patience (mean 90 s), some with
 talks last 1 to 10 minutes, and each ends with a wrap-up and a reason.
 
 Signs with ``TWILIO_AUTH_TOKEN`` (from the environment, else the one ``make run`` generated into
-``var/dev-secrets.env``) for the URL it calls, or for ``--public-url`` when
-the service checks signatures against ``PUBLIC_BASE_URL``. Agents ``sim-agent-1..N`` are
+``var/dev-secrets.env``) for the gateway URL it calls (call routing checks the URL the gateway
+was called at), or for ``--public-url`` when the services check signatures against
+``PUBLIC_BASE_URL``. Agents ``sim-agent-1..N`` are
 registered through ``POST /agents`` and made available; they stay available afterwards.
 Wrap-up is measured on the service's clock, so after-call work is short at high speeds.
 """
@@ -82,12 +89,14 @@ class SimCall:
 class Simulator:
     def __init__(self, args, token: str, out=sys.stdout):
         self.base = args.base_url.rstrip("/")
+        self.api_base = self.base + "/api/callrouting"
         self.public = (args.public_url or args.base_url).rstrip("/")
         self.speed = args.speed
         self.rng = random.Random(args.seed)
         self.day = args.date
         self.validator = RequestValidator(token)
         self.http = requests.Session()
+        self.api_headers = {"Authorization": f"Bearer {args.token}"}
         self.agents = [f"sim-agent-{n}" for n in range(1, args.agents + 1)]
         self.events: list = []
         self.order = itertools.count()
@@ -111,7 +120,7 @@ class Simulator:
         return response
 
     def api(self, method: str, path: str, body: dict | None = None) -> requests.Response:
-        response = self.http.request(method, self.base + path, json=body, timeout=10)
+        response = self.http.request(method, self.api_base + path, json=body, headers=self.api_headers, timeout=10)
         if response.status_code >= 400:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text[:300]}")
         return response
@@ -238,7 +247,9 @@ class Simulator:
 
     def wrap_up(self, now: datetime, call: SimCall) -> None:
         reason = self.rng.choices(CALL_REASONS, weights=[REASON_WEIGHTS[reason] for reason in CALL_REASONS])[0]
-        response = self.http.post(f"{self.base}/calls/{call.sid}/wrap-up", json={"reason": reason}, timeout=10)
+        response = self.http.post(
+            f"{self.api_base}/calls/{call.sid}/wrap-up", json={"reason": reason}, headers=self.api_headers, timeout=10
+        )
         if response.status_code == 200:
             self.counts["wrapped_up"] += 1
         elif response.status_code != 409:  # 409: the wrap-up time ran out first, which the service handles
@@ -265,8 +276,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m services.callrouting.simulate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--base-url", default=os.environ.get("CALLROUTING_URL", "http://127.0.0.1:8002"))
+    parser.add_argument(
+        "--base-url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"), help="the gateway"
+    )
     parser.add_argument("--public-url", default=os.environ.get("PUBLIC_BASE_URL"), help="the URL the service signs for")
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("CALLCENTER_TOKEN"),
+        help="a supervisor's or admin's API token for the gateway (default: CALLCENTER_TOKEN)",
+    )
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
     parser.add_argument("--date", type=date.fromisoformat, default=datetime.now(UTC).date())
@@ -282,6 +300,9 @@ def main(argv=None, out=sys.stdout) -> int:
     if not token:
         print("TWILIO_AUTH_TOKEN is not set: the service refuses unsigned webhooks.", file=sys.stderr)
         return 2
+    if not args.token:
+        print("No API token: pass --token or set CALLCENTER_TOKEN (a supervisor's or admin's).", file=sys.stderr)
+        return 2
     simulator = Simulator(args, token, out)
     hours = CLOSE_HOUR - OPEN_HOUR
     print(
@@ -292,7 +313,10 @@ def main(argv=None, out=sys.stdout) -> int:
     counts = simulator.run(args.calls)
     print(f"done: {counts}", file=out)
     report = simulator.api("GET", f"/reports/daily?date={args.date}").json()
-    print(f"GET /reports/daily?date={args.date}: {report['totals']} top agent {report['top_agent']}", file=out)
+    print(
+        f"GET /api/callrouting/reports/daily?date={args.date}: {report['totals']} top agent {report['top_agent']}",
+        file=out,
+    )
     return 0
 
 
