@@ -4,6 +4,7 @@ phone webhooks and survey links reach them with the original URL, so the signatu
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import xml.etree.ElementTree as ElementTree
 
@@ -180,3 +181,26 @@ def test_a_customers_survey_link_works_through_the_gateway_without_sign_in(stack
     assert answered.status_code == 201, answered.get_json()
     assert stack.client.get(f"/links/{token}").status_code == 409  # single use
     assert stack.client.get(f"/links/{token[:-2]}xx").status_code == 404
+
+
+# --- /api/docs ------------------------------------------------------------------------------------
+
+
+def test_the_documentation_page_links_every_spec_through_the_front_and_escapes_what_it_shows(stack):
+    odd = stack.bearer("<b>agent</b>&co", "agent")
+    page = stack.client.get("/api/docs", headers=odd)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert page.headers["Content-Security-Policy"] == "default-src 'none'"
+    html = page.get_data(as_text=True)
+    assert "&lt;b&gt;agent&lt;/b&gt;&amp;co" in html and "<b>agent" not in html
+    links = re.findall(r'href="([^"]+)"', html)
+    assert links == [
+        "/openapi.json",
+        "/api/tickets/openapi.json",
+        "/api/callrouting/openapi.json",
+        "/api/surveys/openapi.json",
+    ]
+    for link in links:
+        spec = stack.client.get(link, headers=odd)
+        assert spec.status_code == 200 and spec.get_json()["openapi"].startswith("3."), link
+    assert stack.client.get("/api/docs").status_code == 401
