@@ -80,7 +80,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import call_lists, httpload, inbound_calls, pipeline, rawbroker, report, surveys, tickets
+from bench import call_lists, gateway_view, httpload, inbound_calls, pipeline, rawbroker, report, surveys, tickets
 from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -97,6 +97,7 @@ SCENARIOS = [
     ("tickets", tickets.run),
     ("inbound_calls", inbound_calls.run),
     ("call_lists", call_lists.run),
+    ("gateway_view", gateway_view.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 

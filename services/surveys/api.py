@@ -10,7 +10,7 @@ import json
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from flask import Response, current_app, request
+from flask import Response, current_app, jsonify, request
 from flask import abort as fail  # fail(status, detail): a problem+json with that detail
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
@@ -272,7 +272,8 @@ class CustomerSurveySummary(MethodView):
         """The latest responses, totals and the score trend over them: the surveys' part of the
         gateway's customer view (bounded, unlike ``/customers/{id}/surveys``)."""
         with unit_of_work(read_only=True) as uow:
-            return service.customer_survey_summary(uow, customer_id, args["limit"])
+            summary = service.customer_survey_summary(uow, customer_id, args["limit"])
+        return jsonify(summary)  # already JSON values (ResponseOut's): no marshmallow dump on the view's path
 
 
 # --- web links ----------------------------------------------------------------------------

@@ -426,30 +426,63 @@ def score_trend(responses: list[SurveyResponse]) -> dict:
 
 SUMMARY_LIMIT = 20
 _responses = SurveyResponse.__table__.c
+_SUMMARY_COLUMNS = (
+    "response_id",
+    "template_id",
+    "template_version",
+    "customer_id",
+    "channel",
+    "status",
+    "agent_id",
+    "call_id",
+    "entry_id",
+    "campaign_id",
+    "purchase_id",
+    "product",
+    "answers",
+    "comment",
+    "language",
+    "started_at",
+    "completed_at",
+)
+# responses_of_customer's query, as columns (ResponseOut's fields): no ORM objects, no schema dump
+_LATEST_RESPONSES = (
+    select(*(_responses[name] for name in _SUMMARY_COLUMNS))
+    .where(_responses.customer_id == bindparam("customer_id"), _responses.status != IN_PROGRESS)
+    .order_by(_responses.started_at.desc(), _responses.response_id)
+    .limit(bindparam("limit"))
+)
 _RESPONSE_TOTALS = select(
     func.count(), func.coalesce(func.sum(case((_responses.status == COMPLETE, 1), else_=0)), 0)
 ).where(_responses.customer_id == bindparam("customer_id"), _responses.status != IN_PROGRESS)
 
 
 def customer_survey_summary(uow: UnitOfWork, customer_id: str, limit: int = SUMMARY_LIMIT) -> dict:
-    """The customer view's part: the latest ``limit`` responses (newest first), the totals, and
-    per question the trend over those latest responses (as ``customer_history`` has it for all).
+    """The customer view's part, as JSON values: the latest ``limit`` responses (newest first),
+    the totals, and per question the trend over those latest responses (``score_trend``, as
+    ``customer_history`` has it for all of them).
 
     Reads the (customer_id, started_at) index; a merged-away id reaches the survivor's.
     """
     survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
-    responses = responses_of_customer(uow, survivor, limit)
-    if len(responses) < limit:
-        total, completed = len(responses), sum(1 for r in responses if r.status == COMPLETE)
+    params = {"customer_id": survivor, "limit": limit}
+    connection = uow.session.connection()
+    rows = connection.execute(_LATEST_RESPONSES, params).all()
+    if len(rows) < limit:
+        total, completed = len(rows), sum(1 for row in rows if row.status == COMPLETE)
     else:
-        total, completed = uow.session.execute(_RESPONSE_TOTALS, {"customer_id": survivor}).one()
-    return {
-        "customer_id": survivor,
-        "total": total,
-        "completed": completed,
-        "responses": responses,
-        "trend": score_trend(responses),
-    }
+        total, completed = connection.execute(_RESPONSE_TOTALS, params).one()
+    trend = score_trend(rows)
+    for question in trend.values():
+        for point in question["points"]:
+            point["completed_at"] = point["completed_at"].isoformat()
+    responses = []
+    for row in rows:
+        response = row._asdict()
+        response["started_at"] = as_utc(row.started_at).isoformat()
+        response["completed_at"] = as_utc(row.completed_at).isoformat() if row.completed_at else None
+        responses.append(response)
+    return {"customer_id": survivor, "total": total, "completed": completed, "responses": responses, "trend": trend}
 
 
 # --- keypad (phone) surveys ---------------------------------------------------------------
