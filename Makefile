@@ -41,8 +41,11 @@ bench: setup
 	@scripts/ensure-system.sh rabbitmq wrk
 	$(PY) -m bench
 
+# The simulator comes in through the gateway like the phone system and a supervisor's script:
+# without CALLCENTER_TOKEN it takes a one-day API token of the admin from the gateway's CLI.
 simulate: setup
-	$(PY) -m services.callrouting.simulate $(SIMULATE_ARGS)
+	CALLCENTER_TOKEN=$${CALLCENTER_TOKEN:-$$($(PY) -m services.gateway.cli tokens create $${GATEWAY_ADMIN_USER:-admin} --label simulate --days 1)} \
+	  $(PY) -m services.callrouting.simulate $(SIMULATE_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

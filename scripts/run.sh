@@ -21,7 +21,7 @@ trap stop_broker EXIT
 # secrets once and keep them in var/ (never in the repository), so `make simulate` and the
 # services agree across restarts.
 secrets="$VAR_DIR/dev-secrets.env"
-for name in TWILIO_AUTH_TOKEN PHONE_WEBHOOK_SECRET SURVEY_LINK_SECRET; do
+for name in INTERNAL_AUTH_SECRET TWILIO_AUTH_TOKEN PHONE_WEBHOOK_SECRET SURVEY_LINK_SECRET; do
   if [ -z "${!name:-}" ]; then
     mkdir -p "$VAR_DIR"; touch "$secrets"; chmod 600 "$secrets"
     grep -q "^$name=" "$secrets" || echo "$name=$(python -c 'import secrets; print(secrets.token_hex(24))')" >>"$secrets"

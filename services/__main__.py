@@ -1,6 +1,7 @@
 """Commands over all services: ``python -m services <command>``.
 
-setup                              migrate every service's database, declare the broker topology
+setup                              migrate every service's database, declare the broker topology,
+                                   and create the first admin when the gateway has no users
 alembic <service> <alembic args>   Alembic for one service, e.g.
                                    alembic tickets revision --autogenerate -m "add tickets"
 """
@@ -30,6 +31,12 @@ def setup() -> None:
         print(f"{service}: database at {database.engine.url.render_as_string()} is migrated")
     declare_topology(Settings.from_env(SERVICES[0]))
     print("broker topology declared")
+    # The first admin: GATEWAY_ADMIN_USER / GATEWAY_ADMIN_PASSWORD, or a generated password printed once.
+    from services.gateway.users import ensure_first_admin
+
+    gateway = Database(Settings.from_env("gateway").database_url)
+    ensure_first_admin(gateway, sys.stdout)
+    gateway.dispose()
 
 
 def alembic(service: str, args: list[str]) -> None:

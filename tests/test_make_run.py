@@ -1,5 +1,6 @@
 """`make run` as a newcomer uses it: a local broker, four services under gunicorn and their
-workers; the skeleton event flows over real HTTP; Ctrl-C stops everything."""
+workers; the first admin signs in at the gateway, the skeleton event flows over real HTTP
+through it; the services refuse anyone else; Ctrl-C stops everything."""
 
 import json
 import os
@@ -14,6 +15,8 @@ from port_for import get_port
 
 from shared.config import PROJECT_ROOT, SERVICES
 from tests.support.services import wait_for
+
+ADMIN_PASSWORD = "a long first password"
 
 
 def port_is_open(port: int) -> bool:
@@ -41,6 +44,9 @@ def running_system(tmp_path):
         LOCAL_RABBITMQ_DIST_PORT=str(distribution_port),
         WEB_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
+        GATEWAY_ADMIN_USER="first-admin",
+        GATEWAY_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        METRICS_TOKEN="scrape-token",
     )
     log_path = tmp_path / "run.log"
     log = open(log_path, "wb")
@@ -67,18 +73,34 @@ def test_make_run_starts_everything_the_event_flows_and_ctrl_c_stops_it(running_
     for service, port in ports.items():
         wait_for(lambda p=port: ready(p), timeout=90, interval=0.25, what=f"{service} ready")
 
+    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    signed_in = requests.post(
+        f"{gateway}/auth/sign-in",
+        json={"user_id": "first-admin", "password": ADMIN_PASSWORD, "kind": "api"},
+        timeout=5,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    admin = {"Authorization": f"Bearer {signed_in.json()['token']}"}
+
+    direct = requests.post(f"http://127.0.0.1:{ports['tickets']}/customers", json={"name": "Mallory"}, timeout=5)
+    assert direct.status_code == 401, "a service refuses what the gateway did not sign"
+
     created = requests.post(
-        f"http://127.0.0.1:{ports['tickets']}/customers",
+        f"{gateway}/api/tickets/customers",
         json={"name": "Grace Hopper", "phone": "+12025550143"},
-        headers={"X-Request-ID": "walking-skeleton-1"},
+        headers={**admin, "X-Request-ID": "walking-skeleton-1"},
         timeout=5,
     )
     assert created.status_code == 201, created.text
     customer_id = created.json()["id"]
     for service in ("callrouting", "surveys", "gateway"):
-        url = f"http://127.0.0.1:{ports[service]}/customers/{customer_id}"
+        url = (
+            f"{gateway}/customers/{customer_id}"
+            if service == "gateway"
+            else f"{gateway}/api/{service}/customers/{customer_id}"
+        )
         known = wait_for(
-            lambda u=url: (r := requests.get(u, timeout=2)).status_code == 200 and r,
+            lambda u=url: (r := requests.get(u, headers=admin, timeout=2)).status_code == 200 and r,
             timeout=30,
             what=f"{service} to learn the customer",
         )
@@ -100,7 +122,8 @@ def test_make_run_starts_everything_the_event_flows_and_ctrl_c_stops_it(running_
 
     assert wait_for(lambda: handled_lines() == ["callrouting", "gateway", "surveys"], what="consumer log lines")
 
-    metrics = requests.get(f"http://127.0.0.1:{ports['tickets']}/metrics", timeout=5).text
+    scrape = {"Authorization": "Bearer scrape-token"}
+    metrics = requests.get(f"http://127.0.0.1:{ports['tickets']}/metrics", headers=scrape, timeout=5).text
     assert 'events_published_total{event_type="customer.created"} 1.0' in metrics, "relay metrics are scraped"
 
     os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in the terminal

@@ -67,7 +67,8 @@ class Upstreams:
         reset = float(settings.option("UPSTREAM_BREAKER_RESET_SECONDS", "10"))
         self.services: dict[str, Upstream] = {}
         for name in BACKENDS:
-            url = settings.option(f"{name.upper()}_URL") or f"http://127.0.0.1:{DEFAULT_PORTS[name]}"
+            port = settings.option(f"{name.upper()}_PORT", str(DEFAULT_PORTS[name]))
+            url = settings.option(f"{name.upper()}_URL") or f"http://127.0.0.1:{port}"
             breaker = pybreaker.CircuitBreaker(fail_max=failures, reset_timeout=reset, name=name)
             self.services[name] = Upstream(name, url.rstrip("/"), breaker)
         self._local = threading.local()
