@@ -35,8 +35,12 @@ def setup() -> None:
     from services.gateway.users import ensure_first_admin
 
     gateway = Database(Settings.from_env("gateway").database_url)
-    ensure_first_admin(gateway, sys.stdout)
-    gateway.dispose()
+    try:
+        ensure_first_admin(gateway, sys.stdout)
+    except ValueError as refused:  # GATEWAY_ADMIN_PASSWORD fails the password policy
+        raise SystemExit(f"first admin not created: {refused}") from None
+    finally:
+        gateway.dispose()
 
 
 def alembic(service: str, args: list[str]) -> None:
