@@ -85,11 +85,10 @@ def deadline_seconds() -> float:
 @dataclass(frozen=True)
 class _Known:
     """What the gateway's replica says of an id: the customer that now stands for it (merges
-    followed), their replica row (None when unknown or not arrived yet) and numbers."""
+    followed) and their replica row (None when unknown or not arrived yet)."""
 
     survivor: str
     replica: CustomerReplica | None = None
-    phones: tuple[str, ...] = ()
 
 
 def _known(customer_id: str) -> _Known:
@@ -105,11 +104,18 @@ def _known(customer_id: str) -> _Known:
             replica = survivor
         if replica is None:
             return _Known(customer_id)
-        phones = session.scalars(
+        session.expunge(replica)
+        return _Known(replica.customer_id, replica)
+
+
+def _numbers_of(replica: CustomerReplica) -> list[str]:
+    """Every number of a replicated customer, the primary one first (only needed when tickets,
+    which has them in its overview, is missing)."""
+    with unit_of_work(read_only=True) as uow:
+        phones = uow.session.scalars(
             select(CustomerReplicaPhone.phone).where(CustomerReplicaPhone.customer_id == replica.customer_id)
         ).all()
-        session.expunge(replica)
-        return _Known(replica.customer_id, replica, tuple(sorted(phones, key=lambda phone: phone != replica.phone)))
+    return sorted(phones, key=lambda phone: phone != replica.phone)
 
 
 _UNKNOWN = object()  # the tickets service answered 404 for the customer
@@ -166,7 +172,7 @@ def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
             "id": replica.customer_id,
             "name": replica.name,
             "phone": replica.phone,
-            "phones": list(known.phones),
+            "phones": _numbers_of(replica),
             "email": replica.email,
             "time_zone": replica.time_zone,
             "do_not_call": replica.do_not_call,
