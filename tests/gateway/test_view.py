@@ -345,10 +345,10 @@ def test_a_slow_service_cannot_hold_the_view_past_its_deadline(stack):
 def test_the_breaker_opens_after_repeated_failures_and_the_next_view_does_not_wait(stack):
     customer_id, _, _ = new_customer(stack)
     known_everywhere(stack, customer_id)
-    stack.settings["gateway"].options["VIEW_DEADLINE_SECONDS"] = "0.3"
+    stack.settings["gateway"].options["VIEW_DEADLINE_SECONDS"] = "0.6"
     breaker = stack.gateway.extensions["upstreams"].services["surveys"].breaker
     breaker.fail_max = 2
-    stack.servers["surveys"].delay = 1.0
+    stack.servers["surveys"].delay = 2.0
     headers = stack.bearer(AGENT)
     for _ in range(2):
         assert view(stack, customer_id, headers).get_json()["missing"] == {"surveys": "timed out (deadline)"}
@@ -358,5 +358,5 @@ def test_the_breaker_opens_after_repeated_failures_and_the_next_view_does_not_wa
     body = view(stack, customer_id, headers).get_json()
     elapsed = time.monotonic() - started
     assert body["missing"] == {"surveys": "circuit open (recent failures)"}
-    assert elapsed < 0.15, elapsed  # no waiting for the slow service at all
+    assert elapsed < 0.4, elapsed  # well within the deadline: no waiting for the slow service at all
     assert body["tickets"]["total"] == 0 and body["calls"]["inbound"]["total"] == 0
