@@ -325,6 +325,9 @@ def run(processes, env: dict[str, str], var_dir: Path) -> dict:
         say(f"gateway view: {len(json.dumps(whole)):,} bytes")
         alone = unqueued("gateway GET /api/customers/<id>/view", view_url, VIEW_LUA)
         loaded = httpload.measure("gateway GET /api/customers/<id>/view", view_url, VIEW_LUA)
+        # a breaker opened under the load would have made the views partial (and cheap): not a figure
+        if (after_load := _get_view(view_url, token))["partial"]:
+            raise BenchError(f"gateway view: partial after the load ({after_load['missing']}); figures invalid")
 
         processes.stop(servers.pop("surveys"))
         partial = _get_view(view_url, token)
