@@ -290,9 +290,11 @@ class Subscription:
 class LiveHub:
     """The consumer thread and the registry of open streams of one gateway process."""
 
-    def __init__(self, settings: Settings, *, max_streams: int = 24, grace: float = 0.25):
+    def __init__(self, settings: Settings, *, max_streams: int = 24, grace: float = 0.25, idle_seconds: float = 5.0):
         self.settings = settings
         self.max_streams = max_streams
+        self.grace = grace
+        self.idle_seconds = idle_seconds
         self.router = LiveRouter(grace=grace)
         self.pid = os.getpid()
         self.ready = threading.Event()  # bound to the exchange and consuming
@@ -300,6 +302,7 @@ class LiveHub:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._empty_since: float | None = None
 
     # -- streams ---------------------------------------------------------------------------------
 
@@ -324,6 +327,12 @@ class LiveHub:
     def stream_count(self) -> int:
         with self._lock:
             return len(self._streams)
+
+    @property
+    def running(self) -> bool:
+        """Whether the consumer thread runs (it does while streams are open, and ``idle_seconds`` after)."""
+        with self._lock:
+            return self._thread is not None
 
     def streams_of(self, user_id: str) -> int:
         with self._lock:
@@ -360,12 +369,30 @@ class LiveHub:
         for stream in streams:
             stream.end()
 
+    def _leave_if_idle(self) -> bool:
+        """True when no stream has been open for ``idle_seconds``: the thread then ends (and
+        its connection and queue with it); the next stream starts another."""
+        with self._lock:
+            if self._streams:
+                self._empty_since = None
+                return False
+            now = time.monotonic()
+            if self._empty_since is None:
+                self._empty_since = now
+            if now - self._empty_since < self.idle_seconds:
+                return False
+            self._thread, self._empty_since = None, None
+            self.router = LiveRouter(grace=self.grace)  # what it knew of offers may be stale by then
+            return True
+
     def _run(self) -> None:
         failures = 0
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._leave_if_idle():
             try:
                 for _ in self._consume():
                     failures = 0
+                    if self._leave_if_idle():
+                        return
             except (pika.exceptions.AMQPError, OSError) as error:
                 self.ready.clear()
                 if self._stop.is_set():
@@ -447,6 +474,7 @@ def hub_of(app) -> LiveHub:
                 settings,
                 max_streams=int(settings.option("LIVE_MAX_STREAMS") or max(1, threads * 3 // 4)),
                 grace=float(settings.option("LIVE_RING_GRACE_SECONDS", "0.25")),
+                idle_seconds=float(settings.option("LIVE_IDLE_SECONDS", "5")),
             )
             app.extensions["live_hub"] = hub
     return hub

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -107,6 +108,7 @@ class Live:
 def live_env(monkeypatch):
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)  # call routing's webhooks verify Twilio's signature
     monkeypatch.setenv("LIVE_HEARTBEAT_SECONDS", "0.2")
+    monkeypatch.setenv("LIVE_IDLE_SECONDS", "0.3")
 
 
 @pytest.fixture
@@ -236,7 +238,7 @@ def test_a_service_recovery_case_reaches_supervisors_but_not_agents(live):
     agent.close()
 
 
-def test_the_stream_says_how_to_reconnect_sends_heartbeats_and_ends_when_the_client_goes_away(live):
+def test_a_stream_sends_retry_and_heartbeats_ends_when_the_client_goes_away_and_the_idle_hub_lets_go(live):
     stream = live.stream("agent-a")
     assert live.hub.streams_of("agent-a") == 1
     assert stream.response.headers["Content-Type"].startswith("text/event-stream")
@@ -247,6 +249,15 @@ def test_the_stream_says_how_to_reconnect_sends_heartbeats_and_ends_when_the_cli
     stream.close()
     # The next heartbeat's write fails; the server closes the stream, which unsubscribes it.
     wait_for(lambda: live.hub.streams_of("agent-a") == 0, timeout=5, what="the stream to end")
+
+    # With no stream open the hub lets go of the broker; the next stream starts it again.
+    wait_for(lambda: not live.hub.running, timeout=5, what="the idle hub to stop")
+    assert not live.hub.ready.is_set()
+
+    again = live.stream("agent-a")  # waits for "ready": listening again
+    ticket = live.post("tickets", "/tickets", {"subject": "Again", "category": "question", "assignee_id": "agent-a"})
+    assert again.next("ticket.assigned").data["ticket_id"] == ticket["id"]
+    again.close()
 
 
 def test_beyond_its_limit_of_streams_a_gateway_process_answers_503_until_one_closes(stack, monkeypatch):
@@ -372,7 +383,7 @@ def gunicorn_gateway(settings_factory, tmp_path):
         wait_for(up, timeout=30, interval=0.1, what="gunicorn serving the gateway")
         yield url, settings, database
     finally:
-        process.terminate()
+        process.send_signal(signal.SIGQUIT)  # gunicorn's quick shutdown: no waiting out keep-alive connections
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
