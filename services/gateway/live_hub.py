@@ -257,20 +257,21 @@ class Subscription:
     def __init__(self, hub: LiveHub, user: User):
         self.hub = hub
         self.user = user
-        self._notices: queue.Queue = queue.Queue(maxsize=STREAM_BACKLOG)
+        self._notices: queue.SimpleQueue = queue.SimpleQueue()
         self.closed = False
 
     def offer(self, notice: Notice) -> None:
-        try:
-            self._notices.put_nowait(notice)
-        except queue.Full:
+        if self.closed:
+            return
+        if self._notices.qsize() >= STREAM_BACKLOG:
             log.warning("live stream too far behind; ending it", extra={"user_id": self.user.id})
             self.end()
+            return
+        self._notices.put(notice)
 
     def end(self) -> None:
         self.closed = True
-        self._notices.queue.clear()  # make room for the end marker; nothing more is read anyway
-        self._notices.put_nowait(_END)
+        self._notices.put(_END)
 
     def next(self, timeout: float) -> Notice | None:
         """The next notice, or None after ``timeout`` seconds of quiet; raises StreamClosed."""

@@ -21,9 +21,10 @@ from port_for import get_port
 from werkzeug.serving import make_server
 
 from services.callrouting.models import CustomerReplica
-from services.gateway.live_hub import LiveRouter, hub_of
+from services.gateway.live_hub import STREAM_BACKLOG, LiveHub, LiveRouter, Notice, StreamClosed, Subscription, hub_of
+from shared.auth import User
 from shared.broker import ConfirmedPublisher
-from shared.config import PROJECT_ROOT
+from shared.config import PROJECT_ROOT, Settings
 from shared.events import Envelope
 from tests.callrouting.inbound_support import TOKEN, add_agents, twilio_signature
 from tests.support.auth import gateway_user, signed_as
@@ -430,3 +431,13 @@ def test_under_gunicorns_threaded_workers_every_stream_of_an_agent_gets_their_ev
     for stream in streams:
         assert stream.next("ticket.assigned").data["ticket_id"] == ticket_id
         stream.close()
+
+
+def test_a_stream_too_far_behind_gets_what_it_had_and_then_ends():
+    stream = Subscription(LiveHub(Settings.from_env("gateway")), User("agent-a", "agent"))
+    for number in range(STREAM_BACKLOG + 1):
+        stream.offer(Notice("agent.state", str(number), {}))
+    received = [stream.next(timeout=0).id for _ in range(STREAM_BACKLOG)]
+    assert received == [str(number) for number in range(STREAM_BACKLOG)]
+    with pytest.raises(StreamClosed):
+        stream.next(timeout=0)
