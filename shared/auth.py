@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from flask import Flask, g, has_request_context, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.exceptions import Forbidden
 
 from shared.problems import problem
 
@@ -47,6 +48,13 @@ def acting_user() -> User:
     if not has_request_context():
         return ANONYMOUS
     return g.get("user", ANONYMOUS)
+
+
+def ensure_acting_for(agent_id: str | None) -> None:
+    """An agent may act only as themselves (403 otherwise); supervisors and admins for anyone."""
+    user = acting_user()
+    if user.role == "agent" and agent_id != user.id:
+        raise Forbidden("An agent may only act for themselves here.")
 
 
 # --- the internal token -------------------------------------------------------------------

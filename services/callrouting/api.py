@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
+from shared.auth import ensure_acting_for
 from shared.event_catalog import CALL_OUTCOMES, ENTRY_STATES
 from shared.phones import NotAPhoneNumber, to_e164
 from shared.replicas import CustomerReplicaOut, customer_replica_blueprint
@@ -580,6 +581,7 @@ class EntryOutcome(MethodView):
         """Record the outcome of the call; the agent must hold the entry. The campaign's retry policy
         decides: retried later (pending), exhausted, completed (reached) or cancelled (wrong number,
         do not call, which also puts the customer on the do-not-call list)."""
+        ensure_acting_for(body["agent_id"])
         with unit_of_work() as uow:
             entry, attempt = service.record_outcome(uow, entry_id, **body)
             return {"entry": entry, "attempt": attempt}

@@ -757,14 +757,20 @@ def wrap_up(
     ticket_id: str | None,
     config: InboundConfig,
     now: datetime | None = None,
+    only_agent: str | None = None,
 ) -> Call:
-    """The agent ends the wrap-up with a reason: the agent is available again, ``call.completed`` goes out."""
+    """The agent ends the wrap-up with a reason: the agent is available again, ``call.completed`` goes out.
+
+    ``only_agent``: the call must be this agent's (``PermissionError`` otherwise).
+    """
     now = now or utcnow()
     expire_timers(uow, config, now)
     call = uow.session.get(Call, call_id)
     if call is None:
         raise LookupError(call_id)
     uow.session.refresh(call)
+    if only_agent is not None and call.agent_id != only_agent:
+        raise PermissionError(call_id)
     if call.state != "wrap_up":
         raise Conflict(f"Call {call_id} is {call.state}; only a call in wrap-up can be wrapped up.")
     _complete(uow, call, now, reason=reason, notes=notes, ticket_id=ticket_id, agent_reason="wrap_up_done")

@@ -32,6 +32,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import EXCLUDE, Schema, fields, validate
 from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 
+from shared.auth import acting_user
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.problems import Invalid
 from shared.web import unit_of_work
@@ -649,13 +650,22 @@ class WrapUp(MethodView):
     def post(self, body, call_id):
         """End the wrap-up with the reason (and notes, linked ticket); announces ``call.completed``."""
         ticket_id = str(body["ticket_id"]) if body["ticket_id"] else None
+        user = acting_user()
         with unit_of_work() as uow:
             try:
                 return calls.wrap_up(
-                    uow, call_id, reason=body["reason"], notes=body["notes"], ticket_id=ticket_id, config=_config()
+                    uow,
+                    call_id,
+                    reason=body["reason"],
+                    notes=body["notes"],
+                    ticket_id=ticket_id,
+                    config=_config(),
+                    only_agent=user.id if user.role == "agent" else None,
                 )
             except LookupError:
                 abort(404, message=f"No call {call_id}.")
+            except PermissionError:
+                abort(403, message="An agent wraps up only their own calls.")
 
 
 # --- live view and report ---------------------------------------------------------------------

@@ -12,7 +12,7 @@ from services.callrouting.app import create_app
 from services.callrouting.models import CallEntry, DoNotCall
 from shared.backbone import outbox
 from tests.callrouting.call_list_support import ALWAYS, add_customer, callrouting_settings, make_agent
-from tests.support.auth import signed_client
+from tests.support.auth import signed_as, signed_client
 
 
 @pytest.fixture
@@ -366,6 +366,19 @@ def test_outcome_bad_input_and_illegal_states(client, db):
     assert outcome(client, str(uuid.uuid4()), "reached").status_code == 404
     assert published(db, "callentry.completed") == []
     assert outcome(client, entry_id, "reached").status_code == 200
+
+
+def test_an_agent_records_outcomes_only_in_their_own_name(client, db):
+    make_agent(db)
+    make_agent(db, "agent-2")
+    list_id = campaign(client)["campaign_id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    lease(client)
+    body = {"agent_id": "agent-1", "outcome": "reached"}
+    posing = client.post(f"/entries/{entry_id}/outcome", json=body, headers=signed_as("agent-2", "agent"))
+    assert posing.status_code == 403
+    own = client.post(f"/entries/{entry_id}/outcome", json=body, headers=signed_as("agent-1", "agent"))
+    assert own.status_code == 200
 
 
 def test_an_outcome_post_with_an_idempotency_key_acts_once(client, db):

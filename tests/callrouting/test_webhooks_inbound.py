@@ -24,6 +24,7 @@ from tests.callrouting.inbound_support import (
     twilio_post,
     twilio_signature,
 )
+from tests.support.auth import signed_as
 
 VOICE = "/webhooks/twilio/voice"
 
@@ -419,6 +420,18 @@ def test_an_unknown_reason_is_a_422_and_a_call_not_in_wrap_up_is_a_409(phone):
     assert client.post("/calls/J1/wrap-up", json={"reason": "question"}).status_code == 200
     assert client.post("/calls/J1/wrap-up", json={"reason": "question"}).status_code == 409
     assert client.post("/calls/nope/wrap-up", json={"reason": "question"}).status_code == 404
+
+
+def test_an_agent_wraps_up_only_their_own_calls_a_supervisor_any(phone):
+    client, _ = phone
+    make_available(client, "ann")
+    phone_event(client, "call.ringing", "J1", 0, DAY)
+    phone_event(client, "call.answered", "J1", 1, DAY, agent_id="ann")
+    phone_event(client, "call.ended", "J1", 2, DAY + timedelta(seconds=30), agent_id="ann")
+    other = client.post("/calls/J1/wrap-up", json={"reason": "question"}, headers=signed_as("bob", "agent"))
+    assert other.status_code == 403
+    own = client.post("/calls/J1/wrap-up", json={"reason": "question"}, headers=signed_as("ann", "agent"))
+    assert own.status_code == 200 and own.get_json()["state"] == "completed"
 
 
 def test_calls_are_listed_newest_first_with_filters_and_paging(phone):
