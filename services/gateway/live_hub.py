@@ -11,6 +11,12 @@ while the thread is disconnected are not replayed; each time it (re)binds, every
 
 ``LiveRouter`` decides who is told what; it keeps a little state (the calls seen ringing) and
 runs only on the hub's thread. Streams take their notices from a bounded queue each.
+
+The same queue also carries every event that names a customer (``CUSTOMER_EVENT_TYPES``): each
+drops that customer's entry from the process's ``ViewCache`` of complete customer views
+(``view``). The cache is only used while the hub is bound (nothing would invalidate it
+otherwise) and is emptied whenever it binds or lets go; views asked for keep the hub up like
+open streams do.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Iterator
+from collections import OrderedDict, deque
+from collections.abc import Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pika
@@ -31,11 +37,32 @@ from shared import topology
 from shared.auth import User
 from shared.broker import connection_parameters
 from shared.config import Settings
+from shared.event_catalog import CATALOG
 from shared.events import Envelope, InvalidEvent
 
 log = logging.getLogger(__name__)
 
 LIVE_EVENT_TYPES = ("call.started", "agent.state_changed", "ticket.created", "ticket.updated")
+
+
+# Every event type whose data names a customer (``customer_id``, ``merged_customer_id``,
+# ``into_customer_id``, ...), by the fields that do: each such event drops those customers' views.
+def _customer_fields() -> dict[str, tuple[str, ...]]:
+    named: dict[str, dict[str, None]] = {}
+    for entry in CATALOG.values():
+        for name in entry.receiving_schema.fields:
+            if name.endswith("customer_id"):
+                named.setdefault(entry.name, {})[name] = None
+    return {event_type: tuple(names) for event_type, names in named.items()}
+
+
+CUSTOMER_FIELDS = _customer_fields()
+CUSTOMER_EVENT_TYPES = tuple(sorted(CUSTOMER_FIELDS))
+BOUND_EVENT_TYPES = tuple(sorted(set(LIVE_EVENT_TYPES) | set(CUSTOMER_EVENT_TYPES)))
+# A customer's view is dropped again this long after its event: another service may still be
+# acting on the same event (call routing adds a follow-up on ``followup.requested``, a call-list
+# entry on ``purchase.recorded``) when a view fetched right after the first drop asks it.
+SETTLE_SECONDS = 1.0
 RECOVERY_CATEGORY = "service_recovery"
 MAX_RECONNECT_BACKOFF_SECONDS = 30.0
 # A stream that falls this far behind is ended (its client reconnects and refetches).
@@ -237,6 +264,88 @@ def _text(value) -> str | None:
     return None if value is None else str(value)
 
 
+def customers_named(envelope: Envelope) -> list[str]:
+    """The customers an event is about (both of a merge), as the event's data names them."""
+    data = envelope.data
+    return [str(data[name]) for name in CUSTOMER_FIELDS.get(envelope.type, ()) if data.get(name)]
+
+
+# --- the customer views of this process -----------------------------------------------------
+
+
+class ViewCache:
+    """A bounded LRU of complete customer views (opaque values here), by customer id.
+
+    The race it guards against: a fetch that began before a customer changed and ends after
+    must not store what it read. ``begin()`` hands out the current sequence number; every
+    ``drop()`` takes a new one and remembers it per customer, and ``store()`` refuses a value
+    whose fetch began before its customer's last drop. The per-customer numbers are bounded
+    too: a forgotten one raises ``floor``, below which no fetch may store (conservative: a few
+    needless misses, never a stale entry). ``clear()`` raises the floor for everything.
+    """
+
+    def __init__(self, size: int = 2000, remembered: int = _REMEMBERED):
+        self.size = size
+        self.remembered = remembered
+        self._views: OrderedDict[str, tuple[float, object]] = OrderedDict()  # id -> (stored at, value)
+        self._dropped: OrderedDict[str, int] = OrderedDict()  # id -> the sequence number of its last drop
+        self._sequence = 0
+        self._floor = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._views)
+
+    def get(self, customer_id: str, max_age: float, now: float | None = None):
+        """The value stored for ``customer_id`` at most ``max_age`` seconds ago, else None."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            entry = self._views.get(customer_id)
+            if entry is None:
+                return None
+            if now - entry[0] > max_age:
+                del self._views[customer_id]
+                return None
+            self._views.move_to_end(customer_id)
+            return entry[1]
+
+    def begin(self) -> int:
+        """Call before fetching; pass the number to ``store``."""
+        with self._lock:
+            return self._sequence
+
+    def store(self, customer_id: str, value, began: int, now: float | None = None) -> bool:
+        """Keep ``value`` unless its customer was dropped (or the cache cleared) since ``began``."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if began < self._floor or self._dropped.get(customer_id, 0) > began:
+                return False
+            self._views[customer_id] = (now, value)
+            self._views.move_to_end(customer_id)
+            while len(self._views) > self.size:
+                self._views.popitem(last=False)
+            return True
+
+    def drop(self, customer_ids: Iterable[Hashable]) -> None:
+        with self._lock:
+            self._sequence += 1
+            for customer_id in customer_ids:
+                self._views.pop(customer_id, None)
+                self._dropped[customer_id] = self._sequence
+                self._dropped.move_to_end(customer_id)
+            while len(self._dropped) > self.remembered:
+                _, sequence = self._dropped.popitem(last=False)
+                self._floor = max(self._floor, sequence)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sequence += 1
+            self._floor = self._sequence
+            self._views.clear()
+            self._dropped.clear()
+
+
 # --- the streams of this process ------------------------------------------------------------
 
 
@@ -291,7 +400,15 @@ class Subscription:
 class LiveHub:
     """The consumer thread and the registry of open streams of one gateway process."""
 
-    def __init__(self, settings: Settings, *, max_streams: int = 24, grace: float = 0.25, idle_seconds: float = 5.0):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_streams: int = 24,
+        grace: float = 0.25,
+        idle_seconds: float = 5.0,
+        view_cache_size: int = 2000,
+    ):
         self.settings = settings
         self.max_streams = max_streams
         self.grace = grace
@@ -304,6 +421,9 @@ class LiveHub:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._empty_since: float | None = None
+        self.views = ViewCache(view_cache_size)
+        self._views_used_at: float | None = None
+        self._redrops: deque[tuple[float, list[str]]] = deque()  # (when, customers): see SETTLE_SECONDS
 
     # -- streams ---------------------------------------------------------------------------------
 
@@ -313,12 +433,16 @@ class LiveHub:
             if len(self._streams) >= self.max_streams:
                 raise TooManyStreams()
             self._streams.add(subscription)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
-                self._thread.start()
+            self._start()
         if self.ready.is_set():
             subscription.offer(self._ready_notice())
         return subscription
+
+    def _start(self) -> None:
+        """Start the thread unless it runs (under ``_lock``)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
+            self._thread.start()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
@@ -358,6 +482,25 @@ class LiveHub:
     def _ready_notice(self) -> Notice:
         return Notice("ready", None, {"refetch": True})
 
+    # -- customer views --------------------------------------------------------------------------
+
+    def use_views(self) -> None:
+        """A view was asked for: keep the hub up (``idle_seconds`` from now), start it if need be."""
+        with self._lock:
+            self._views_used_at = time.monotonic()
+            self._start()
+
+    def cached_view(self, customer_id: str, max_age: float):
+        """The cached view of ``customer_id``, only while bound (else nothing would drop it)."""
+        return self.views.get(customer_id, max_age) if self.ready.is_set() else None
+
+    def begin_view(self) -> int | None:
+        """Before a fetch: the number for ``store_view``; None when not bound (nothing to store)."""
+        return self.views.begin() if self.ready.is_set() else None
+
+    def store_view(self, customer_id: str, value, began: int) -> bool:
+        return self.ready.is_set() and self.views.store(customer_id, value, began)
+
     # -- the broker ------------------------------------------------------------------------------
 
     def close(self, timeout: float = 10.0) -> None:
@@ -371,8 +514,9 @@ class LiveHub:
             stream.end()
 
     def _leave_if_idle(self) -> bool:
-        """True when no stream has been open for ``idle_seconds``: the thread then ends (and
-        its connection and queue with it); the next stream starts another."""
+        """True when no stream has been open and no view asked for in ``idle_seconds``: the
+        thread then ends (and its connection and queue with it); the next stream or view starts
+        another."""
         with self._lock:
             if self._streams:
                 self._empty_since = None
@@ -380,10 +524,12 @@ class LiveHub:
             now = time.monotonic()
             if self._empty_since is None:
                 self._empty_since = now
-            if now - self._empty_since < self.idle_seconds:
+            quiet_since = max(self._empty_since, self._views_used_at or 0.0)
+            if now - quiet_since < self.idle_seconds:
                 return False
             self._thread, self._empty_since = None, None
             self.router = LiveRouter(grace=self.grace)  # what it knew of offers may be stale by then
+            self.views.clear()
             return True
 
     def _run(self) -> None:
@@ -424,19 +570,23 @@ class LiveHub:
                 arguments={"x-max-length": QUEUE_MAX_LENGTH, "x-overflow": "drop-head"},
             )
             name = declared.method.queue
-            for event_type in LIVE_EVENT_TYPES:
+            for event_type in BOUND_EVENT_TYPES:
                 channel.queue_bind(name, self.settings.exchange, routing_key=event_type)
             # No acks: the queue dies with this connection anyway, so an ack would protect nothing.
             channel.basic_consume(name, self._on_message, auto_ack=True)
+            self.views.clear()  # events were missed while not bound: no view kept from before may stay
+            self._redrops.clear()
             self.ready.set()
             log.info("live updates: listening", extra={"queue": name})
             self._broadcast(self._ready_notice())
             while not self._stop.is_set():
                 connection.process_data_events(time_limit=0.05)
                 self.deliver(self.router.overdue())
+                self._drop_settled()
                 yield
         finally:
             self.ready.clear()
+            self.views.clear()
             if connection.is_open:
                 try:
                     connection.close()
@@ -449,10 +599,19 @@ class LiveHub:
         except InvalidEvent as error:
             log.warning("live updates: an invalid event was ignored", extra={"errors": error.errors})
             return
+        customers = customers_named(envelope)
+        if customers:
+            self.views.drop(customers)
+            self._redrops.append((time.monotonic() + SETTLE_SECONDS, customers))
         try:
             self.deliver(self.router.route(envelope))
         except Exception:  # one odd event must not stop the screens of everybody
             log.exception("live updates: an event could not be routed", extra={"event_id": envelope.id})
+
+    def _drop_settled(self) -> None:
+        now = time.monotonic()
+        while self._redrops and self._redrops[0][0] <= now:
+            self.views.drop(self._redrops.popleft()[1])
 
 
 # --- one hub per process --------------------------------------------------------------------
@@ -476,6 +635,7 @@ def hub_of(app) -> LiveHub:
                 max_streams=int(settings.option("LIVE_MAX_STREAMS") or max(1, threads * 3 // 4)),
                 grace=float(settings.option("LIVE_RING_GRACE_SECONDS", "0.25")),
                 idle_seconds=float(settings.option("LIVE_IDLE_SECONDS", "5")),
+                view_cache_size=int(settings.option("VIEW_CACHE_SIZE", "2000")),
             )
             app.extensions["live_hub"] = hub
     return hub

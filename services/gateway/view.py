@@ -16,6 +16,13 @@ does not fail the view: its parts are ``null``, ``partial`` is true and ``missin
 service and why (``{"surveys": "timed out (deadline)"}``). When tickets is missing the profile
 comes from the gateway's own customer replica (kept from ``customer.*`` events).
 
+Complete views are cached per process (``VIEW_CACHE_SECONDS``, 5; ``VIEW_CACHE_SIZE``, 2,000
+customers; 0 seconds turns it off): an event naming the customer (``live_hub``) drops theirs,
+the time limit bounds the staleness should an event be missed, and the cache is used only
+while this process's hub listens to the broker. What a view holds does not depend on who
+asks (every role sees the same three reads), so one entry per customer serves everybody.
+Answers say ``X-Cache: hit`` or ``miss``.
+
 The live stream's screen-pop calls :func:`customer_view` directly.
 """
 
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from flask import current_app, jsonify, url_for
+from flask import Response, current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -38,6 +45,7 @@ from shared.problems import Invalid, problem
 from shared.replicas import find_customers_by_phone
 from shared.web import unit_of_work
 
+from .live_hub import LiveHub, hub_of
 from .models import CustomerReplica, CustomerReplicaPhone
 from .upstream import UpstreamUnavailable, upstreams
 
@@ -52,6 +60,7 @@ customer_views = Blueprint(
 ACCESS: list = []
 
 DEFAULT_DEADLINE_SECONDS = 1.0
+DEFAULT_CACHE_SECONDS = 5.0
 CALL_GRACE_SECONDS = 0.05
 # What each service is asked, by the name ``missing`` uses for it.
 PARTS = {
@@ -121,17 +130,73 @@ def _numbers_of(replica: CustomerReplica) -> list[str]:
 _UNKNOWN = object()  # the tickets service answered 404 for the customer
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A view, its JSON text (made once, also for the cache) and whether it came from the cache."""
+
+    view: dict
+    body: str
+    cache: str  # "hit" | "miss"
+
+    def response(self) -> Response:
+        response = current_app.response_class(self.body, mimetype="application/json")
+        response.headers["X-Cache"] = self.cache
+        return response
+
+
+@dataclass(frozen=True)
+class _Cache:
+    hub: LiveHub
+    max_age: float
+
+
+def _cache() -> _Cache | None:
+    """This process's view cache, or None when ``VIEW_CACHE_SECONDS`` is 0. Asking counts as
+    use: the hub (which keeps the cache true) stays up, or starts."""
+    max_age = float(current_app.extensions["settings"].option("VIEW_CACHE_SECONDS", str(DEFAULT_CACHE_SECONDS)))
+    if max_age <= 0:
+        return None
+    hub = hub_of(current_app)
+    hub.use_views()
+    return _Cache(hub, max_age)
+
+
+def _cached(cache: _Cache | None, customer_id: str) -> _Answer | None:
+    # An entry is only ever stored under a survivor's own id, and a merge drops both ids: a hit
+    # needs no look at the replica.
+    hit = cache.hub.cached_view(customer_id, cache.max_age) if cache else None
+    return _Answer(hit.view, hit.body, "hit") if hit else None
+
+
+def _fetched(customer_id: str, known: _Known, deadline: float | None, started: float, cache: _Cache | None) -> _Answer:
+    began = cache.hub.begin_view() if cache else None
+    view = _view(customer_id, known, deadline, started)
+    answer = _Answer(view, current_app.json.dumps(view), "miss")
+    # Only a complete view, asked for by the survivor's own id (a merge tickets followed but the
+    # replica has not heard of yet would file it under the wrong customer's events).
+    if began is not None and not view["partial"] and view["customer_id"] == customer_id == known.survivor:
+        cache.hub.store_view(customer_id, answer, began)
+    return answer
+
+
 def customer_view(customer_id: str, *, deadline: float | None = None) -> dict:
     """The whole view of a customer, as ``GET /api/customers/<id>/view`` answers it (a merged id
     gives the survivor's view, ``merged_from`` naming the id asked for; the route redirects).
 
     Runs in a request (or app) context: the services are asked as ``acting_user()``. Returns
     within ``deadline`` seconds (``VIEW_DEADLINE_SECONDS`` by default) plus a few milliseconds,
-    whatever the services do. Raises :class:`CustomerNotFound` (a 404) when the tickets service
-    says the customer does not exist, or cannot answer and the gateway's replica does not know
-    the id either.
+    whatever the services do; at once from this process's cache when it holds the customer.
+    Raises :class:`CustomerNotFound` (a 404) when the tickets service says the customer does not
+    exist, or cannot answer and the gateway's replica does not know the id either. The dict
+    returned may be shared with the cache: do not change it.
     """
-    return _view(customer_id, _known(customer_id), deadline, time.monotonic())
+    return _customer_view(customer_id, deadline).view
+
+
+def _customer_view(customer_id: str, deadline: float | None = None) -> _Answer:
+    started = time.monotonic()
+    cache = _cache()
+    return _cached(cache, customer_id) or _fetched(customer_id, _known(customer_id), deadline, started, cache)
 
 
 def _view(customer_id: str, known: _Known, deadline: float | None, started: float) -> dict:
@@ -280,13 +345,16 @@ class CustomerView(MethodView):
     def get(self, customer_id):
         """Everything about a customer from every service; partial (and said so) when one is down."""
         started = time.monotonic()
+        cache = _cache()
+        if hit := _cached(cache, customer_id):
+            return hit.response()
         known = _known(customer_id)
         if known.survivor != customer_id:
             response = jsonify(id=customer_id, merged_into=known.survivor)
             response.status_code = 308
             response.headers["Location"] = url_for("customer_view.CustomerView", customer_id=known.survivor)
             return response
-        return jsonify(_view(customer_id, known, None, started))
+        return _fetched(customer_id, known, None, started, cache).response()
 
 
 @customer_views.route("/lookup")
@@ -316,4 +384,7 @@ class CustomerLookup(MethodView):
                 phone=e164,
                 candidates=candidates,
             )
-        return jsonify({**customer_view(candidates[0]["customer_id"]), "matched_phone": e164})
+        answer = _customer_view(candidates[0]["customer_id"])
+        response = jsonify({**answer.view, "matched_phone": e164})
+        response.headers["X-Cache"] = answer.cache
+        return response

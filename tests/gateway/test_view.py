@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
+from services.gateway.live_hub import hub_of
 from services.gateway.models import CustomerReplica
 from shared.webhooks import sign_json
 from tests.gateway.conftest import PHONE_WEBHOOK_SECRET
@@ -81,6 +82,13 @@ def phone_event(stack, event: str, call_id: str, sequence: int, **fields) -> dic
     )
     assert response.status_code == 200, response.text
     return response.json()
+
+
+@pytest.fixture(autouse=True)
+def closed_hub(stack):
+    """Views start the gateway's hub (their cache listens to the broker): closed after each test."""
+    yield
+    hub_of(stack.gateway).close()
 
 
 @pytest.fixture
