@@ -61,6 +61,13 @@ ACCESS: list = []
 
 DEFAULT_DEADLINE_SECONDS = 1.0
 DEFAULT_CACHE_SECONDS = 5.0
+# The answer's headers, for the spec.
+CACHE_HEADER = {
+    "X-Cache": {
+        "description": "`hit`: from this gateway process's view cache; `miss`: assembled now",
+        "schema": {"type": "string", "enum": ["hit", "miss"]},
+    }
+}
 CALL_GRACE_SECONDS = 0.05
 # What each service is asked, by the name ``missing`` uses for it.
 PARTS = {
@@ -340,7 +347,7 @@ class LookupQuery(Schema):
 
 @customer_views.route("/<customer_id>/view")
 class CustomerView(MethodView):
-    @customer_views.response(200, CustomerViewOut)
+    @customer_views.response(200, CustomerViewOut, headers=CACHE_HEADER)
     @customer_views.alt_response(308, description="Merged: the Location is the surviving customer's view")
     def get(self, customer_id):
         """Everything about a customer from every service; partial (and said so) when one is down."""
@@ -360,7 +367,7 @@ class CustomerView(MethodView):
 @customer_views.route("/lookup")
 class CustomerLookup(MethodView):
     @customer_views.arguments(LookupQuery, location="query")
-    @customer_views.response(200, CustomerViewOut)
+    @customer_views.response(200, CustomerViewOut, headers=CACHE_HEADER)
     @customer_views.alt_response(409, description="Several customers share the number: `candidates` lists them")
     def get(self, args):
         """The view of the customer with this number (any format); 404 when nobody has it, 409

@@ -201,3 +201,10 @@ def test_forgotten_drops_raise_the_floor_so_an_older_fetch_still_cannot_store():
     cache.drop(["z"])  # "x" is forgotten: fetches begun before its drop may store nothing
     assert cache.store("x", "stale", began) is False
     assert cache.store("x", "fresh", cache.begin()) is True
+
+
+def test_the_spec_documents_the_x_cache_header(stack):
+    spec = stack.client.get("/openapi.json", headers=stack.bearer(AGENT)).get_json()
+    for path in ("/api/customers/{customer_id}/view", "/api/customers/lookup"):
+        headers = spec["paths"][path]["get"]["responses"]["200"]["headers"]
+        assert headers["X-Cache"]["schema"]["enum"] == ["hit", "miss"]
