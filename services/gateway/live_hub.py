@@ -276,6 +276,10 @@ def customers_named(envelope: Envelope) -> list[str]:
 class ViewCache:
     """A bounded LRU of complete customer views (opaque values here), by customer id.
 
+    One fetch per customer at a time (``flight``): when an entry expires under load, the
+    requests for it wait for the one fetch under way instead of all asking the services at once
+    (which made the whole process wait on them). A drop lets the next request start a new one.
+
     The race it guards against: a fetch that began before a customer changed and ends after
     must not store what it read. ``begin()`` hands out the current sequence number; every
     ``drop()`` takes a new one and remembers it per customer, and ``store()`` refuses a value
@@ -288,6 +292,7 @@ class ViewCache:
         self.size = size
         self.remembered = remembered
         self._views: OrderedDict[str, tuple[float, object]] = OrderedDict()  # id -> (stored at, value)
+        self._flights: dict[str, Flight] = {}  # id -> the fetch under way that others may wait for
         self._dropped: OrderedDict[str, int] = OrderedDict()  # id -> the sequence number of its last drop
         self._sequence = 0
         self._floor = 0
@@ -327,11 +332,29 @@ class ViewCache:
                 self._views.popitem(last=False)
             return True
 
+    def flight(self, customer_id: str) -> tuple[Flight, bool]:
+        """The fetch under way for ``customer_id`` and False, or a new one and True: then the
+        caller fetches and must ``land`` it (also on failure), whatever happens."""
+        with self._lock:
+            flight = self._flights.get(customer_id)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[customer_id] = Flight()
+            return flight, True
+
+    def land(self, customer_id: str, flight: Flight, value=None, error: BaseException | None = None) -> None:
+        with self._lock:
+            if self._flights.get(customer_id) is flight:
+                del self._flights[customer_id]
+        flight.value, flight.error = value, error
+        flight.done.set()
+
     def drop(self, customer_ids: Iterable[Hashable]) -> None:
         with self._lock:
             self._sequence += 1
             for customer_id in customer_ids:
                 self._views.pop(customer_id, None)
+                self._flights.pop(customer_id, None)  # begun before the change: nobody new joins it
                 self._dropped[customer_id] = self._sequence
                 self._dropped.move_to_end(customer_id)
             while len(self._dropped) > self.remembered:
@@ -344,6 +367,16 @@ class ViewCache:
             self._floor = self._sequence
             self._views.clear()
             self._dropped.clear()
+            self._flights.clear()
+
+
+class Flight:
+    """One fetch of a customer's view that other requests wait for (``done``), then share."""
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.value = None
+        self.error: BaseException | None = None
 
 
 # --- the streams of this process ------------------------------------------------------------
@@ -497,6 +530,10 @@ class LiveHub:
     def begin_view(self) -> int | None:
         """Before a fetch: the number for ``store_view``; None when not bound (nothing to store)."""
         return self.views.begin() if self.ready.is_set() else None
+
+    def view_flight(self, customer_id: str) -> tuple[Flight, bool] | None:
+        """``ViewCache.flight``, only while bound (None: fetch alone, nothing will be stored)."""
+        return self.views.flight(customer_id) if self.ready.is_set() else None
 
     def store_view(self, customer_id: str, value, began: int) -> bool:
         return self.ready.is_set() and self.views.store(customer_id, value, began)

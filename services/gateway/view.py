@@ -45,7 +45,7 @@ from shared.problems import Invalid, problem
 from shared.replicas import find_customers_by_phone
 from shared.web import unit_of_work
 
-from .live_hub import LiveHub, hub_of
+from .live_hub import Flight, LiveHub, hub_of
 from .models import CustomerReplica, CustomerReplicaPhone
 from .upstream import UpstreamUnavailable, upstreams
 
@@ -177,13 +177,39 @@ def _cached(cache: _Cache | None, customer_id: str) -> _Answer | None:
 
 def _fetched(customer_id: str, known: _Known, deadline: float | None, started: float, cache: _Cache | None) -> _Answer:
     began = cache.hub.begin_view() if cache else None
-    view = _view(customer_id, known, deadline, started)
-    answer = _Answer(view, current_app.json.dumps(view), "miss")
+    joined = cache.hub.view_flight(customer_id) if began is not None else None
+    if joined is not None and not joined[1]:
+        # The same view is being fetched for another request of this process: share its answer.
+        if shared := _shared(joined[0], customer_id, deadline, started):
+            return shared
+        joined = None
+    try:
+        view = _view(customer_id, known, deadline, started)
+        answer = _Answer(view, current_app.json.dumps(view), "miss")
+    except BaseException as error:
+        if joined:
+            cache.hub.views.land(customer_id, joined[0], error=error)
+        raise
     # Only a complete view, asked for by the survivor's own id (a merge tickets followed but the
     # replica has not heard of yet would file it under the wrong customer's events).
     if began is not None and not view["partial"] and view["customer_id"] == customer_id == known.survivor:
         cache.hub.store_view(customer_id, answer, began)
+    if joined:
+        cache.hub.views.land(customer_id, joined[0], answer)
     return answer
+
+
+def _shared(flight: Flight, customer_id: str, deadline: float | None, started: float) -> _Answer | None:
+    """What another request's fetch of the same view answered, if it does within our deadline
+    (None: it failed otherwise or outlasted the deadline, and this request fetches alone)."""
+    deadline = deadline_seconds() if deadline is None else deadline
+    if not flight.done.wait(max(0.0, deadline - (time.monotonic() - started))):
+        return None
+    if isinstance(flight.error, CustomerNotFound):
+        raise CustomerNotFound(customer_id)
+    if flight.error is not None or flight.value is None:
+        return None
+    return _Answer(flight.value.view, flight.value.body, "hit")
 
 
 def customer_view(customer_id: str, *, deadline: float | None = None) -> dict:

@@ -4,11 +4,13 @@ guard of ``ViewCache`` on its own."""
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.gateway.live_hub import ViewCache, hub_of
+from services.gateway.live_hub import Flight, ViewCache, hub_of
 from tests.gateway.test_view import AGENT, Service, _has, answers, known_everywhere, new_customer
 from tests.support.services import wait_for
 
@@ -108,6 +110,33 @@ def test_a_new_ticket_and_a_survey_answer_show_as_soon_as_their_events_arrive(ga
     assert shown["tickets"]["total"] == 1
 
 
+def test_concurrent_views_of_one_customer_ask_each_service_once(gateway):
+    customer_id = ready_customer(gateway)
+    listening(gateway)
+    asked = []
+    server = gateway.servers["tickets"]
+    served = server.app
+
+    def counting(environ, start_response):
+        asked.append(environ["PATH_INFO"])
+        return served(environ, start_response)
+
+    server.app, server.delay = counting, 0.3  # the first fetch is still under way when the others come
+    headers = gateway.bearer(AGENT)
+    barrier = threading.Barrier(4)
+
+    def one_view(_):
+        barrier.wait()
+        return gateway.client.get(f"/api/customers/{customer_id}/view", headers=headers)
+
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(one_view, range(4)))
+    assert [r.status_code for r in responses] == [200] * 4
+    assert sorted(r.headers["X-Cache"] for r in responses) == ["hit", "hit", "hit", "miss"]
+    assert all(r.get_json() == responses[0].get_json() and not r.get_json()["partial"] for r in responses)
+    assert asked == [f"/customers/{customer_id}/overview"]
+
+
 def test_a_partial_view_is_never_cached(gateway):
     customer_id = ready_customer(gateway)
     listening(gateway)
@@ -201,6 +230,24 @@ def test_forgotten_drops_raise_the_floor_so_an_older_fetch_still_cannot_store():
     cache.drop(["z"])  # "x" is forgotten: fetches begun before its drop may store nothing
     assert cache.store("x", "stale", began) is False
     assert cache.store("x", "fresh", cache.begin()) is True
+
+
+def test_one_fetch_per_customer_and_a_drop_lets_the_next_request_start_another():
+    cache = ViewCache()
+    flight, leader = cache.flight("c1")
+    assert leader is True
+    assert cache.flight("c1") == (flight, False)  # waits for the same fetch
+    assert cache.flight("c2")[1] is True  # another customer: its own
+    cache.drop(["c1"])  # c1 changed: the fetch under way may have read the old state
+    fresh, leader = cache.flight("c1")
+    assert leader is True and fresh is not flight
+    cache.land("c1", flight, "old")  # landing the detached one leaves the new one in place
+    assert flight.done.is_set() and flight.value == "old"
+    assert cache.flight("c1") == (fresh, False)
+    error = LookupError("no such customer")
+    cache.land("c1", fresh, error=error)
+    assert fresh.error is error and cache.flight("c1")[0] not in (flight, fresh)
+    assert isinstance(fresh, Flight)
 
 
 def test_the_spec_documents_the_x_cache_header(stack):
