@@ -21,7 +21,9 @@ customers; 0 seconds turns it off): an event naming the customer (``live_hub``) 
 the time limit bounds the staleness should an event be missed, and the cache is used only
 while this process's hub listens to the broker. What a view holds does not depend on who
 asks (every role sees the same three reads), so one entry per customer serves everybody.
-Answers say ``X-Cache: hit`` or ``miss``.
+While a customer's view is being fetched, the process's other requests for it wait for that
+fetch and share its answer (no stampede on the services when an entry expires under load).
+Answers say ``X-Cache: hit`` (no service asked for this request) or ``miss``.
 
 The live stream's screen-pop calls :func:`customer_view` directly.
 """
