@@ -62,6 +62,15 @@ EVENTS_CONSUMED = Counter(
     "events_consumed_total", "Events handled by this service's consumer", ["event_type", "outcome"]
 )
 
+# The gateway's calls to the services: outcome ok (any answer below 500), server_error, timeout,
+# unreachable or circuit_open (the breaker refused to call at all).
+UPSTREAM_CALLS = Histogram(
+    "upstream_call_duration_seconds",
+    "Time of a gateway call to a service, by outcome",
+    ["service", "outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
 
 def render(extra_collectors=()) -> tuple[bytes, str]:
     """The exposition text for a scrape, plus collectors read at scrape time (outbox backlog)."""

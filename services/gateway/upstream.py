@@ -14,6 +14,7 @@ are missing instead of failing the whole.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from shared.auth import InternalTokens, User, acting_user
 from shared.config import DEFAULT_PORTS, Settings
 from shared.logs import correlation_id
+from shared.metrics import UPSTREAM_CALLS
 
 BACKENDS = ("tickets", "callrouting", "surveys")
 
@@ -127,16 +129,24 @@ class Upstreams:
                 raise _ServerError(response)
             return response
 
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             return upstream.breaker.call(attempt)
         except pybreaker.CircuitBreakerError:
+            outcome = "circuit_open"
             raise UpstreamUnavailable(service, "circuit open (recent failures)") from None
         except _ServerError as error:
+            outcome = "server_error"
             raise UpstreamUnavailable(service, f"answered {error.response.status_code}", error.response) from None
         except requests.Timeout:
+            outcome = "timeout"
             raise UpstreamUnavailable(service, "timed out") from None
         except requests.ConnectionError:
+            outcome = "unreachable"
             raise UpstreamUnavailable(service, "unreachable") from None
+        finally:
+            UPSTREAM_CALLS.labels(service, outcome).observe(time.perf_counter() - started)
 
     # -- several at once -------------------------------------------------------------------
 
