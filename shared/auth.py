@@ -83,14 +83,12 @@ class InternalTokens:
         return {INTERNAL_TOKEN_HEADER: self.sign(user)}
 
 
-def internal_token_authenticator(tokens: InternalTokens | None) -> Callable[[], User | None]:
+def internal_token_authenticator(tokens: InternalTokens) -> Callable[[], User | None]:
     """How a service (not the gateway) learns who calls: only from a valid internal token."""
 
     def authenticate() -> User | None:
         token = request.environ.get(_INTERNAL_TOKEN_ENVIRON)
-        if not token or tokens is None:
-            return None
-        return tokens.verify(token)
+        return tokens.verify(token) if token else None
 
     return authenticate
 

@@ -61,15 +61,14 @@ def create_service_app(
         API_SPEC_OPTIONS={"info": {"description": description}},
         JSON_SORT_KEYS=False,
     )
+    if not settings.internal_auth_secret:
+        # Without it a service could not tell the gateway's calls from anyone's: refuse to start.
+        raise RuntimeError(f"INTERNAL_AUTH_SECRET is unset: {settings.service} cannot check who calls it")
     database = Database(settings.database_url)
     migrate(database, migrations)
     app.extensions["settings"] = settings
     app.extensions["database"] = database
-    tokens = (
-        InternalTokens(settings.internal_auth_secret, settings.internal_token_max_age)
-        if settings.internal_auth_secret
-        else None
-    )
+    tokens = InternalTokens(settings.internal_auth_secret, settings.internal_token_max_age)
     app.extensions["internal_tokens"] = tokens
 
     api = ProblemApi(app)

@@ -189,3 +189,9 @@ def _credentials(app, service) -> dict[str, str]:
         return dict(signed_as("tester", "agent"))
     token = gateway_user(app.extensions["database"], "tester")
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_service_without_the_internal_auth_secret_refuses_to_start(database_factory, broker_url, monkeypatch):
+    monkeypatch.delenv("INTERNAL_AUTH_SECRET")
+    with pytest.raises(RuntimeError, match="INTERNAL_AUTH_SECRET"):
+        make_app("tickets", database_factory, broker_url)

@@ -6,7 +6,6 @@ then passed on with a signed internal token (``upstream``).
 
 from __future__ import annotations
 
-from shared.auth import InternalTokens
 from shared.config import Settings
 from shared.web import create_service_app
 
@@ -22,8 +21,6 @@ ACCESS = [rule for part in PARTS for rule in part.ACCESS]
 
 def create_app(settings: Settings | None = None):
     settings = settings or Settings.from_env("gateway")
-    if not settings.internal_auth_secret:
-        raise RuntimeError("INTERNAL_AUTH_SECRET is unset: the gateway cannot sign its calls to the services")
     app = create_service_app(
         settings,
         title="Gateway",
@@ -41,6 +38,5 @@ def create_app(settings: Settings | None = None):
         access=ACCESS,
         authenticate=users.authenticate,
     )
-    tokens = InternalTokens(settings.internal_auth_secret, settings.internal_token_max_age)
-    app.extensions["upstreams"] = Upstreams(settings, tokens)
+    app.extensions["upstreams"] = Upstreams(settings, app.extensions["internal_tokens"])
     return app
