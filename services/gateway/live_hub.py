@@ -535,8 +535,8 @@ class LiveHub:
         """``ViewCache.flight``, only while bound (None: fetch alone, nothing will be stored)."""
         return self.views.flight(customer_id) if self.ready.is_set() else None
 
-    def store_view(self, customer_id: str, value, began: int) -> bool:
-        return self.ready.is_set() and self.views.store(customer_id, value, began)
+    def store_view(self, customer_id: str, value, began: int, fetched_at: float | None = None) -> bool:
+        return self.ready.is_set() and self.views.store(customer_id, value, began, now=fetched_at)
 
     # -- the broker ------------------------------------------------------------------------------
 

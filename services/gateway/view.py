@@ -195,7 +195,7 @@ def _fetched(customer_id: str, known: _Known, deadline: float | None, started: f
     # Only a complete view, asked for by the survivor's own id (a merge tickets followed but the
     # replica has not heard of yet would file it under the wrong customer's events).
     if began is not None and not view["partial"] and view["customer_id"] == customer_id == known.survivor:
-        cache.hub.store_view(customer_id, answer, began)
+        cache.hub.store_view(customer_id, answer, began, started)  # its age counts from before the reads
     if joined:
         cache.hub.views.land(customer_id, joined[0], answer)
     return answer
