@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import httpload
-from bench.procs import BenchError, say
+from bench.procs import BenchError, say, wrk_header_args
 from bench.report import Row
 from shared.db import Database, migrate
 
@@ -147,7 +147,8 @@ def unqueued(name: str, url: str, script: Path | None = None) -> httpload.WrkRes
     """wrk with one connection per gunicorn worker: latency without queueing."""
 
     def once(duration_s: int) -> httpload.WrkResult:
-        argv = ["wrk", "--latency", "-t2", "-c2", f"-d{duration_s}s", *(["-s", str(script)] if script else []), url]
+        argv = ["wrk", "--latency", "-t2", "-c2", *wrk_header_args(), f"-d{duration_s}s"]
+        argv += [*(["-s", str(script)] if script else []), url]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=duration_s + 60)
         if result.returncode != 0:
             raise BenchError(f"wrk failed ({result.returncode}): {result.stderr or result.stdout}")
