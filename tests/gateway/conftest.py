@@ -92,6 +92,9 @@ def stack(settings_factory):
     all_settings["gateway"] = gateway_settings
     gateway = create_gateway(gateway_settings)
     yield Stack(gateway, gateway_database, servers, databases, all_settings)
+    hub = gateway.extensions.get("live_hub")  # started by a stream or a view: let go of the broker
+    if hub is not None:
+        hub.close()
     for server in servers.values():
         server.stop()
     running.close()
