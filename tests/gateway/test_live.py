@@ -18,7 +18,6 @@ import pika
 import pytest
 import requests
 from port_for import get_port
-from werkzeug.serving import make_server
 
 from services.callrouting.models import CustomerReplica
 from services.gateway.live_hub import STREAM_BACKLOG, LiveHub, LiveRouter, Notice, StreamClosed, Subscription, hub_of
@@ -27,6 +26,7 @@ from shared.broker import ConfirmedPublisher
 from shared.config import PROJECT_ROOT, Settings
 from shared.events import Envelope
 from tests.callrouting.inbound_support import TOKEN, add_agents, twilio_signature
+from tests.gateway.conftest import ServiceServer
 from tests.support.auth import gateway_user, signed_as
 from tests.support.services import wait_for
 
@@ -114,15 +114,11 @@ def live_env(monkeypatch):
 
 @pytest.fixture
 def live(live_env, stack):
-    server = make_server("127.0.0.1", 0, stack.gateway, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = ServiceServer(stack.gateway)  # the gateway over real HTTP, as the console reaches it
     hub = hub_of(stack.gateway)
-    yield Live(stack, f"http://127.0.0.1:{server.server_port}", hub)
+    yield Live(stack, server.url, hub)
     hub.close()
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    server.stop()
 
 
 def twilio(live: Live, path: str, params: dict) -> tuple[str, float]:
