@@ -21,6 +21,7 @@ open streams do.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -625,10 +626,8 @@ class LiveHub:
             self.ready.clear()
             self.views.clear()
             if connection.is_open:
-                try:
+                with contextlib.suppress(pika.exceptions.AMQPError):  # closing a broken connection may fail too
                     connection.close()
-                except pika.exceptions.AMQPError:
-                    pass
 
     def _on_message(self, _channel, _method, _properties, body: bytes) -> None:
         try:
