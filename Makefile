@@ -23,22 +23,28 @@ $(VENV)/.installed: requirements.lock
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
 	touch $@
 
-setup: $(VENV)/.installed
+# The console's front-end libraries (htmx, Chart.js) from the npm registry, as package-lock.json pins them.
+node_modules/.installed: package.json package-lock.json
+	@scripts/ensure-system.sh npm
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
 	@mkdir -p var
 
 run: setup
 	scripts/run.sh
 
 test: setup
-	@scripts/ensure-system.sh rabbitmq
+	@scripts/ensure-system.sh rabbitmq chromium
 	$(PY) -m pytest
 
 test-postgres: setup
 	@scripts/ensure-system.sh rabbitmq postgresql
-	scripts/with-postgres.sh $(PY) -m pytest -m db
+	scripts/with-postgres.sh $(PY) -m pytest -m "db and not browser"
 
 bench: setup
-	@scripts/ensure-system.sh rabbitmq wrk
+	@scripts/ensure-system.sh rabbitmq wrk chromium
 	$(PY) -m bench
 
 # The simulator comes in through the gateway like the phone system and a supervisor's script:
@@ -59,4 +65,4 @@ deadletters: setup
 	$(PY) -m shared.deadletters list $(SERVICE)
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache test-artifacts

@@ -5,6 +5,8 @@
 #   scripts/ensure-system.sh rabbitmq    rabbitmq-server (for a local node and the tests)
 #   scripts/ensure-system.sh wrk         the HTTP load generator for make bench
 #   scripts/ensure-system.sh postgresql  a PostgreSQL server for the PostgreSQL test run
+#   scripts/ensure-system.sh npm         Node.js and npm, which install the console's front-end libraries
+#   scripts/ensure-system.sh chromium    the browser the console's tests drive (Playwright, no browser download)
 set -euo pipefail
 
 have() {
@@ -13,6 +15,8 @@ have() {
     rabbitmq) [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] ;;
     wrk) command -v wrk >/dev/null 2>&1 ;;
     postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
+    chromium) [ -x /usr/bin/chromium ] ;;
   esac
 }
 package() {
@@ -21,6 +25,8 @@ package() {
     rabbitmq) echo rabbitmq-server ;;
     wrk) echo wrk ;;
     postgresql) echo postgresql ;;
+    npm) echo npm ;;
+    chromium) echo chromium ;;
   esac
 }
 

@@ -142,8 +142,12 @@ class AccessControl:
         authenticate: Callable[[], User | None],
         rules: Iterable[AccessRule] = (),
         scrape_token: str | None = None,
+        denied: Callable[[object, int, str], object | None] | None = None,
     ):
         self.app = app
+        # An app may answer a refusal its own way for some views (the console's pages redirect
+        # to the sign-in page): ``denied(view, status, detail)`` returns that answer, or None.
+        self.denied = denied
         self.authenticate = authenticate
         self.rules = tuple(rules)
         for each in self.rules:
@@ -170,6 +174,8 @@ class AccessControl:
             return None
         user = self.authenticate()
         if user is None:
+            if self.denied and (own := self.denied(view, 401, "Sign in first.")) is not None:
+                return own
             answer = problem(401, "Unauthorized", "Sign in first: this route needs a signed-in user.")
             answer.headers["WWW-Authenticate"] = 'Bearer realm="callcenter"'
             return answer
@@ -178,7 +184,10 @@ class AccessControl:
         needed = self.required_role(method, url_rule.rule)
         role = needed.role if needed else "agent"
         if not user.has_role(role):
-            return problem(403, "Forbidden", f"This needs the {role} role; you are signed in as {user.role}.")
+            detail = f"This needs the {role} role; you are signed in as {user.role}."
+            if self.denied and (own := self.denied(view, 403, detail)) is not None:
+                return own
+            return problem(403, "Forbidden", detail)
         if needed and needed.own and user.role == "agent":
             if (current.view_args or {}).get(needed.own) != user.id:
                 return problem(403, "Forbidden", "An agent may only act for themselves here.")

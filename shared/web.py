@@ -46,9 +46,13 @@ def create_service_app(
     access: Iterable[AccessRule] = (),
     authenticate: Callable[[], User | None] | None = None,
     static_folder: str | None = None,
+    pages: Iterable = (),
+    denied: Callable | None = None,
 ) -> Flask:
     """A service's Flask app. ``access``: which roles its routes need (``shared.auth``);
-    ``authenticate``: how a caller is recognised (by default, the gateway's internal token).
+    ``authenticate``: how a caller is recognised (by default, the gateway's internal token);
+    ``pages``: plain Flask blueprints of HTML pages (not in the OpenAPI spec); ``denied``: how
+    their refusals answer (``shared.auth.AccessControl``).
     """
     configure_logging(settings.service, settings.log_level)
     app = Flask(settings.service, static_folder=static_folder)
@@ -74,10 +78,16 @@ def create_service_app(
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
+    for blueprint in pages:
+        app.register_blueprint(blueprint)
     app.register_error_handler(Exception, unexpected_error_to_problem)
     _install_operational_routes(app, database, settings)
     access_control = AccessControl(
-        app, authenticate or internal_token_authenticator(tokens), access, scrape_token=settings.metrics_token
+        app,
+        authenticate or internal_token_authenticator(tokens),
+        access,
+        scrape_token=settings.metrics_token,
+        denied=denied,
     )
     _install_request_context(app, database, access_control)
     return app

@@ -1,7 +1,8 @@
 """The gateway service's app factory (``gunicorn 'services.gateway.app:create_app()'``).
 
 The one door: users sign in here (``users``), and every other request is checked here and
-then passed on with a signed internal token (``upstream``).
+then passed on with a signed internal token (``upstream``). The web console (``console``) is
+served from here too, at ``/``.
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 from shared.config import Settings
 from shared.web import create_service_app
 
-from . import auth_api, docs, live, proxy, reports, users, view
+from . import auth_api, console, docs, live, proxy, reports, users, view
 from .api import customer_replicas
 from .models import MIGRATIONS
 from .upstream import Upstreams
 
 PARTS = (auth_api, proxy, view, reports, live, docs)
 # Which role the gateway's own routes need beyond an agent (shared.auth), from each part.
-ACCESS = [rule for part in PARTS for rule in part.ACCESS]
+ACCESS = [rule for part in PARTS for rule in part.ACCESS] + console.ACCESS
 
 
 def create_app(settings: Settings | None = None):
@@ -35,8 +36,10 @@ def create_app(settings: Settings | None = None):
             live.live,
             docs.docs,
         ],
+        pages=[console.console],
         access=ACCESS,
         authenticate=users.authenticate,
+        denied=console.denied,
     )
     app.extensions["upstreams"] = Upstreams(settings, app.extensions["internal_tokens"])
     return app

@@ -200,7 +200,7 @@ class SignIn(MethodView):
         after_this_request(_no_store)
         if body["kind"] == "api":
             return {"token": signed_in.token, "expires_at": signed_in.expires_at}
-        _set_session_cookie(signed_in, persistent=body["remember"], at=at)
+        set_session_cookie(signed_in, persistent=body["remember"], at=at)
         return {
             "user": signed_in.account,
             "csrf_token": csrf_token(signed_in.token),
@@ -208,7 +208,7 @@ class SignIn(MethodView):
         }
 
 
-def _set_session_cookie(signed_in: users.SignedIn, persistent: bool, at: datetime) -> None:
+def set_session_cookie(signed_in: users.SignedIn, persistent: bool, at: datetime) -> None:
     secure = request.is_secure or current_app.extensions["settings"].option("SESSION_COOKIE_SECURE", "") in (
         "1",
         "true",

@@ -23,6 +23,7 @@ from services.gateway import users
 from shared import auth
 from shared.auth import ROLES, InternalTokens, User, is_public
 from shared.problems import PROBLEM_JSON
+from tests.gateway.console.access_rows import CONSOLE_ROWS
 
 APPS = ("gateway", "tickets", "callrouting", "surveys")
 AUTOMATIC = frozenset(("HEAD", "OPTIONS"))
@@ -35,6 +36,9 @@ PUBLIC = {
     **{(app, "/readyz"): "probe" for app in APPS},
     # the gateway's door: sign-in, and what the phone system and customers call (checked by the service)
     ("gateway", "/auth/sign-in"): "the sign-in itself",
+    ("gateway", "/sign-in"): "the console's sign-in form",
+    ("gateway", "/static/console/<path:filename>"): "the console's stylesheet and script",
+    ("gateway", "/static/vendor/<name>"): "htmx and Chart.js from node_modules",
     ("gateway", "/webhooks/<path:path>"): "phone webhooks, passed on; the service checks the signature",
     ("gateway", "/links/<token>"): "a customer's survey link, passed on; the signed token is checked there",
     # the phone system's signed webhooks
@@ -147,6 +151,8 @@ ROLE_MATRIX = [
     ("surveys", "GET", "/templates", "agent"),
     ("surveys", "POST", "/templates", "supervisor"),
     ("surveys", "GET", "/templates/<template_id>", "agent"),
+    # the console's pages and their actions (one list per screen, tests/gateway/console/access_rows.py)
+    *CONSOLE_ROWS,
 ]
 
 _ARGUMENT = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -200,7 +206,14 @@ def test_every_route_of_every_app_answers_401_without_credentials_except_the_all
             if (name, rule) in PUBLIC:
                 assert is_public(view), f"{name} {rule} is allow-listed but its view is not marked public"
                 continue
+            if getattr(view, "console_page", False) and method == "GET":
+                # A console page sends a person to the sign-in form and back: a redirect, not a 401.
+                assert status == 303, f"console page {rule} answered {status} without credentials"
+                answered[(name, rule, method)] = 401
+                continue
             assert status == 401, f"{name} {method} {rule} answered {status} without credentials"
+            if getattr(view, "console_page", False):
+                continue  # an htmx action: 401 with HX-Redirect to the sign-in form
             if method != "HEAD":
                 assert content_type == PROBLEM_JSON and b"Traceback" not in body, (name, method, rule)
     public_routes = {(name, rule) for (name, rule, _method), status in answered.items() if status != 401}

@@ -1,0 +1,23 @@
+"""The web console: server-rendered pages for agents and supervisors, served by the gateway at ``/``.
+
+One Flask blueprint (``base.console``); each module holds the pages of one screen and their
+htmx actions, and its ``ACCESS`` rules (which role each route needs beyond an agent):
+
+- ``auth_pages``: sign-in and sign-out, and ``/`` which sends each role to its screen;
+- ``desk``: the agent's desk: my state, the next follow-up call with its script, outcome and the
+  five 1-10 questions, the screen-pop of a ringing call, the wrap-up of an inbound call;
+- ``tickets`` and ``customers``: ticket queues and a ticket's history; customer search and one
+  customer's timeline;
+- ``dashboard`` and ``wall``: the supervisor's daily dashboard and the live wall;
+- ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue.
+"""
+
+from __future__ import annotations
+
+from . import agents, auth_pages, campaigns, customers, dashboard, desk, recovery, tickets, wall
+from .base import console, denied
+
+SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery)
+ACCESS = [rule for screen in SCREENS for rule in screen.ACCESS]
+
+__all__ = ["ACCESS", "console", "denied"]
