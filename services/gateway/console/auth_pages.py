@@ -9,7 +9,7 @@ from flask import after_this_request, current_app, make_response, redirect, requ
 from shared.auth import acting_user, public
 
 from .. import users
-from ..auth_api import set_session_cookie, now, policy
+from ..auth_api import now, policy, set_session_cookie
 from .base import console, page, render
 
 ACCESS: list = []
