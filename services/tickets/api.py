@@ -463,6 +463,11 @@ class TicketQuery(PageArgs):
     created_from = fields.AwareDateTime(default_timezone=UTC)
     created_to = fields.AwareDateTime(default_timezone=UTC)
     breached = fields.Boolean()
+    unassigned = fields.Boolean(metadata={"description": "true: no assignee (a team queue); false: assigned"})
+    due_before = fields.AwareDateTime(
+        default_timezone=UTC,
+        metadata={"description": "an SLA due time still open (first response or resolution) falls before this"},
+    )
     q = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "text in subject or body"})
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(sorted(service.SORTS)))
 

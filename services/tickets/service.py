@@ -989,6 +989,11 @@ def list_tickets(uow: UnitOfWork, filters: dict, sort: str, page: int, per_page:
         conditions.append(Ticket.created_at < filters["created_to"])
     if filters.get("breached") is not None:
         conditions.append(Ticket.breached.is_(filters["breached"]))
+    if filters.get("unassigned") is not None:
+        conditions.append(Ticket.assignee_id.is_(None) if filters["unassigned"] else Ticket.assignee_id.is_not(None))
+    if filters.get("due_before"):
+        # sla_check_at is the earliest due time still open (null when nothing can breach any more)
+        conditions.append(Ticket.sla_check_at < filters["due_before"])
     if filters.get("q"):
         pattern = f"%{_escape_like(filters['q'].strip().lower())}%"
         conditions.append(

@@ -253,6 +253,11 @@ def test_listing_filters_sorts_and_pages_with_a_total(client):
     assert numbers(sort="priority")[:2] == [3, 1]
     assert numbers(breached="false") == [5, 4, 3, 2, 1]
     assert numbers(breached="true") == []
+    assert numbers(unassigned="true") == [4]
+    assert numbers(unassigned="false", status="new") == [5, 2]
+    # the urgent one (open: 1 h to first response) is due within two hours; the others are not
+    soon = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert numbers(due_before=soon) == [3]
     created = datetime.fromisoformat(made[2]["created_at"])
     assert numbers(created_from=created.isoformat(), sort="created_at") == [3, 4, 5]
     assert numbers(created_to=created.isoformat(), sort="created_at") == [1, 2]
