@@ -178,6 +178,16 @@ class ResponseOut(Schema):
     completed_at = fields.DateTime(allow_none=True)
 
 
+class ResponseCreatedOut(ResponseOut):
+    low_questions = fields.List(
+        fields.String(),
+        metadata={
+            "description": "the questions the low-score rule found low: non-empty means survey.low_score was "
+            "announced and the tickets service opens a service-recovery ticket for this response"
+        },
+    )
+
+
 class ResponsesArgs(Schema):
     customer_id = fields.UUID(required=True)
 
@@ -216,12 +226,12 @@ class Responses(MethodView):
             return service.responses_of_customer(uow, str(args["customer_id"]))
 
     @responses.arguments(ResponseIn())
-    @responses.response(201, ResponseOut)
+    @responses.response(201, ResponseCreatedOut)
     def post(self, body):
         """Record a response; 409 when its call or call-list entry already has one.
 
         Announces ``survey.completed`` (and ``survey.low_score`` when the rule matches) unless
-        ``partial``.
+        ``partial``; ``low_questions`` says which answers the rule found low.
         """
         with unit_of_work() as uow:
             try:

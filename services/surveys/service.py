@@ -225,9 +225,10 @@ def submit_response(
     response["comment"] = comment if template.comment_enabled else None
     _settle(response, now, partial=partial)
     _insert(uow, response)  # first: a refused duplicate has counted nothing
-    _count_and_announce(uow, rule, template.domain, response)
+    low = _count_and_announce(uow, rule, template.domain, response)
     uow.commit()
-    return response
+    # Not a column: the agent's screen says at once that a service-recovery case will be opened.
+    return {**response, "low_questions": low}
 
 
 def _answerable_template(
@@ -339,12 +340,13 @@ def _settle(response: dict, now: datetime, *, partial: bool) -> None:
         response["day"] = domain.day_of(now)
 
 
-def _count_and_announce(uow: UnitOfWork, rule: LowScoreRule, template: Template, response: Mapping) -> None:
-    """Count a settled response; a complete one also adds its answers to the rollups and is announced."""
+def _count_and_announce(uow: UnitOfWork, rule: LowScoreRule, template: Template, response: Mapping) -> list[str]:
+    """Count a settled response; a complete one also adds its answers to the rollups and is announced.
+    Returns the questions the low-score rule found low (announced with ``survey.low_score``)."""
     dimensions = _dimensions_of(response)
     if response["status"] == PARTIAL:
         add_counts(uow.session, response["template_id"], response["day"], dimensions, "partial")
-        return
+        return []
     rows = domain.rollup_rows(response["template_id"], response["day"], dimensions, response["answers"])
     _increment(uow.session, SurveyRollup.__table__, _ROLLUP_KEY, _SUM_COLUMNS, rows)
     add_counts(uow.session, response["template_id"], response["day"], dimensions, "completed")
@@ -353,6 +355,7 @@ def _count_and_announce(uow: UnitOfWork, rule: LowScoreRule, template: Template,
     low = rule.low_questions(template, response["answers"])
     if low:
         uow.publish("survey.low_score", {**data, "low_questions": low})
+    return low
 
 
 def _dimensions_of(response: Mapping) -> dict[str, str | None]:

@@ -90,7 +90,7 @@ def test_a_complete_response_is_stored_counted_and_announced(client, database):
     assert event.data["response_id"] == response.json["response_id"]
     assert event.data["answers"] == ANSWERS and event.data["agent_id"] == "agent-7"
     assert event.data["call_id"] == body["call_id"] and event.data["comment"] == "Friendly agent"
-    assert published(database, "survey.low_score") == []
+    assert published(database, "survey.low_score") == [] and response.json["low_questions"] == []
     with database.engine.connect() as connection:
         n = connection.execute(
             select(func.sum(SurveyRollup.n)).where(SurveyRollup.dimension == "all", SurveyRollup.span == "day")
@@ -109,6 +109,7 @@ def test_a_low_score_is_announced_with_its_provenance(client, database):
     response = client.post("/responses", json=body)
     (event,) = published(database, "survey.low_score")
     assert event.data["low_questions"] == ["service", "recommend_store"]
+    assert response.status_code == 201 and response.json["low_questions"] == ["service", "recommend_store"]
     assert event.data["response_id"] == response.json["response_id"]
     assert (event.data["entry_id"], event.data["campaign_id"], event.data["purchase_id"]) == (
         entry_id,
