@@ -1,15 +1,208 @@
-"""(to be written: the dashboard screen)"""
+"""The supervisor's daily dashboard: one UTC day's calls, agents, reasons, tickets and surveys.
+
+The figures are ``reports.fetch(day, min_n)``, the very page ``GET /api/reports/daily`` answers,
+so the dashboard and the API (and its CSV) never disagree. A service that did not answer leaves
+its part out and the page names it (``missing``), as the API does. Beside the report the page
+asks, under the same deadline, for two extras: the agents' names (call routing's registry) and
+the survey means of the last ``TREND_DAYS`` days (surveys' metrics by day); without them the page
+shows ids and no trend, and says why.
+
+Charts are drawn by ``static/dashboard.js`` (Chart.js) from a JSON data block; every chart has a
+table with the same numbers beside it, for screen readers and for copying.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlencode
+
+from flask import request
+
 from shared.auth import rule
 
-from .base import console, page, render
+from .. import reports
+from ..upstream import UpstreamUnavailable, upstreams
+from .base import Refused, console, page, render
 
-ACCESS: list = [rule("/dashboard*", "supervisor")] if "supervisor" != "agent" else []
+ACCESS: list = [rule("/dashboard*", "supervisor")]
+
+TREND_DAYS = 14
+HOURS = range(24)
+NO_VALUE = "\N{EN DASH}"  # a figure with nothing to show (no calls, nothing to divide by)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # date.fromisoformat alone also takes 20261120 and week dates
+SERVICE_PARTS = {"callrouting": "Calls, agents and reasons", "tickets": "Tickets", "surveys": "Surveys"}
+
+
+# --- formatting (shared with the wall) -----------------------------------------------------------
+
+
+def percent(share: float | None, digits: int = 1) -> str:
+    """0.5 -> '50.0 %'; no value (nothing to divide by) -> a dash."""
+    return NO_VALUE if share is None else f"{share * 100:.{digits}f} %"
+
+
+def duration(seconds: float | None) -> str:
+    """4.25 -> '4.3 s'; 125 -> '2 min 05 s'; 3725 -> '1 h 02 min'; no value -> a dash."""
+    if seconds is None:
+        return NO_VALUE
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def minutes(value: float | None) -> str:
+    """Minutes (the tickets' clocks) shown like every other duration."""
+    return NO_VALUE if value is None else duration(value * 60)
+
+
+def number(value: float | None, digits: int = 1) -> str:
+    return NO_VALUE if value is None else f"{value:.{digits}f}"
+
+
+def label(key: str | None) -> str:
+    """A reason, category or question key as words: 'quality_issue' -> 'Quality issue'."""
+    if key is None:
+        return NO_VALUE
+    if key == "none":
+        return "No reason (wrap-up ran out)"
+    return key.replace("_", " ").capitalize()
+
+
+FORMATS = {"percent": percent, "duration": duration, "minutes": minutes, "number": number, "label": label}
+
+
+# --- the query -------------------------------------------------------------------------------------
+
+
+def today() -> date:
+    # The report's days are UTC days (reports.py, and every service's daily report).
+    return datetime.now(UTC).date()
+
+
+def _invalid(field: str, message: str) -> Refused:
+    return Refused(422, {"title": "Invalid query", "detail": message, "errors": {field: [message]}})
+
+
+def day_asked() -> date:
+    text = request.args.get("date", "").strip()
+    if not text:
+        return today()
+    try:
+        if not _ISO_DAY.fullmatch(text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise _invalid("date", "A day is YYYY-MM-DD, for example 2026-11-20.") from None
+
+
+def min_n_asked() -> int | None:
+    text = request.args.get("min_n", "").strip()
+    if not text:
+        return None  # the surveys' own default (SURVEY_MIN_N)
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise _invalid("min_n", "The minimum number of answers is a whole number from 1 to 100000.")
+    return int(text)
+
+
+# --- the page ----------------------------------------------------------------------------------------
 
 
 @console.route("/dashboard")
 @page
 def dashboard_page():
-    return render("console/placeholder.html", title="dashboard")
+    day, min_n = day_asked(), min_n_asked()
+    report = reports.fetch(day, min_n)
+    extras, extras_missing = _extras(day, min_n, report)
+    names = {agent["agent_id"]: agent.get("name") for agent in extras.get("agents") or ()}
+    trend = survey_trend(extras["trend"], day) if "trend" in extras else None
+    query = {"date": day.isoformat(), **({"min_n": min_n} if min_n else {})}
+    return render(
+        "console/dashboard/page.html",
+        day=day,
+        min_n=min_n,
+        report=report,
+        names=names,
+        trend=trend,
+        trend_missing=extras_missing.get("trend"),
+        parts=SERVICE_PARTS,
+        previous_day=day - timedelta(days=1),
+        next_day=day + timedelta(days=1) if day < today() else None,
+        csv_url="/api/reports/daily?" + urlencode({**query, "format": "csv"}),
+        charts=chart_data(report, trend),
+        **FORMATS,
+    )
+
+
+def _extras(day: date, min_n: int | None, report: dict) -> tuple[dict, dict]:
+    """The agents' names and the survey trend, asked at once under the report's deadline; a
+    service the report already found missing is not asked again."""
+    front, limit = upstreams(), reports.deadline()
+    timeout = min(front.read_timeout, limit)
+
+    def ask(service: str, path: str):
+        def call(user, request_id):
+            answer = front.call(service, "GET", path, user=user, request_id=request_id, timeout=timeout)
+            if answer.status_code != 200:
+                raise UpstreamUnavailable(service, f"answered {answer.status_code}", answer)
+            return answer.json()
+
+        return call
+
+    calls = {}
+    if report["calls"] is not None:
+        calls["agents"] = ask("callrouting", "/agents")
+    if report["surveys"] is not None:
+        first = day - timedelta(days=TREND_DAYS - 1)
+        query = f"/survey-metrics?from={first}&to={day}&group_by=day" + (f"&min_n={min_n}" if min_n else "")
+        calls["trend"] = ask("surveys", query)
+    if not calls:
+        return {}, {}
+    return front.fan_out(calls, limit)
+
+
+def survey_trend(metrics: dict, day: date) -> dict:
+    """The mean of each question on each of the last TREND_DAYS days (None: withheld or no answers)."""
+    days = [(day - timedelta(days=back)).isoformat() for back in range(TREND_DAYS - 1, -1, -1)]
+    by_day = {group.get("day"): group.get("questions", {}) for group in metrics.get("groups", ())}
+    questions = sorted({key for group in by_day.values() for key in group})
+    rows = []
+    for name in days:
+        figures = by_day.get(name, {})
+        cells = {}
+        for question in questions:
+            figure = figures.get(question) or {}
+            mean = figure.get("mean")
+            cells[question] = {"n": figure.get("n", 0), "mean": mean["value"] if mean else None}
+        rows.append({"day": name, "questions": cells})
+    return {"days": days, "questions": questions, "rows": rows, "min_n": metrics.get("min_n")}
+
+
+def chart_data(report: dict, trend: dict | None) -> dict:
+    """What dashboard.js draws: plain lists, the same numbers as the tables beside the charts."""
+    charts: dict = {}
+    if (calls := report["calls"]) is not None:
+        hours = {hour["hour"]: hour for hour in calls["hours"] or ()}
+        charts["hours"] = {
+            "labels": [f"{hour:02d}:00" for hour in HOURS],
+            "offered": [hours.get(hour, {}).get("offered", 0) for hour in HOURS],
+            "answered": [hours.get(hour, {}).get("answered", 0) for hour in HOURS],
+            "abandoned": [hours.get(hour, {}).get("abandoned", 0) for hour in HOURS],
+        }
+        reasons = calls["reasons"] or {}
+        charts["reasons"] = {"labels": [label(key) for key in reasons], "calls": list(reasons.values())}
+    if report["tickets"] is not None:
+        categories = report["tickets"]["opened"]["by_category"]
+        charts["tickets"] = {"labels": [label(key) for key in categories], "opened": list(categories.values())}
+    if trend is not None:
+        charts["trend"] = {
+            "labels": trend["days"],
+            "series": [
+                {"label": label(question), "means": [row["questions"][question]["mean"] for row in trend["rows"]]}
+                for question in trend["questions"]
+            ],
+        }
+    return charts
