@@ -1,15 +1,91 @@
-"""(to be written: the wall screen)"""
+"""The live wall: what is happening now, in type readable across the room.
+
+Calls waiting (per queue) and the longest wait, calls ringing and connected, and every agent by
+state with their name and time in that state, from call routing's ``GET /live`` (which applies
+timers that ran out first) and its agents registry (the names). The page holds the board;
+the board (``/wall/board``, a fragment) is fetched again every 5 seconds by htmx, and at once
+when the live stream says a state changed or (re)connected.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from shared.auth import rule
 
-from .base import console, page, render
+from .base import ServiceDown, ask, console, page, render
+from .dashboard import NO_VALUE
 
-ACCESS: list = [rule("/wall*", "supervisor")] if "supervisor" != "agent" else []
+ACCESS: list = [rule("/wall*", "supervisor")]
+
+# Call routing's agent states (shared.event_catalog.AGENT_STATES), in the order the wall shows them.
+STATE_COLUMNS = (
+    ("available", "Available"),
+    ("reserved", "Ringing"),
+    ("on_call", "On call"),
+    ("wrap_up", "Wrap-up"),
+    ("on_break", "On break"),
+    ("offline", "Offline"),
+)
+
+
+def clock(seconds: float | None) -> str:
+    """Seconds as a wall clock reads them: 65 -> '1:05', 3725 -> '1:02:05'; unknown -> a dash."""
+    if seconds is None:
+        return NO_VALUE
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the services' times are UTC
+
+
+def board() -> dict:
+    """The board's figures: call routing's live view, with names and time in state per agent."""
+    live = ask("callrouting", "GET", "/live")
+    try:
+        names = {agent["agent_id"]: agent.get("name") for agent in ask("callrouting", "GET", "/agents")}
+    except ServiceDown:
+        names = {}  # the live view answered a moment ago: show the ids rather than nothing
+    at = _moment(live.get("at")) or datetime.now(UTC)
+    columns = {state: [] for state, _ in STATE_COLUMNS}
+    for agent in live.get("agents", ()):
+        since = _moment(agent.get("since"))
+        seconds = max((at - since).total_seconds(), 0.0) if since else None
+        row = {
+            "agent_id": agent["agent_id"],
+            "name": names.get(agent["agent_id"]) or agent["agent_id"],
+            "seconds": seconds,
+            "in_state": clock(seconds),
+            "call_id": agent.get("call_id"),
+        }
+        columns.setdefault(agent["state"], []).append(row)
+    for rows in columns.values():
+        rows.sort(key=lambda row: -(row["seconds"] or 0))  # the longest in a state first
+    return {
+        "at": at,
+        "calls_waiting": live.get("calls_waiting", 0),
+        "longest_wait": clock(live.get("longest_wait_seconds") or 0.0),
+        "longest_wait_seconds": live.get("longest_wait_seconds") or 0.0,
+        "calls_ringing": live.get("calls_ringing", 0),
+        "calls_connected": live.get("calls_connected", 0),
+        "queues": live.get("queues", []),
+        "columns": [(state, title, columns.get(state, [])) for state, title in STATE_COLUMNS],
+    }
 
 
 @console.route("/wall")
 @page
 def wall_page():
-    return render("console/placeholder.html", title="wall")
+    return render("console/wall/page.html", board=board(), clock=clock)
+
+
+@console.route("/wall/board")
+@page
+def wall_board():
+    return render("console/wall/board.html", board=board(), clock=clock)
