@@ -1,15 +1,152 @@
-"""(to be written: the customers screen)"""
+"""The customers screen: search by name or number, and one customer's page.
+
+- ``GET /customers?q=``: the tickets service's customer directory. Text that reads as a phone
+  number (digits with the usual ``+ ( ) - . /`` and spaces) is looked up as one, in any format
+  (``region`` for numbers without a country code); anything else is part of a name or e-mail.
+- ``GET /customers/<id>/timeline``: the profile, segment and purchases, and one timeline of calls
+  in and out, tickets and surveys, newest first, from the gateway's customer view
+  (``view.customer_view``: the three services asked at once, under the view's deadline). An
+  unknown customer is a 404 page; a merged one is sent on to the customer it was merged into.
+"""
 
 from __future__ import annotations
 
-from shared.auth import rule
+import re
+from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
 
-from .base import console, page, render
+from flask import redirect, request
 
-ACCESS: list = [rule("/customers*", "agent")] if "agent" != "agent" else []
+from .. import view as customer_views
+from .base import Refused, ask, console, is_htmx, page, render
+from .tickets import relative, shown_time, sla_of
+
+# Which role these routes need beyond an agent: none.
+ACCESS: list = []
+
+PER_PAGE = 25
+# A search that reads as a phone number: at least five digits, and nothing but what numbers are written with.
+PHONE_LIKE = re.compile(r"^\+?[\d\s()./-]*$")
+REGION = re.compile(r"^[A-Za-z]{2}$")
+
+
+def looks_like_phone(text: str) -> bool:
+    return bool(PHONE_LIKE.match(text)) and sum(char.isdigit() for char in text) >= 5
 
 
 @console.route("/customers")
 @page
 def customers_page():
-    return render("console/placeholder.html", title="customers")
+    """The search form, and with ``q`` the customers found (a page of them)."""
+    query = request.args.get("q", "").strip()
+    region = request.args.get("region", "").strip().upper()
+    context = {"q": query, "region": region, "results": None, "by": None, "alert": None}
+    if query:
+        by = "phone" if looks_like_phone(query) else "q"
+        params = {by: query, "page": request.args.get("page", "1"), "per_page": str(PER_PAGE)}
+        if region and by == "phone":
+            params["region"] = region
+        try:
+            found = ask("tickets", "GET", "/customers", params=params)
+        except Refused as refused:
+            if is_htmx():
+                raise
+            # A full page keeps the form, with the problem (e.g. "phone: not a number") beside it.
+            problem = refused.problem
+            context["alert"] = {
+                "status": refused.code,
+                "title": problem.get("title") or "Refused",
+                "detail": problem.get("detail") or "",
+                "errors": _field_errors(problem.get("errors")),
+            }
+            return render("console/customers/search.html", status=refused.code, **context)
+        page_number, last_page = found["page"], max(1, -(-found["total"] // found["per_page"]))
+        context.update(
+            by=by,
+            results=found["items"],
+            total=found["total"],
+            page_number=page_number,
+            last_page=last_page,
+            previous_url=_search_url(query, region, page_number - 1) if page_number > 1 else None,
+            next_url=_search_url(query, region, page_number + 1) if page_number < last_page else None,
+        )
+    return render("console/customers/search.html", **context)
+
+
+def _search_url(query: str, region: str, page_number: int) -> str:
+    return "/customers?" + urlencode({"q": query, **({"region": region} if region else {}), "page": page_number})
+
+
+def _field_errors(errors, prefix: str = "") -> list[tuple[str, str]]:
+    """A problem's field errors as (field, message) pairs, as console/alert.html lists them."""
+    if not errors:
+        return []
+    if isinstance(errors, str):
+        return [(prefix, errors)]
+    if isinstance(errors, list):
+        # shared.problems lists {"field", "detail", ...}, one per invalid field
+        if all(isinstance(item, dict) and "field" in item for item in errors):
+            return [(item["field"], str(item.get("detail", ""))) for item in errors]
+        return [pair for item in errors for pair in _field_errors(item, prefix)]
+    if isinstance(errors, dict):
+        return [pair for key, value in errors.items() for pair in _field_errors(value, f"{prefix}.{key}".strip("."))]
+    return [(prefix, str(errors))]
+
+
+# --- one customer --------------------------------------------------------------------------------
+
+
+def _moment(text: str | None) -> datetime:
+    value = datetime.fromisoformat(text) if text else datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def timeline_of(view: dict) -> list[dict]:
+    """Calls in and out, tickets and survey responses of a customer view as one list, newest first.
+
+    Each entry: ``kind`` (call_in, call_out, ticket, survey), ``at`` (ISO), ``anchor`` (an id
+    for links such as the ticket page's ``#call-<id>``), ``item`` (the part's own dict).
+    """
+    entries = []
+    calls = view.get("calls") or {}
+    for call in (calls.get("inbound") or {}).get("items", []):
+        entries.append(
+            {"kind": "call_in", "at": call.get("received_at"), "anchor": f"call-{call['call_id']}", "item": call}
+        )
+    for attempt in (calls.get("outbound") or {}).get("items", []):
+        at = attempt.get("ended_at") or attempt.get("started_at")
+        entries.append({"kind": "call_out", "at": at, "anchor": f"attempt-{attempt['attempt_id']}", "item": attempt})
+    for ticket in (view.get("tickets") or {}).get("recent", []):
+        entries.append(
+            {"kind": "ticket", "at": ticket.get("created_at"), "anchor": f"ticket-{ticket['id']}", "item": ticket}
+        )
+    for response in (view.get("surveys") or {}).get("responses", []):
+        at = response.get("completed_at") or response.get("started_at")
+        anchor = f"survey-{response['response_id']}"
+        entries.append({"kind": "survey", "at": at, "anchor": anchor, "item": response})
+    return sorted(entries, key=lambda entry: _moment(entry["at"]), reverse=True)
+
+
+@console.route("/customers/<customer_id>/timeline")
+@page
+def customer_timeline(customer_id: str):
+    """One customer's page. ``customer_view`` raises its 404 (a NotFound) for an unknown id."""
+    view = customer_views.customer_view(customer_id)
+    if view["customer_id"] != customer_id:  # merged: this page belongs to the survivor
+        return redirect(f"/customers/{quote(view['customer_id'], safe='')}/timeline", 308)
+    counts = {
+        "call_in": ((view.get("calls") or {}).get("inbound") or {}).get("total"),
+        "call_out": ((view.get("calls") or {}).get("outbound") or {}).get("total"),
+        "ticket": (view.get("tickets") or {}).get("total"),
+        "survey": (view.get("surveys") or {}).get("total"),
+    }
+    return render(
+        "console/customers/timeline.html",
+        view=view,
+        profile=view.get("profile") or {},
+        timeline=timeline_of(view),
+        counts=counts,
+        shown_time=shown_time,
+        relative=relative,
+        sla_of=sla_of,
+    )

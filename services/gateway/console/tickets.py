@@ -1,15 +1,362 @@
-"""(to be written: the tickets screen)"""
+"""The tickets screen: my tickets and the team's queues, one ticket with its history, a new ticket.
+
+- ``GET /tickets``: a queue (mine, unassigned, all open, all) narrowed by the tickets API's own
+  filters (status, priority, category, assignee, breached or due soon, text), paged as the API
+  pages. The filters are a GET form, so every view is a bookmarkable URL; htmx swaps only the
+  results table (``HX-Target: ticket-results``).
+- ``GET/POST /tickets/new``: a new ticket; the desk's wrap-up links here with ``customer_id``,
+  ``call_id``, ``category`` and ``subject`` to prefill.
+- ``GET /tickets/<id>``: the ticket, its SLA clocks, comments and history; a reply or a note
+  (``POST /tickets/<id>/comments``) and status, priority and assignee (``POST /tickets/<id>``,
+  a PATCH of what changed). Both answer the ticket's detail fragment for htmx.
+
+The ticket list and ``GET /tickets/<id>`` carry due times and breach times but not the SLA
+state the customer overview computes, so :func:`sla_of` judges it here the same way
+(services/tickets/service.py ``sla_state``): a due time passed unmet is a breach at once, before
+the breach job flags it, and a pending ticket's resolution clock is paused.
+"""
 
 from __future__ import annotations
 
-from shared.auth import rule
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote, urlencode
 
-from .base import console, page, render
+from flask import redirect, request
+from werkzeug.exceptions import NotFound
 
-ACCESS: list = [rule("/tickets*", "agent")] if "agent" != "agent" else []
+from shared.auth import acting_user
+from shared.event_catalog import TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
+
+from .base import Refused, ServiceDown, ask, console, is_htmx, page, render
+
+# Which role these routes need beyond an agent: none (supervisors see what agents see, and more).
+ACCESS: list = []
+
+OPEN_STATUSES = "new,open,pending"
+QUEUES = {
+    "mine": "My tickets",
+    "unassigned": "Unassigned",
+    "open": "All open",
+    "all": "All tickets",
+}
+SORTS = {
+    "due": "Resolution due, soonest first",
+    "-created_at": "Newest first",
+    "created_at": "Oldest first",
+    "priority": "Most urgent first",
+}
+SLA_FILTERS = {"breached": "Breached", "due_soon": "Due within 2 hours"}
+# "Due soon": an SLA due time still open within this window.
+DUE_SOON = timedelta(hours=2)
+PER_PAGE = 25
+# The list filters passed on to the tickets API as they are (comma-separated lists allowed there).
+PASSED_ON = ("status", "priority", "category", "assignee", "q")
+TICKET_CHANNELS = ("phone", "email", "web", "survey")
+
+
+# --- time and SLA ------------------------------------------------------------------------------
+
+
+def moment(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def shown_time(text: str | None) -> str:
+    """An ISO time as the console shows it: UTC to the minute."""
+    value = moment(text)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def relative(text: str | None, now: datetime | None = None) -> str:
+    """'in 1 h 20 min' or '35 min ago'."""
+    value = moment(text)
+    if value is None:
+        return ""
+    delta = value - (now or datetime.now(UTC))
+    minutes = int(abs(delta.total_seconds()) // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours and len(parts) < 2:
+        parts.append(f"{hours} h")
+    if not days and (minutes or not parts):
+        parts.append(f"{minutes} min")
+    span = " ".join(parts)
+    return f"in {span}" if delta.total_seconds() >= 0 else f"{span} ago"
+
+
+@dataclass(frozen=True)
+class Sla:
+    """Where a ticket stands against its SLA now (as the tickets service's ``sla_state``)."""
+
+    state: str  # breached, met, paused, running, none
+    first_response_due_at: str | None
+    first_response_breached: bool
+    first_response_done: bool
+    resolution_due_at: str | None
+    resolution_breached: bool
+    paused: bool
+    due_soon: bool
+    next_due_at: str | None
+
+    @property
+    def breached(self) -> bool:
+        return self.state == "breached"
+
+    @property
+    def badge(self) -> str:
+        return {"breached": "bad", "running": "warn" if self.due_soon else "", "met": "ok"}.get(self.state, "")
+
+    @property
+    def label(self) -> str:
+        if self.state == "running" and self.due_soon:
+            return "SLA due soon"
+        return f"SLA {self.state}"
+
+
+def sla_of(ticket: dict, now: datetime | None = None) -> Sla:
+    now = now or datetime.now(UTC)
+    status = ticket.get("status")
+    resolved = bool(ticket.get("resolved_at")) and status in ("resolved", "closed")
+    first_due, resolution_due = moment(ticket.get("first_response_due_at")), moment(ticket.get("resolution_due_at"))
+    responded = bool(ticket.get("first_responded_at"))
+    first_open = not responded and not resolved and first_due is not None
+    resolution_open = not resolved and status != "pending" and resolution_due is not None
+    first_breached = bool(ticket.get("first_response_breached_at")) or (first_open and first_due <= now)
+    resolution_breached = bool(ticket.get("resolution_breached_at")) or (resolution_open and resolution_due <= now)
+    breached = bool(ticket.get("breached")) or first_breached or resolution_breached
+    if breached:
+        state = "breached"
+    elif resolved:
+        state = "met"
+    elif first_due is None and resolution_due is None:
+        state = "none"
+    elif status == "pending":
+        state = "paused"
+    else:
+        state = "running"
+    open_dues = [due for due, still_open in ((first_due, first_open), (resolution_due, resolution_open)) if still_open]
+    next_due = min(open_dues) if open_dues else None
+    return Sla(
+        state=state,
+        first_response_due_at=ticket.get("first_response_due_at"),
+        first_response_breached=first_breached,
+        first_response_done=responded,
+        resolution_due_at=ticket.get("resolution_due_at"),
+        resolution_breached=resolution_breached,
+        paused=status == "pending" and not resolved,
+        due_soon=bool(next_due and not breached and next_due - now <= DUE_SOON),
+        next_due_at=next_due.isoformat() if next_due else None,
+    )
+
+
+def _helpers() -> dict:
+    return {"shown_time": shown_time, "relative": relative, "sla_of": sla_of}
+
+
+def _invalid(field: str, message: str) -> Refused:
+    return Refused(422, {"title": "Unprocessable Entity", "detail": "Check the form.", "errors": {field: [message]}})
+
+
+# --- the list ------------------------------------------------------------------------------------
+
+
+def _list_query(args) -> tuple[dict, dict]:
+    """(what the form shows, what the tickets API is asked) for the list's query string."""
+    user = acting_user()
+    queue = args.get("queue") or "mine"
+    if queue not in QUEUES:
+        raise _invalid("queue", f"One of: {', '.join(QUEUES)}.")
+    form = {name: ",".join(value for value in args.getlist(name) if value) for name in PASSED_ON}
+    form.update(
+        queue=queue, sla=args.get("sla", ""), sort=args.get("sort") or ("-created_at" if queue == "all" else "due")
+    )
+    if form["sla"] and form["sla"] not in SLA_FILTERS:
+        raise _invalid("sla", f"One of: {', '.join(SLA_FILTERS)}.")
+    params = {name: form[name] for name in PASSED_ON if form[name]}
+    if queue == "mine":
+        params["assignee"] = user.id
+    elif queue == "unassigned":
+        params.pop("assignee", None)
+        params["unassigned"] = "true"
+    if queue != "all" and "status" not in params:
+        params["status"] = OPEN_STATUSES
+    if form["sla"] == "breached":
+        params["breached"] = "true"
+    elif form["sla"] == "due_soon":
+        params["breached"] = "false"
+        params["due_before"] = (datetime.now(UTC) + DUE_SOON).isoformat()
+    params["sort"] = form["sort"]
+    params["page"] = args.get("page", "1")
+    params["per_page"] = args.get("per_page", str(PER_PAGE))
+    return form, params
+
+
+def _page_url(form: dict, page_number: int, per_page: int) -> str:
+    query = {name: value for name, value in form.items() if value}
+    query.update(page=page_number, per_page=per_page)
+    return "/tickets?" + urlencode(query)
 
 
 @console.route("/tickets")
 @page
 def tickets_page():
-    return render("console/placeholder.html", title="tickets")
+    """My tickets, or a team queue, filtered; htmx asks for the results table alone."""
+    fragment = request.headers.get("HX-Target") == "ticket-results" and not request.headers.get(
+        "HX-History-Restore-Request"
+    )
+    form, params = _list_query(request.args)
+    listed = ask("tickets", "GET", "/tickets", params=params)
+    total, page_number, per_page = listed["total"], listed["page"], listed["per_page"]
+    last_page = max(1, -(-total // per_page))
+    context = {
+        "form": form,
+        "tickets": listed["items"],
+        "total": total,
+        "page_number": page_number,
+        "last_page": last_page,
+        "previous_url": _page_url(form, page_number - 1, per_page) if page_number > 1 else None,
+        "next_url": _page_url(form, page_number + 1, per_page) if page_number < last_page else None,
+        "queues": QUEUES,
+        "sorts": SORTS,
+        "sla_filters": SLA_FILTERS,
+        "statuses": TICKET_STATUSES,
+        "priorities": TICKET_PRIORITIES,
+        "categories": TICKET_CATEGORIES,
+        "now": datetime.now(UTC),
+        **_helpers(),
+    }
+    if fragment:
+        return render("console/tickets/_results.html", **context)
+    return render("console/tickets/list.html", **context)
+
+
+# --- a new ticket --------------------------------------------------------------------------------
+
+NEW_FIELDS = ("subject", "description", "category", "priority", "channel", "customer_id", "call_id", "assignee_id")
+
+
+@console.route("/tickets/new")
+@page
+def new_ticket_page():
+    """The new-ticket form, prefilled from the query (the desk's wrap-up links here)."""
+    prefill = {name: request.args.get(name, "") for name in NEW_FIELDS}
+    prefill["priority"] = prefill["priority"] or "normal"
+    prefill["channel"] = prefill["channel"] or ("phone" if prefill["call_id"] else "web")
+    return render(
+        "console/tickets/new.html",
+        prefill=prefill,
+        categories=TICKET_CATEGORIES,
+        priorities=TICKET_PRIORITIES,
+        channels=TICKET_CHANNELS,
+    )
+
+
+@console.route("/tickets/new", methods=["POST"])
+@page
+def create_ticket():
+    """Open the ticket (the tickets API validates it: its 422 names the fields) and show it."""
+    body = {name: request.form.get(name, "").strip() for name in NEW_FIELDS}
+    body["description"] = request.form.get("description", "")  # kept as typed
+    if body["assignee_id"] == "me":
+        body["assignee_id"] = acting_user().id
+    body = {name: value for name, value in body.items() if value}
+    created = ask("tickets", "POST", "/tickets", json=body, idempotency_key=request.form.get("idempotency_key"))
+    target = f"/tickets/{quote(created['id'], safe='')}"
+    if is_htmx():
+        answer = render("console/alert.html", status=201, title="Ticket opened", detail=f"#{created['number']}")
+        answer.headers["HX-Redirect"] = target
+        return answer
+    return redirect(target, 303)
+
+
+# --- one ticket ----------------------------------------------------------------------------------
+
+
+def _ticket_path(ticket_id: str) -> str:
+    return f"/tickets/{quote(ticket_id, safe='')}"
+
+
+def _ticket_or_404(ticket_id: str) -> dict:
+    ticket = ask("tickets", "GET", _ticket_path(ticket_id), missing_ok=True)
+    if ticket is None:
+        raise NotFound(f"No ticket {ticket_id}.")
+    return ticket
+
+
+def _agents() -> list[dict]:
+    """Who a ticket may be assigned to: call routing's agents (none listed when it is down: the
+    form still offers me and unassigned)."""
+    try:
+        return sorted(ask("callrouting", "GET", "/agents") or [], key=lambda agent: agent["agent_id"])
+    except (Refused, ServiceDown):
+        return []
+
+
+def _detail_context(ticket: dict, notice: str | None = None) -> dict:
+    path = _ticket_path(ticket["id"])
+    comments = ask("tickets", "GET", path + "/comments")
+    history = ask("tickets", "GET", path + "/history")
+    return {
+        "ticket": ticket,
+        "sla": sla_of(ticket),
+        "comments": comments,
+        "history": list(reversed(history)),  # newest first
+        "agents": _agents(),
+        "statuses": TICKET_STATUSES,
+        "priorities": TICKET_PRIORITIES,
+        "notice": notice,
+        **_helpers(),
+    }
+
+
+def _detail_answer(ticket: dict, notice: str | None = None):
+    context = _detail_context(ticket, notice)
+    if is_htmx():
+        return render("console/tickets/_detail.html", **context)
+    return render("console/tickets/ticket.html", **context)
+
+
+@console.route("/tickets/<ticket_id>")
+@page
+def ticket_page(ticket_id: str):
+    return render("console/tickets/ticket.html", **_detail_context(_ticket_or_404(ticket_id)))
+
+
+@console.route("/tickets/<ticket_id>", methods=["POST"])
+@page
+def change_ticket(ticket_id: str):
+    """Status, priority and assignee: only what differs from the ticket now is sent (the same
+    status again would be an illegal transition)."""
+    ticket = _ticket_or_404(ticket_id)
+    wanted = {name: request.form[name] for name in ("status", "priority") if name in request.form}
+    if "assignee_id" in request.form:
+        assignee = request.form["assignee_id"].strip()
+        wanted["assignee_id"] = acting_user().id if assignee == "me" else (assignee or None)
+    changes = {name: value for name, value in wanted.items() if value != ticket.get(name)}
+    if not changes:
+        return _detail_answer(ticket, "Nothing to change.")
+    changed = ask("tickets", "PATCH", _ticket_path(ticket["id"]), json=changes)
+    return _detail_answer(changed, "Saved: " + ", ".join(name.replace("_id", "") for name in changes) + ".")
+
+
+@console.route("/tickets/<ticket_id>/comments", methods=["POST"])
+@page
+def comment_on_ticket(ticket_id: str):
+    """A public reply (the customer sees it; the first one is the first response) or an internal note."""
+    visibility = request.form.get("visibility", "internal")
+    if visibility not in ("public", "internal"):
+        raise _invalid("visibility", "public or internal.")
+    ask(
+        "tickets",
+        "POST",
+        _ticket_path(ticket_id) + "/comments",
+        json={"body": request.form.get("body", ""), "public": visibility == "public"},
+        idempotency_key=request.form.get("idempotency_key"),
+    )
+    notice = "Reply sent." if visibility == "public" else "Note added."
+    return _detail_answer(_ticket_or_404(ticket_id), notice)
