@@ -5,10 +5,12 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run test test-postgres bench lint format deadletters clean simulate
+.PHONY: help setup run seed test test-postgres bench lint format deadletters clean simulate
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
+	@echo "make seed           fill the databases with a month of demo data and demo users (printed once;"
+	@echo "                    SEED=7 for another world; \`make run\` does it by itself on empty databases)"
 	@echo "make test           set up and run the whole suite against a real RabbitMQ node and SQLite"
 	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
@@ -34,6 +36,10 @@ setup: $(VENV)/.installed node_modules/.installed
 
 run: setup
 	scripts/run.sh
+
+# Deterministic (SEED, default 2026) and idempotent: what is already there is left as it is.
+seed: setup
+	$(PY) -m services.seed $(if $(SEED),--seed $(SEED)) $(SEED_ARGS)
 
 test: setup
 	@scripts/ensure-system.sh rabbitmq chromium

@@ -31,6 +31,11 @@ done
 
 python -m services setup   # migrate every database, declare the broker topology
 
+# A fresh installation gets a month of demo data and demo users (make seed); SEED_DEMO_DATA=no skips it.
+if [ "${SEED_DEMO_DATA:-yes}" != no ]; then
+  python -m services.seed --if-empty
+fi
+
 rm -rf "$VAR_DIR/metrics" && mkdir -p "$VAR_DIR"/metrics/{gateway,tickets,callrouting,surveys}
 echo "starting: gateway :${GATEWAY_PORT:-8000}  tickets :${TICKETS_PORT:-8001}  callrouting :${CALLROUTING_PORT:-8002}  surveys :${SURVEYS_PORT:-8003}  broker $AMQP_URL"
 honcho start -f deploy/Procfile -d .

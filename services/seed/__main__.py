@@ -1,0 +1,60 @@
+"""``python -m services.seed``: fill every service's database with demo data (``make seed``).
+
+Migrates the databases first. Deterministic: the same --seed on the same day gives the same
+data. Idempotent: a service that already holds the seed's data is left as it is, and users that
+exist keep their passwords. The demo users' new passwords are printed once and kept in
+``$VAR_DIR/demo-users.txt`` (readable by you only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from shared.config import SERVICES, Settings, var_dir
+from shared.db import Database, migrate
+
+from . import DEFAULT_SEED, is_empty, seed_all
+from .plan import DEFAULT_CUSTOMERS, DEFAULT_DAYS
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.seed", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", DEFAULT_SEED)), help="the seed number")
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of history before today")
+    parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
+    parser.add_argument(
+        "--if-empty", action="store_true", help="only when the directory has no customers and there are no calls"
+    )
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.customers < 1:
+        parser.error("--days and --customers must be at least 1")
+
+    from services.__main__ import migrations_of
+
+    databases = {service: Database(Settings.from_env(service).database_url) for service in SERVICES}
+    try:
+        for service, database in databases.items():
+            migrate(database, migrations_of(service))
+        if args.if_empty and not is_empty(databases):
+            print("demo data: the databases already hold data; not seeding (make seed adds the demo data anyway)")
+            return 0
+        _world, _written, staff = seed_all(databases, seed=args.seed, days=args.days, customers=args.customers)
+    finally:
+        for database in databases.values():
+            database.dispose()
+    new = [(user_id, name, role, password) for user_id, name, role, password in staff if password]
+    for user_id, name, role, password in staff:
+        shown = password or "(existed already: password unchanged)"
+        print(f"  {role:<10} {user_id:<8} {name:<18} {shown}")
+    if new:
+        path = var_dir() / "demo-users.txt"
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a") as kept:
+            kept.writelines(f"{user_id} {role} {password}\n" for user_id, _name, role, password in new)
+        print(f"new demo passwords are also in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
