@@ -28,7 +28,7 @@
       data: {
         labels: data.labels,
         datasets: [
-          { type: "line", label: "Offered", data: data.offered, borderColor: COLOURS[0], backgroundColor: COLOURS[0], tension: 0.2 },
+          { type: "line", label: "Offered", data: data.offered, borderColor: COLOURS[0], backgroundColor: COLOURS[0] },
           { label: "Answered", data: data.answered, backgroundColor: COLOURS[1] },
           { label: "Abandoned", data: data.abandoned, backgroundColor: COLOURS[2] }
         ]
