@@ -331,7 +331,7 @@ class ReportDay(ReportTotals):
 class ReportOut(Schema):
     campaign_id = fields.String()
     name = fields.String()
-    from_ = fields.String(data_key="from")
+    from_ = fields.String(data_key="from", attribute="from")  # the report dict's key is "from" too
     to = fields.String()
     totals = fields.Nested(ReportTotals)
     days = fields.List(fields.Nested(ReportDay))

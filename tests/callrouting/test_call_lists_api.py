@@ -416,6 +416,7 @@ def test_the_campaign_report_counts_per_day(client, db):
             outcome(client, entry_id, step, offer_accepted=True if step == "reached" and len(planned) == 2 else None)
     report = client.get(f"/campaigns/{list_id}/report?from={today}&to={today + timedelta(days=1)}").get_json()
     first_day, second_day = report["days"]
+    assert (report["from"], report["to"]) == (today.isoformat(), (today + timedelta(days=1)).isoformat())
     assert first_day["date"] == today.isoformat()
     assert (first_day["due"], second_day["due"]) == (3, 1)
     # The random order decides which entry got which plan; the figures do not depend on it.
