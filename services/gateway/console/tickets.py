@@ -18,6 +18,7 @@ the breach job flags it, and a pending ticket's resolution clock is paused.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
@@ -154,8 +155,44 @@ def sla_of(ticket: dict, now: datetime | None = None) -> Sla:
     )
 
 
+HISTORY_LABELS = {
+    "assignee_id": "Assignee",
+    "first_responded_at": "First response",
+    "first_response_breached_at": "First response SLA breached",
+    "resolution_breached_at": "Resolution SLA breached",
+    "resolution_due_at": "Resolution due",
+    "customer_id": "Customer",
+}
+ISO_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
+
+
+def _history_value(value) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "—"
+    if isinstance(value, str) and ISO_MOMENT.match(value):
+        return shown_time(value)
+    return str(value)
+
+
+def history_line(change: dict) -> str:
+    """One row of a ticket's history as a sentence: "Status: new → open", "Public reply added"."""
+    field = change["field"]
+    if field == "created":
+        return "Created"
+    if field in ("public_reply", "internal_note"):
+        return "Public reply added" if field == "public_reply" else "Internal note added"
+    if field.endswith("_breached_at"):
+        return HISTORY_LABELS.get(field, field)
+    label = HISTORY_LABELS.get(field, field.replace("_", " ").capitalize())
+    if field == "first_responded_at":
+        return f"{label}: {_history_value(change.get('new'))}"
+    return f"{label}: {_history_value(change.get('old'))} → {_history_value(change.get('new'))}"
+
+
 def _helpers() -> dict:
-    return {"shown_time": shown_time, "relative": relative, "sla_of": sla_of}
+    return {"shown_time": shown_time, "relative": relative, "sla_of": sla_of, "history_line": history_line}
 
 
 def _invalid(field: str, message: str) -> Refused:
