@@ -221,6 +221,10 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
         assert int(canvas.get_attribute("data-points")) > 0, chart
         assert png_colours(canvas.screenshot()) > 2, f"{chart} is blank"
     console.screenshot(page, "dashboard")
+    page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: the tiles and tables reflow
+    expect(page.locator("#chart-hours")).to_be_visible()
+    console.screenshot(page, "dashboard-tablet")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # The CSV of the same day, from the page's link.
     with page.expect_download() as download:
