@@ -93,3 +93,12 @@ def test_a_due_time_passed_unmet_is_breached_before_the_breach_job_says_so():
     assert sla_of(answered, at)["breached"] is False and sla_of(answered, at)["target"] == "resolution"
     flagged = ticket(first_response_due_at=None, resolution_due_at=None, breached=True)
     assert sla_of(flagged, at)["breached"] is True
+
+
+def test_the_loop_closure_figure_counts_cases_resolved_within_their_sla(stack):
+    admin = stack.bearer("rec-setup", "admin")
+    resolved = new_ticket(stack)
+    stack.client.patch(f"/api/tickets/tickets/{resolved['id']}", json={"status": "resolved"}, headers=admin)
+    new_ticket(stack)  # still open: not in the figure
+    page = stack.client.get("/recovery/queue", headers=as_role(stack, "rec-sup", "supervisor")).get_data(as_text=True)
+    assert "100 %" in page and "1 of 1 resolved" in page
