@@ -205,7 +205,8 @@ def _invalid(field: str, message: str) -> Refused:
 def _list_query(args) -> tuple[dict, dict]:
     """(what the form shows, what the tickets API is asked) for the list's query string."""
     user = acting_user()
-    queue = args.get("queue") or "mine"
+    # An agent starts on their own tickets; a supervisor (who is assigned none as a rule) on all open ones.
+    queue = args.get("queue") or ("mine" if user.role == "agent" else "open")
     if queue not in QUEUES:
         raise _invalid("queue", f"One of: {', '.join(QUEUES)}.")
     form = {name: ",".join(value for value in args.getlist(name) if value) for name in PASSED_ON}
@@ -338,8 +339,13 @@ def _detail_context(ticket: dict, notice: str | None = None) -> dict:
     path = _ticket_path(ticket["id"])
     comments = ask("tickets", "GET", path + "/comments")
     history = ask("tickets", "GET", path + "/history")
+    customer = None
+    if ticket.get("customer_id"):
+        # a merged customer answers 308 with {"id", "merged_into"}: no name, the link still leads on
+        customer = ask("tickets", "GET", "/customers/" + quote(ticket["customer_id"], safe=""), missing_ok=True)
     return {
         "ticket": ticket,
+        "customer": customer or {},
         "sla": sla_of(ticket),
         "comments": comments,
         "history": list(reversed(history)),  # newest first

@@ -56,6 +56,10 @@ def test_each_queue_and_filter_lists_what_the_tickets_api_gives_for_the_same_fil
         == [mine_urgent["id"], mine["id"]]
         == api_ids(stack, assignee=AGENT, status="new,open,pending", sort="due")
     )
+    # a supervisor starts on every open ticket, soonest due first
+    supervisor = stack.client.get("/tickets", headers=stack.bearer("tickets-supervisor", "supervisor"))
+    assert listed_ids(supervisor) == api_ids(stack, status="new,open,pending", sort="due")
+    assert len(listed_ids(supervisor)) == 4
     assert shown(queue="mine", status="resolved") == [done["id"]]
     assert shown(queue="mine", priority="urgent") == [mine_urgent["id"]]
     assert shown(queue="unassigned") == [unassigned["id"]]
@@ -124,13 +128,22 @@ def test_unknown_tickets_are_404_pages_and_subjects_are_text(stack):
     assert missing.status_code == 404 and "No ticket no-such-ticket." in missing.get_data(as_text=True)
     assert stack.client.post("/tickets/no-such-ticket", data={"status": "open"}, headers=headers).status_code == 404
 
-    ticket = open_ticket(stack, subject=XSS_SUBJECT, description='<img src=x onerror="alert(2)">', assignee_id=AGENT)
+    customer = stack.client.post("/api/tickets/customers", json={"name": "<b>Bold</b> Customer"}, headers=headers)
+    assert customer.status_code == 201, customer.get_data(as_text=True)
+    ticket = open_ticket(
+        stack,
+        subject=XSS_SUBJECT,
+        description='<img src=x onerror="alert(2)">',
+        assignee_id=AGENT,
+        customer_id=customer.get_json()["id"],
+    )
     for url in ("/tickets", f"/tickets/{ticket['id']}"):
         markup = stack.client.get(url, headers=headers).get_data(as_text=True)
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup and XSS_SUBJECT not in markup
-    assert "&lt;img src=x onerror=" in stack.client.get(f"/tickets/{ticket['id']}", headers=headers).get_data(
-        as_text=True
-    )
+    ticket_page = page_of(stack.client.get(f"/tickets/{ticket['id']}", headers=headers))
+    assert ticket_page.text("class", "pre ticket-description") == '<img src=x onerror="alert(2)">'
+    customer_link = ticket_page.one("href", f"/customers/{customer.get_json()['id']}/timeline")
+    assert "".join(customer_link["text"]) == "<b>Bold</b> Customer"  # the name, as text
 
 
 def test_a_new_ticket_is_prefilled_from_the_link_and_its_errors_are_named(stack):
