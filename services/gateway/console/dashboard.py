@@ -28,6 +28,7 @@ from .base import Refused, console, page, render
 ACCESS: list = [rule("/dashboard*", "supervisor")]
 
 TREND_DAYS = 14
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 HOURS = range(24)
 NO_VALUE = "\N{EN DASH}"  # a figure with nothing to show (no calls, nothing to divide by)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # date.fromisoformat alone also takes 20261120 and week dates
@@ -94,9 +95,12 @@ def day_asked() -> date:
     try:
         if not _ISO_DAY.fullmatch(text):
             raise ValueError(text)
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise _invalid("date", "A day is YYYY-MM-DD, for example 2026-11-20.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:  # the day before, the trend's first day: no overflow at year 1 or 9999
+        raise _invalid("date", f"A day from {FIRST_DAY} to {LAST_DAY}.")
+    return day
 
 
 def min_n_asked() -> int | None:

@@ -4,7 +4,9 @@ Calls waiting (per queue) and the longest wait, calls ringing and connected, and
 state with their name and time in that state, from call routing's ``GET /live`` (which applies
 timers that ran out first) and its agents registry (the names). The page holds the board;
 the board (``/wall/board``, a fragment) is fetched again every 5 seconds by htmx, and at once
-when the live stream says a state changed or (re)connected.
+when the page's live stream (re)connects or brings an ``agent-state`` event. The gateway's live
+stream tells each user only of their own state, so for the whole room the 5-second poll is what
+keeps the wall current.
 """
 
 from __future__ import annotations

@@ -116,6 +116,8 @@ def test_a_bad_date_or_minimum_is_a_422_alert_naming_the_field(stack):
         ("date=20-11-2026", "date"),
         ("date=2026-02-30", "date"),
         ("date=20261120", "date"),
+        ("date=0001-01-01", "date"),
+        ("date=9999-12-31", "date"),
         ("date=2026-11-20&min_n=0", "min_n"),
         ("date=2026-11-20&min_n=ten", "min_n"),
     ):
