@@ -43,6 +43,16 @@ def test_a_supervisor_sets_up_a_campaign_edits_pauses_imports_and_reads_its_repo
     assert stored["delay_days"] == 14 and stored["talking_point"] == "The descaling kit, 20 % off this week"
     assert stored["script"].startswith("Hello, this is the store")
 
+    # A window call routing refuses: its field errors, in the alert region brought into view.
+    page.get_by_label("Sunday from").fill("25:00")
+    page.get_by_label("Sunday until").fill("26:00")
+    page.get_by_role("button", name="Save settings").click()
+    alert = page.locator("#flash .alert")
+    expect(alert).to_contain_text("calling_window")
+    assert "sun" not in api.get(f"/api/callrouting/campaigns/{campaign_id}").json()["calling_window"]
+    page.get_by_label("Sunday from").fill("")
+    page.get_by_label("Sunday until").fill("")
+
     # The retry policy: no answer tried again after 90 minutes, at most 4 times.
     page.get_by_label("No answer: retry after minutes").fill("90")
     page.get_by_label("No answer: at most").fill("4")
@@ -58,10 +68,16 @@ def test_a_supervisor_sets_up_a_campaign_edits_pauses_imports_and_reads_its_repo
     expect(page.locator("#campaign-status .badge")).to_have_text("active")
     assert api.get(f"/api/callrouting/campaigns/{campaign_id}").json()["active"] is True
 
+    # A file without the customer_id column: refused whole, the alert scrolled into view from down here.
+    bad_header = b"customer,due_at\nsomebody,\n"
+    file_field = page.get_by_label("CSV file", exact=True)
+    file_field.set_input_files(files=[{"name": "bad.csv", "mimeType": "text/csv", "buffer": bad_header}])
+    page.get_by_role("button", name="Import").click()
+    expect(alert).to_contain_text("no customer_id column")
+    expect(alert).to_be_in_viewport()
+
     csv_file = f"customer_id,due_at\n{first},\nnot-a-customer,\n{second},\n".encode()
-    page.get_by_label("CSV file", exact=True).set_input_files(
-        files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": csv_file}]
-    )
+    file_field.set_input_files(files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": csv_file}])
     page.get_by_role("button", name="Import").click()
     result = page.locator("#import-result")
     expect(result).to_contain_text("list.csv: 2 entries added, 1 row refused.")
