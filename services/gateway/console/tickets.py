@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
-from flask import redirect, request
+from flask import make_response, redirect, request
 from werkzeug.exceptions import NotFound
 
 from shared.auth import acting_user
@@ -306,7 +306,7 @@ def create_ticket():
     created = ask("tickets", "POST", "/tickets", json=body, idempotency_key=request.form.get("idempotency_key"))
     target = f"/tickets/{quote(created['id'], safe='')}"
     if is_htmx():
-        answer = render("console/alert.html", status=201, title="Ticket opened", detail=f"#{created['number']}")
+        answer = make_response("", 201)  # the form swaps nothing: htmx goes to the new ticket's page
         answer.headers["HX-Redirect"] = target
         return answer
     return redirect(target, 303)

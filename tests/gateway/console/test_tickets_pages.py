@@ -136,6 +136,9 @@ def test_an_agent_works_a_ticket_from_their_queue_and_the_history_shows_it(conso
     expect(newest_move).to_contain_text(f"{last_move['old']} → pending")
     expect(newest_move).to_contain_text(agent)
     console.screenshot(page, "ticket")
+    page.set_viewport_size({"width": 768, "height": 1024})  # a tablet: one column, nothing cut off
+    expect(page.get_by_role("button", name="Save changes")).to_be_visible()
+    console.screenshot(page, "ticket-tablet")
 
 
 def test_a_customer_found_by_a_number_written_another_way_shows_call_ticket_and_survey_in_order(console):

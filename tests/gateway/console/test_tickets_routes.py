@@ -171,5 +171,12 @@ def test_a_new_ticket_is_prefilled_from_the_link_and_its_errors_are_named(stack)
     )
     assert made.status_code == 303
     ticket_id = made.headers["Location"].rsplit("/", 1)[1]
+    # the same form again (a double submit: the same idempotency key) opens nothing new; htmx is sent on
+    again = stack.client.post(
+        "/tickets/new",
+        data={"subject": "Lid leaks", "category": "complaint", "assignee_id": "me", "idempotency_key": "k-1"},
+        headers={**headers, "HX-Request": "true"},
+    )
+    assert again.status_code == 201 and again.headers["HX-Redirect"] == f"/tickets/{ticket_id}"
     created = stack.client.get(f"/api/tickets/tickets/{ticket_id}", headers=headers).get_json()
     assert (created["subject"], created["assignee_id"], created["created_by"]) == ("Lid leaks", AGENT, AGENT)
