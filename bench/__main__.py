@@ -80,7 +80,18 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import call_lists, gateway_view, httpload, inbound_calls, pipeline, rawbroker, report, surveys, tickets
+from bench import (
+    call_lists,
+    console,
+    gateway_view,
+    httpload,
+    inbound_calls,
+    pipeline,
+    rawbroker,
+    report,
+    surveys,
+    tickets,
+)
 from bench.procs import ROOT, VENV_BIN, Processes, local_rabbitmq, run_logged, say
 
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -98,6 +109,7 @@ SCENARIOS = [
     ("inbound_calls", inbound_calls.run),
     ("call_lists", call_lists.run),
     ("gateway_view", gateway_view.run),
+    ("console", console.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
