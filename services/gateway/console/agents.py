@@ -41,6 +41,7 @@ STATE_BADGES = {
     "offline": "",
 }
 ROUTING_DEADLINE_SECONDS = 3.0
+MAX_SKILL_LENGTH = 64  # call routing's limit
 
 
 def _path(agent_id: str) -> str:
@@ -157,6 +158,10 @@ def create_agent():
             422, {"title": "Not created", "detail": "Check the fields named below.", "errors": errors}
         ) from None
     skills = _names(form.get("skills", ""))
+    if any(len(skill) > MAX_SKILL_LENGTH for skill in skills):
+        # Checked here, not left to call routing: by then the user would exist without their skills.
+        errors = {"skills": f"A skill has at most {MAX_SKILL_LENGTH} characters."}
+        raise Refused(422, {"title": "Not created", "detail": "Check the fields named below.", "errors": errors})
     account = users.create_user(
         current_app.extensions["database"], body["id"], body["name"], body["role"], body["password"], now()
     )

@@ -92,6 +92,13 @@ def test_bad_new_agents_are_4xx_alerts_naming_the_field(stack):
     taken = stack.client.post("/agents/new", data={"user_id": "ag-twice", "name": "Twice"}, headers=supervisor)
     assert taken.status_code == 409 and "already a user" in taken.get_data(as_text=True)
     assert account(stack, "ag-weak") is None
+    long_skill = stack.client.post(
+        "/agents/new",
+        data={"user_id": "ag-skilled", "name": "Skilled", "skills": "de, " + "x" * 65},
+        headers=supervisor,
+    )
+    assert long_skill.status_code == 422 and "skills" in long_skill.get_data(as_text=True)
+    assert account(stack, "ag-skilled") is None
 
 
 def test_skills_routing_and_state_changes_reach_call_routing(stack):
