@@ -62,6 +62,9 @@ def test_the_world_has_what_a_month_of_a_call_centre_has():
     assert {call.enqueued_at.hour for call in world.calls} == set(range(7, 20))
     assert all(call.enqueued_at < NOW for call in world.calls)
     assert {r.channel for r in world.responses} == {"agent", "keypad", "link"}
+    completed = Counter(r.completed_at.date() for r in world.responses if r.completed_at)
+    full_days = [NOW.date() - timedelta(days=n) for n in range(1, 31)]
+    assert min(completed[day] for day in full_days) >= 30, "every day has enough answers for its NPS (SURVEY_MIN_N)"
     low = {t.survey_response_id for t in world.tickets if t.category == "service_recovery"}
     assert low and all(min(r.answers.values()) <= 6 for r in world.responses if r.id in low)
     assert {a.outcome for e in world.entries for a in e.attempts} >= {"reached", "no_answer", "do_not_call"}

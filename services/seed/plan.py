@@ -693,7 +693,7 @@ class _World:
             for hour in range(7, 20):
                 # Per hour: a morning and an afternoon peak, fewer calls at weekends.
                 rate = 4 + 9 * math.exp(-((hour - 10.5) ** 2) / 3) + 7 * math.exp(-((hour - 15) ** 2) / 3)
-                rate *= 0.7 if weekend else 1.0
+                rate *= 0.8 if weekend else 1.0
                 for _ in range(_poisson(rng, rate)):
                     arrivals.append(_at_day_seconds(day, hour * 3600 + rng.uniform(0, 3600)))
             arrivals.sort()
@@ -926,7 +926,7 @@ class _World:
         by_id = self.by_id
         recent = self.now - timedelta(minutes=20)
         for call in self.calls:  # the keypad survey after an answered call
-            if call.result == "answered" and call.customer_id and call.ended_at < recent and rng.random() < 0.6:
+            if call.result == "answered" and call.customer_id and call.ended_at < recent and rng.random() < 0.75:
                 purchase = self.product_of(by_id[call.customer_id], call.enqueued_at)
                 self._response(
                     call.customer_id,
@@ -951,7 +951,7 @@ class _World:
                 )
         for purchase in self.purchases:  # the web link e-mailed after a purchase
             answered = purchase.purchased_at + timedelta(days=rng.uniform(1, 6))
-            if _at_day_seconds(self.first_day, 0) <= answered < recent and rng.random() < 0.3:
+            if _at_day_seconds(self.first_day, 0) <= answered < recent and rng.random() < 0.4:
                 self._response(purchase.customer_id, "link", answered, purchase=purchase)
         self.responses.sort(key=lambda response: response.started_at)
 
