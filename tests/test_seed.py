@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 from sqlalchemy import func, select
 
-from services.callrouting.models import Agent, Call, CallAttempt, CallEntry, DoNotCall
+from services.callrouting.models import Agent, AgentRouting, Call, CallAttempt, CallEntry, DoNotCall
 from services.callrouting.models import CustomerReplica as CallroutingReplica
 from services.gateway.models import CustomerReplica as GatewayReplica
 from services.gateway.models import UserAccount
@@ -131,6 +131,11 @@ def test_seeding_fills_every_database_once_and_a_second_run_adds_nothing(stack):
     agent_id, _name, _role, password = next(user for user in staff if user[2] == "agent")
     with gateway.read_sessions() as session:
         assert password_matches(session.get(UserAccount, agent_id).password_hash, password)
+    # The agents' counters of today are the calls they took today.
+    with callrouting.read_sessions() as session:
+        row = session.get(AgentRouting, agent_id)
+    taken = [c for c in world.calls if c.agent_id == agent_id and c.ended_at.date() == NOW.date()]
+    assert (row.stats_day, row.calls_today) == (NOW.date().isoformat(), len(taken)) and taken
     # A customer without consent to calls is on call routing's do-not-call list.
     refusing = next(c for c in world.customers if c.do_not_call)
     assert count(callrouting, DoNotCall, DoNotCall.customer_id == refusing.id) >= 1

@@ -43,9 +43,14 @@ def write(database: Database, world) -> bool:
         session = uow.session
         if session.get(Campaign, world.campaigns[0].id) is not None:
             return False
+        today = world.now.date().isoformat()
         for user in world.users:
             if user.role == "agent":
-                calls.agent_routing(session, user.id)  # the Twilio client named after the agent
+                row = calls.agent_routing(session, user.id)  # the Twilio client named after the agent
+                # Today's counters, as the calls already taken today left them (calls._talk_ended).
+                taken = [c for c in world.calls if c.agent_id == user.id and c.ended_at.date().isoformat() == today]
+                row.stats_day, row.calls_today = today, len(taken)
+                row.talk_seconds_today = sum(call.talk_seconds for call in taken)
         for customer in world.customers:
             events.HANDLERS["customer.created"](uow, envelopes.customer_created(world, customer))
         session.flush()
