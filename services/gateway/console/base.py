@@ -142,9 +142,10 @@ def new_key() -> str:
 # --- rendering ---------------------------------------------------------------------------------
 
 
-def render(template: str, status: int = 200, **context) -> Response:
-    """Render ``template``; it extends ``console/base.html`` and knows ``is_htmx`` for fragments."""
-    return make_response(render_template(template, **context), status)
+def render(template: str, http_status: int = 200, **context) -> Response:
+    """Render ``template`` (it extends ``console/base.html`` and knows ``is_htmx`` for fragments)
+    with ``http_status``; ``status`` is left free for the templates' own use."""
+    return make_response(render_template(template, **context), http_status)
 
 
 def signed_in_account():
@@ -168,7 +169,7 @@ def _console_context():
 
 def _alert_answer(status: int, title: str, detail: str, errors: dict | None = None) -> Response:
     """A refusal or failure, shown in the page's alert region (htmx) or as a page of its own."""
-    context = {"status": status, "title": title, "detail": detail, "errors": _flat_errors(errors)}
+    context = {"status": status, "title": title, "detail": detail, "errors": field_errors(errors)}
     if is_htmx():
         answer = make_response(render_template("console/alert.html", **context), status)
         answer.headers["HX-Retarget"] = "#flash"
@@ -177,16 +178,23 @@ def _alert_answer(status: int, title: str, detail: str, errors: dict | None = No
     return make_response(render_template("console/error.html", **context), status)
 
 
-def _flat_errors(errors, prefix: str = "") -> list[tuple[str, str]]:
-    """marshmallow's nested field errors as (field, message) pairs."""
+def field_errors(errors, prefix: str = "") -> list[tuple[str, str]]:
+    """Field errors as (field, message) pairs: the services' problem+json list of
+    ``{"field", "detail", ...}`` (shared.problems), or marshmallow's nested messages."""
     if not errors:
         return []
     if isinstance(errors, str):
-        return [(prefix or "", errors)]
+        return [(prefix, errors)]
     if isinstance(errors, list):
-        return [pair for item in errors for pair in _flat_errors(item, prefix)]
+        pairs = []
+        for item in errors:
+            if isinstance(item, dict) and "detail" in item:
+                pairs.append((str(item.get("field") or prefix), str(item["detail"])))
+            else:
+                pairs.extend(field_errors(item, prefix))
+        return pairs
     if isinstance(errors, dict):
-        return [pair for key, value in errors.items() for pair in _flat_errors(value, f"{prefix}{key}".strip("."))]
+        return [pair for key, value in errors.items() for pair in field_errors(value, f"{prefix}.{key}".strip("."))]
     return [(prefix, str(errors))]
 
 

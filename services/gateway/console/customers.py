@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from flask import redirect, request
 
 from .. import view as customer_views
-from .base import Refused, ask, console, is_htmx, page, render
+from .base import Refused, ask, console, field_errors, is_htmx, page, render
 from .tickets import relative, shown_time, sla_of
 
 # Which role these routes need beyond an agent: none.
@@ -57,9 +57,9 @@ def customers_page():
                 "status": refused.code,
                 "title": problem.get("title") or "Refused",
                 "detail": problem.get("detail") or "",
-                "errors": _field_errors(problem.get("errors")),
+                "errors": field_errors(problem.get("errors")),
             }
-            return render("console/customers/search.html", status=refused.code, **context)
+            return render("console/customers/search.html", refused.code, **context)
         page_number, last_page = found["page"], max(1, -(-found["total"] // found["per_page"]))
         context.update(
             by=by,
@@ -75,22 +75,6 @@ def customers_page():
 
 def _search_url(query: str, region: str, page_number: int) -> str:
     return "/customers?" + urlencode({"q": query, **({"region": region} if region else {}), "page": page_number})
-
-
-def _field_errors(errors, prefix: str = "") -> list[tuple[str, str]]:
-    """A problem's field errors as (field, message) pairs, as console/alert.html lists them."""
-    if not errors:
-        return []
-    if isinstance(errors, str):
-        return [(prefix, errors)]
-    if isinstance(errors, list):
-        # shared.problems lists {"field", "detail", ...}, one per invalid field
-        if all(isinstance(item, dict) and "field" in item for item in errors):
-            return [(item["field"], str(item.get("detail", ""))) for item in errors]
-        return [pair for item in errors for pair in _field_errors(item, prefix)]
-    if isinstance(errors, dict):
-        return [pair for key, value in errors.items() for pair in _field_errors(value, f"{prefix}.{key}".strip("."))]
-    return [(prefix, str(errors))]
 
 
 # --- one customer --------------------------------------------------------------------------------
