@@ -149,7 +149,7 @@ def test_seeding_fills_every_database_once_and_a_second_run_adds_nothing(stack):
 
 
 @pytest.mark.db
-def test_a_seeded_day_reads_as_a_day_in_the_supervisors_report(stack):  # noqa: F811
+def test_a_seeded_day_reads_as_a_day_in_the_report_and_a_customer_is_one_customer_everywhere(stack):  # noqa: F811
     world, _written, _staff = seed(stack)
     day = (NOW - timedelta(days=7)).date()  # a Tuesday, in full
     supervisor = stack.bearer("sup-report", "supervisor")
@@ -192,10 +192,7 @@ def test_a_seeded_day_reads_as_a_day_in_the_supervisors_report(stack):  # noqa: 
     assert nps is not None and -100 <= nps["value"] <= 100, surveys["questions"]["recommend_store"]
     assert surveys["contacts"], "the follow-up calls of the day count for the response rate"
 
-
-@pytest.mark.db
-def test_a_seeded_customer_is_the_same_customer_in_every_service(stack):  # noqa: F811
-    world, _written, _staff = seed(stack)
+    # A customer is the same customer in every service, and their view has their calls and tickets.
     ticket = next(t for t in world.tickets if t.call_id and t.customer_id)
     customer = next(c for c in world.customers if c.id == ticket.customer_id)
     admin = stack.bearer("admin-seed", "admin")
