@@ -192,7 +192,9 @@ class LiveRouter:
             "call_id": call_id,
             "changed_at": _text(data.get("changed_at")),
         }
-        out = [(to_user(agent_id), Notice("agent.state", f"{envelope.id}:agent.state", state))]
+        notice = Notice("agent.state", f"{envelope.id}:agent.state", state)
+        # The agent sees their own state; supervisors see everyone's (the console's live wall).
+        out = [(to_user(agent_id), notice), (to_role("supervisor"), notice)]
         if new_state != "reserved":
             self.rung.pop(agent_id, None)  # the offer is over: the same call may be offered again later
             for waiting in self.pending.values():

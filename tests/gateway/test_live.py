@@ -320,6 +320,15 @@ def rings(deliveries) -> list[tuple[str, str]]:
     ]
 
 
+def test_an_agent_state_change_reaches_that_agent_and_every_supervisor_and_no_other_agent():
+    deliveries = LiveRouter().route(reserved("agent-a", "CA9"))
+    states = [audience for audience, notice in deliveries if notice.event == "agent.state"]
+    assert [a.includes(User("agent-a", "agent")) for a in states] == [True, False]
+    assert not any(a.includes(User("agent-b", "agent")) for a in states)
+    assert any(a.includes(User("sup-1", "supervisor")) for a in states)
+    assert any(a.includes(User("root", "admin")) for a in states)
+
+
 def test_a_call_routed_straight_to_an_agent_rings_once_with_the_callers_number():
     router = LiveRouter()
     first = router.route(reserved("agent-a", "CA1"))  # published first, in the same transaction
