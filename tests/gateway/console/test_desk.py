@@ -71,6 +71,7 @@ def type_scores(page, keys: str) -> None:
 def test_an_agent_sets_available_takes_a_follow_up_and_enters_the_five_scores_from_the_keyboard(console):
     page = console.signed_in("desk-ann", "agent")
     page.goto("/desk")
+    page.locator("body[data-live='ready']").wait_for(state="attached")
     page.get_by_label("My state").select_option("available")
     expect(page.locator("#my-state")).to_have_attribute("data-state", "available")  # as call routing answered
     assert (
@@ -118,7 +119,7 @@ def test_an_agent_sets_available_takes_a_follow_up_and_enters_the_five_scores_fr
 
 
 def test_a_low_score_shows_its_service_recovery_ticket_at_once_and_the_ticket_exists(console):
-    page = console.signed_in("desk-bea", "agent")
+    page = console.signed_in("desk-bea", "agent", viewport={"width": 768, "height": 1024})  # on a tablet
     customer_id, entry = take_the_call_and_reach(console, page, "Lou Lowscore")
     page.get_by_role("button", name="Reached", exact=True).click()
 
@@ -141,6 +142,7 @@ def test_a_low_score_shows_its_service_recovery_ticket_at_once_and_the_ticket_ex
         response["response_id"],
     )
     assert response["entry_id"] == entry["entry_id"] and response["answers"]["product"] == 3
+    console.screenshot(page, "survey-low-score-tablet")
 
 
 def test_an_inbound_call_pops_on_its_agents_screen_only_and_is_wrapped_up_with_a_ticket(console):
@@ -149,6 +151,7 @@ def test_an_inbound_call_pops_on_its_agents_screen_only_and_is_wrapped_up_with_a
     other = console.signed_in("desk-dan", "agent")  # signed in, offline: not offered the call
     page = console.signed_in("desk-cat", "agent")
     page.goto("/desk")
+    page.locator("body[data-live='ready']").wait_for(state="attached")
     page.get_by_label("My state").select_option("available")
     expect(page.locator("#my-state")).to_have_attribute("data-state", "available")  # as call routing answered
     call_id = "CA" + uuid.uuid4().hex
@@ -179,7 +182,7 @@ def test_an_inbound_call_pops_on_its_agents_screen_only_and_is_wrapped_up_with_a
     page.get_by_label("Reason").select_option("refund")
     page.get_by_label("Notes").fill("Kettle leaks; refund agreed.")
     page.get_by_label("Open a ticket for this call").check()
-    expect(page.get_by_label("Subject")).to_have_value("Phone call from Carla Caller")
+    expect(page.get_by_label("Subject")).to_have_value("Refund: phone call from Carla Caller")
     console.screenshot(page, "wrap-up")
     page.get_by_role("button", name="Finish wrap-up").click()
 
@@ -193,7 +196,8 @@ def test_an_inbound_call_pops_on_its_agents_screen_only_and_is_wrapped_up_with_a
         "Kettle leaks; refund agreed.",
     )
     ticket = api(stack, "GET", f"/api/tickets/tickets/{ticket_id}", supervisor(stack))
-    assert (ticket["category"], ticket["customer_id"], ticket["call_id"], ticket["channel"]) == (
+    assert (ticket["subject"], ticket["category"], ticket["customer_id"], ticket["call_id"], ticket["channel"]) == (
+        "Refund: phone call from Carla Caller",
         "refund",
         customer_id,
         call_id,

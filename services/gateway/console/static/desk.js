@@ -2,6 +2,7 @@
 // 0 for 10) and moves focus to the next question (after the last, to the comment); Enter
 // submits from a score, Ctrl+Enter from the comment. A new panel in the work area gets focus.
 // A callback time typed in the browser's local time goes to the server with its UTC offset.
+// The wrap-up's ticket subject names the reason picked.
 (function () {
   "use strict";
 
@@ -58,7 +59,24 @@
     }
   }
 
+  // The wrap-up's ticket subject follows the reason ("Refund: phone call from …") until the agent edits it.
+  function subjectFromReason(event) {
+    var reason = event.target;
+    if (reason.id !== "wrap-up-reason") return;
+    var subject = document.getElementById("ticket-subject");
+    if (!subject || subject.dataset.edited === "true") return;
+    var base = subject.dataset.subject || "";
+    var label = reason.value ? reason.options[reason.selectedIndex].text : "";
+    subject.value = label ? label + ": " + base.charAt(0).toLowerCase() + base.slice(1) : base;
+  }
+
+  function subjectEdited(event) {
+    if (event.target.id === "ticket-subject") event.target.dataset.edited = "true";
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.addEventListener("change", subjectFromReason);
+    document.addEventListener("input", subjectEdited);
     document.addEventListener("keydown", onSurveyKey);
     document.body.addEventListener("htmx:afterSwap", focusNewPanel);
     document.body.addEventListener("htmx:configRequest", localTimeWithOffset);
