@@ -27,11 +27,6 @@ from .models import Call as CallRow
 SOURCE = "callrouting"
 
 
-def is_seeded(database: Database, world) -> bool:
-    with UnitOfWork(database, SOURCE, read_only=True) as uow:
-        return uow.session.get(Campaign, world.campaigns[0].id) is not None
-
-
 def write(database: Database, world) -> bool:
     """Write ``world``'s call-routing part; False (and nothing written) when it is already there."""
     for user in world.users:

@@ -22,11 +22,6 @@ from .models import CustomerReplica, UserAccount
 SOURCE = "gateway"
 
 
-def is_seeded(database: Database, world) -> bool:
-    with UnitOfWork(database, SOURCE, read_only=True) as uow:
-        return uow.session.get(CustomerReplica, world.marker) is not None
-
-
 def write_users(database: Database, world, out: TextIO) -> list[tuple[str, str, str, str | None]]:
     """Make the demo staff that is missing: (id, name, role, password, or None if they were there).
 

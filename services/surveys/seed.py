@@ -24,11 +24,6 @@ from .models import SurveyResponse
 SOURCE = "surveys"
 
 
-def is_seeded(database: Database, world) -> bool:
-    with UnitOfWork(database, SOURCE, read_only=True) as uow:
-        return bool(world.responses) and uow.session.get(SurveyResponse, world.responses[0].id) is not None
-
-
 def write(database: Database, world) -> bool:
     """Write ``world``'s surveys part; False (and nothing written) when it is already there."""
     with UnitOfWork(database, SOURCE) as uow:

@@ -23,11 +23,6 @@ from .models import Counter, Customer, CustomerPhone, Purchase, Ticket, TicketCh
 BREACH_JOB_LAG = timedelta(seconds=30)  # how long after a due time the breach job notices (SLA_CHECK_SECONDS)
 
 
-def is_seeded(database: Database, world) -> bool:
-    with UnitOfWork(database, "tickets", read_only=True) as uow:
-        return uow.session.get(Customer, world.marker) is not None
-
-
 def write(database: Database, world) -> bool:
     """Write ``world``'s tickets part; False (and nothing written) when it is already there."""
     with UnitOfWork(database, "tickets") as uow:
