@@ -21,7 +21,7 @@ from .plan import DEFAULT_CUSTOMERS, DEFAULT_DAYS
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.seed", description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED", DEFAULT_SEED)), help="the seed number")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"the seed number (default {DEFAULT_SEED})")
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS, help="days of history before today")
     parser.add_argument("--customers", type=int, default=DEFAULT_CUSTOMERS)
     parser.add_argument(
