@@ -105,6 +105,13 @@ class Console:
             page.locator("body[data-live='ready']").wait_for(state="attached")
         return page
 
+    @staticmethod
+    def settled(page, selector: str) -> None:
+        """Wait until htmx has finished loading and settling ``selector``: content it swapped in is
+        wired up only after the settle delay (20 ms), and a change made before that is not sent."""
+        page.locator(f"{selector}:not(.htmx-request):not(.htmx-settling)").wait_for(state="attached")
+        page.locator(f"{selector} .htmx-added").first.wait_for(state="detached")
+
     def screenshot(self, page, name: str) -> Path:
         """Save a full-page screenshot under test-artifacts/screenshots/ (never committed)."""
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

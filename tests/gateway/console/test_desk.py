@@ -72,6 +72,7 @@ def test_an_agent_sets_available_takes_a_follow_up_and_enters_the_five_scores_fr
     page = console.signed_in("desk-ann", "agent")
     page.goto("/desk")
     page.locator("body[data-live='ready']").wait_for(state="attached")
+    console.settled(page, "#agent-state")  # the reloads of page load and stream start are in
     page.get_by_label("My state").select_option("available")
     expect(page.locator("#my-state")).to_have_attribute("data-state", "available")  # as call routing answered
     assert (
@@ -152,6 +153,7 @@ def test_an_inbound_call_pops_on_its_agents_screen_only_and_is_wrapped_up_with_a
     page = console.signed_in("desk-cat", "agent")
     page.goto("/desk")
     page.locator("body[data-live='ready']").wait_for(state="attached")
+    console.settled(page, "#agent-state")  # the reloads of page load and stream start are in
     page.get_by_label("My state").select_option("available")
     expect(page.locator("#my-state")).to_have_attribute("data-state", "available")  # as call routing answered
     call_id = "CA" + uuid.uuid4().hex

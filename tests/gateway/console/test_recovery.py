@@ -58,6 +58,7 @@ def test_a_low_score_opens_a_case_the_queue_shows_with_its_sla_and_the_superviso
     expect(row.get_by_role("button", name=f"Take case #{case['number']}")).to_be_in_viewport()
     console.screenshot(page, "recovery-queue-tablet")
 
+    console.settled(page, "#recovery-queue")  # the reload that brought the case is wired up
     row.get_by_label(f"Assign case #{case['number']} to").select_option("rec-agent")
     row.get_by_role("button", name=f"Assign case #{case['number']}", exact=True).click()
     expect(page.locator(f"tr[data-ticket-id='{case['id']}'] .assignee")).to_have_text("rec-agent")
