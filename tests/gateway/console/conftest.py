@@ -37,6 +37,7 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery staple"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "screenshots"
+NODE_MODULES = Path(__file__).resolve().parents[3] / "node_modules"
 VIEWPORT = {"width": 1280, "height": 900}
 
 
