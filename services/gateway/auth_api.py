@@ -234,13 +234,18 @@ class SignOut(MethodView):
     @auth.response(204)
     def post(self):
         """Sign out: the token presented (cookie or bearer) is revoked; the cookie is cleared."""
-        _how, token = users.presented_token()
-        users.revoke_token(current_app.extensions["database"], token, now())
+        end_session()
 
-        @after_this_request
-        def clear_cookie(response):
-            response.delete_cookie(users.SESSION_COOKIE, path="/", httponly=True, samesite="Lax")
-            return response
+
+def end_session() -> None:
+    """Revoke the token this request presents (cookie or bearer) and clear the session cookie."""
+    _how, token = users.presented_token()
+    users.revoke_token(current_app.extensions["database"], token, now())
+
+    @after_this_request
+    def clear_cookie(response):
+        response.delete_cookie(users.SESSION_COOKIE, path="/", httponly=True, samesite="Lax")
+        return response
 
 
 @auth.route("/auth/me")

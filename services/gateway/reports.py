@@ -26,7 +26,7 @@ from marshmallow import Schema, fields, validate
 
 from shared.auth import rule
 
-from .upstream import UpstreamUnavailable, upstreams
+from .upstream import Upstreams, UpstreamUnavailable, upstreams
 
 reports = Blueprint("reports", __name__, description="The supervisor's daily report, joined from the three services.")
 
@@ -81,11 +81,9 @@ def deadline() -> float:
     return float(current_app.extensions["settings"].option("REPORT_DEADLINE_SECONDS", "3"))
 
 
-def fetch(day: date, min_n: int | None) -> dict:
-    """The three parts of ``day``, asked at once; missing parts named."""
-    front, limit = upstreams(), deadline()
-    timeout = min(front.read_timeout, limit)
-    survey_query = f"/survey-metrics?from={day}&to={day}" + (f"&min_n={min_n}" if min_n else "")
+def json_getter(front: Upstreams, timeout: float):
+    """``ask(service, path)``: a call for ``front.fan_out`` that GETs ``path`` and returns its JSON;
+    anything but a 200 counts as the service missing."""
 
     def ask(service: str, path: str):
         def call(user, request_id):
@@ -95,6 +93,15 @@ def fetch(day: date, min_n: int | None) -> dict:
             return answer.json()
 
         return call
+
+    return ask
+
+
+def fetch(day: date, min_n: int | None) -> dict:
+    """The three parts of ``day``, asked at once; missing parts named."""
+    front, limit = upstreams(), deadline()
+    survey_query = f"/survey-metrics?from={day}&to={day}" + (f"&min_n={min_n}" if min_n else "")
+    ask = json_getter(front, timeout=min(front.read_timeout, limit))
 
     parts, missing = front.fan_out(
         {

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import after_this_request, current_app, make_response, redirect, request
+from flask import current_app, make_response, redirect, request
 
 from shared.auth import acting_user, public
 
 from .. import users
-from ..auth_api import now, policy, set_session_cookie
+from ..auth_api import end_session, now, policy, set_session_cookie
 from .base import console, page, render
 
 ACCESS: list = []
@@ -80,14 +80,7 @@ def sign_in_form():
 @console.route("/sign-out", methods=["POST"])
 @page
 def sign_out():
-    _how, token = users.presented_token()
-    users.revoke_token(current_app.extensions["database"], token, now())
-
-    @after_this_request
-    def clear_cookie(response):
-        response.delete_cookie(users.SESSION_COOKIE, path="/", httponly=True, samesite="Lax")
-        return response
-
+    end_session()
     answer = make_response("", 204)
     answer.headers["HX-Redirect"] = "/sign-in"
     return answer

@@ -122,16 +122,21 @@ def ask(
     if answer.status_code == 404 and missing_ok:
         return None
     if answer.status_code >= 400:
-        try:
-            problem = answer.json()
-        except ValueError:
-            problem = {"title": answer.reason, "detail": answer.text[:300]}
-        raise Refused(answer.status_code, problem if isinstance(problem, dict) else {"detail": str(problem)})
+        raise refused(answer)
     if answer.status_code == 204 or not answer.content:
         return None
     if "json" not in answer.headers.get("Content-Type", ""):
         return answer.text
     return answer.json()
+
+
+def refused(answer) -> Refused:
+    """A service's 4xx answer as ``Refused``, with its problem (or what it said instead)."""
+    try:
+        problem = answer.json()
+    except ValueError:
+        problem = {"title": answer.reason, "detail": answer.text[:300]}
+    return Refused(answer.status_code, problem if isinstance(problem, dict) else {"detail": str(problem)})
 
 
 def new_key() -> str:

@@ -24,7 +24,7 @@ from flask import make_response, request
 from shared.auth import rule
 
 from ..upstream import UpstreamUnavailable, upstreams
-from .base import Refused, ServiceDown, ask, console, is_htmx, page, render
+from .base import Refused, ServiceDown, ask, console, is_htmx, page, refused, render
 
 ACCESS: list = [rule("/campaigns*", "supervisor")]
 
@@ -280,11 +280,7 @@ def _post_csv(campaign_id: str, text: str) -> dict:
     except UpstreamUnavailable as error:
         raise ServiceDown("callrouting", error.reason) from None
     if answer.status_code >= 400:
-        try:
-            problem = answer.json()
-        except ValueError:
-            problem = {"title": answer.reason, "detail": answer.text[:300]}
-        raise Refused(answer.status_code, problem if isinstance(problem, dict) else {"detail": str(problem)})
+        raise refused(answer)
     return answer.json()
 
 

@@ -22,7 +22,7 @@ from flask import request
 from shared.auth import rule
 
 from .. import reports
-from ..upstream import UpstreamUnavailable, upstreams
+from ..upstream import upstreams
 from .base import Refused, console, page, render
 
 ACCESS: list = [rule("/dashboard*", "supervisor")]
@@ -145,16 +145,7 @@ def _extras(day: date, min_n: int | None, report: dict) -> tuple[dict, dict]:
     """The agents' names and the survey trend, asked at once under the report's deadline; a
     service the report already found missing is not asked again."""
     front, limit = upstreams(), reports.deadline()
-    timeout = min(front.read_timeout, limit)
-
-    def ask(service: str, path: str):
-        def call(user, request_id):
-            answer = front.call(service, "GET", path, user=user, request_id=request_id, timeout=timeout)
-            if answer.status_code != 200:
-                raise UpstreamUnavailable(service, f"answered {answer.status_code}", answer)
-            return answer.json()
-
-        return call
+    ask = reports.json_getter(front, timeout=min(front.read_timeout, limit))
 
     calls = {}
     if report["calls"] is not None:
