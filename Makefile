@@ -47,7 +47,7 @@ test: setup
 
 test-postgres: setup
 	@scripts/ensure-system.sh rabbitmq postgresql
-	scripts/with-postgres.sh $(PY) -m pytest -m "db and not browser"
+	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console"
 
 bench: setup
 	@scripts/ensure-system.sh rabbitmq wrk chromium

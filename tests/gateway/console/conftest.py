@@ -42,7 +42,10 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 
 def pytest_collection_modifyitems(items):
+    here = Path(__file__).resolve().parent
     for item in items:
+        if here in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.console)
         if "console" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
 
