@@ -42,7 +42,7 @@ from pathlib import Path
 from bench import httpload
 from bench.procs import BenchError, say, wait_for_log_message
 from bench.report import Row
-from bench.tickets import unqueued
+from bench.tickets import bare_figures, unqueued
 from shared.db import Database, migrate
 
 PAGE_LUA = Path(__file__).parent / "console.lua"
@@ -198,14 +198,7 @@ def run(processes, env: dict[str, str], var_dir: Path) -> dict:
     loaded = load(home)
     token = loaded["token"]
 
-    bare_server, bare_url = httpload.start_server(
-        processes, "console-bare", "bench.bare_app:app", dict(env, SERVICE="bare"), "/"
-    )
-    try:
-        bare = httpload.measure("bare GET /", f"{bare_url}/")
-        bare_unqueued = unqueued("bare GET /", f"{bare_url}/")
-    finally:
-        processes.stop(bare_server)
+    bare, bare_unqueued = bare_figures(processes, env, "console-bare")
 
     phone_env = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PROXY_HOPS": "1"}
     relay = processes.start(

@@ -49,7 +49,7 @@ from sqlalchemy import insert
 from bench import httpload
 from bench.procs import BenchError, say
 from bench.report import Row
-from bench.tickets import unqueued
+from bench.tickets import bare_figures, unqueued
 from shared.db import Database, migrate
 
 VIEW_LUA = Path(__file__).parent / "gateway_view.lua"
@@ -315,14 +315,7 @@ def run(processes, env: dict[str, str], var_dir: Path) -> dict:
     say(f"gateway view: loading a customer with 50 tickets, 100 calls, 20 surveys, and {OTHER_CUSTOMERS:,} others")
     token = load(home)
 
-    bare_server, bare_url = httpload.start_server(
-        processes, "gateway-view-bare", "bench.bare_app:app", dict(env, SERVICE="bare"), "/"
-    )
-    try:
-        bare = httpload.measure("bare GET /", f"{bare_url}/")
-        bare_unqueued = unqueued("bare GET /", f"{bare_url}/")
-    finally:
-        processes.stop(bare_server)
+    bare, bare_unqueued = bare_figures(processes, env, "gateway-view-bare")
 
     servers, urls = {}, {}
     # the gateway without cache (the cold path) and the one with it, on the same services

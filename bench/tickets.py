@@ -143,6 +143,15 @@ def load(database_file: Path) -> dict:
     return {"load_s": loaded, "total_s": time.perf_counter() - started}
 
 
+def bare_figures(processes, env: dict[str, str], name: str) -> tuple[httpload.WrkResult, httpload.WrkResult]:
+    """The bare endpoint measured in this run: queued (-c32, throughput) and unqueued (-c2, latency)."""
+    server, url = httpload.start_server(processes, name, "bench.bare_app:app", dict(env, SERVICE="bare"), "/")
+    try:
+        return httpload.measure("bare GET /", f"{url}/"), unqueued("bare GET /", f"{url}/")
+    finally:
+        processes.stop(server)
+
+
 def unqueued(name: str, url: str, script: Path | None = None) -> httpload.WrkResult:
     """wrk with one connection per gunicorn worker: latency without queueing."""
 
@@ -177,14 +186,7 @@ def run(processes, env: dict[str, str], var_dir: Path) -> dict:
     timing = load(database_file)
     say(f"tickets: loaded in {timing['load_s']:.1f} s, indexed and analysed after {timing['total_s']:.1f} s")
 
-    bare_server, bare_url = httpload.start_server(
-        processes, "tickets-bare", "bench.bare_app:app", dict(env, SERVICE="bare"), "/"
-    )
-    try:
-        bare = httpload.measure("bare GET /", f"{bare_url}/")
-        bare_unqueued = unqueued("bare GET /", f"{bare_url}/")
-    finally:
-        processes.stop(bare_server)
+    bare, bare_unqueued = bare_figures(processes, env, "tickets-bare")
     server_env = dict(
         env,
         SERVICE="tickets",
