@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 
 from flask import Response, json, request
-from sqlalchemy.exc import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from marshmallow import Schema, fields
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
 
 from shared.logs import correlation_id
 
@@ -44,6 +45,26 @@ class Invalid(HTTPException):
         self.data = {"messages": {location: messages}}
 
 
+class FieldErrorSchema(Schema):
+    field = fields.String(metadata={"description": "the field, dotted (``phones.0``), or ``_schema``"})
+    detail = fields.String()
+    location = fields.String(metadata={"description": "json, query, path, ..."})
+    pointer = fields.String(metadata={"description": "a JSON pointer into the body (location json)"})
+    parameter = fields.String(metadata={"description": "the parameter's name (other locations)"})
+
+
+class ProblemSchema(Schema):
+    """What every error answer is (``application/problem+json``, RFC 9457); the specs say so."""
+
+    type = fields.String()
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    instance = fields.String()
+    request_id = fields.String(allow_none=True)
+    errors = fields.List(fields.Nested(FieldErrorSchema), metadata={"description": "422: each invalid field"})
+
+
 def problem(status: int, title: str, detail: str | None = None, **extensions) -> Response:
     body = {"type": "about:blank", "title": title, "status": status}
     if detail:
@@ -71,8 +92,8 @@ def field_errors(messages: dict) -> list[dict]:
         else:
             flat.append(_field_error(location, path, str(node)))
 
-    for location, fields in messages.items():
-        walk(location, [], fields)
+    for location, named in messages.items():
+        walk(location, [], named)
     return flat
 
 
@@ -100,7 +121,8 @@ def http_exception_to_problem(error: HTTPException) -> Response:
             f"{len(errors)} invalid field(s): " + ", ".join(sorted({e["field"] for e in errors})),
             errors=errors,
         )
-    response = problem(status, error.name, error.description)
+    # flask-smorest's abort(404, message="No call nope.") carries its sentence in data["message"].
+    response = problem(status, error.name, data.get("message") or error.description)
     if status == 405 and error.get_response().headers.get("Allow"):
         response.headers["Allow"] = error.get_response().headers["Allow"]
     return response
@@ -115,5 +137,28 @@ def unexpected_error_to_problem(error: Exception) -> Response:
         response = problem(503, "Service Unavailable", "The database is busy or unreachable; try again shortly.")
         response.headers["Retry-After"] = "1"
         return response
+    refused = _refused_input(error)
+    if refused is not None:
+        return refused
     log.exception("unhandled error")
-    return problem(500, InternalServerError.name, "An unexpected error occurred; it has been logged.")
+    return problem(500, "Internal Server Error", "An unexpected error occurred; it has been logged.")
+
+
+def _refused_input(error: Exception) -> Response | None:
+    """The input a schema could not stop, answered as the client's mistake rather than a 500.
+
+    These are the last line (each route should refuse such input before it gets this far): a
+    structure nested too deeply to handle, text that cannot be encoded (a lone surrogate), a
+    number or date out of any representable range, and a write that a unique or foreign-key
+    constraint refused (two requests racing, or a reference the route did not check).
+    """
+    if isinstance(error, RecursionError):
+        return problem(400, "Bad Request", "The request is nested too deeply.")
+    if isinstance(error, UnicodeError):
+        return problem(400, "Bad Request", "The request has text that is not valid Unicode (a lone surrogate?).")
+    if isinstance(error, OverflowError):
+        return problem(422, "Unprocessable Content", "A number or date in the request is out of range.")
+    if isinstance(error, IntegrityError):
+        log.warning("write refused by a constraint", extra={"error": str(error.orig)[:300]})
+        return problem(409, "Conflict", "The change conflicts with an existing record or names one that is unknown.")
+    return None

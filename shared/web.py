@@ -8,19 +8,26 @@ schemas of its flask-smorest blueprints.
 
 from __future__ import annotations
 
+import http
+import json
 import re
 import time
 from collections.abc import Callable, Iterable
 
+import flask_smorest
 from flask import Flask, current_app, g, jsonify, request
 from flask_smorest import Api, Blueprint
+from flask_smorest.utils import prepare_response
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from shared import broker, idempotency, metrics
 from shared.auth import AccessControl, AccessRule, InternalTokens, User, internal_token_authenticator, public
 from shared.config import Settings
 from shared.db import Database, Migrations, migrate
 from shared.logs import configure_logging, correlation_id, new_id
-from shared.problems import http_exception_to_problem, problem, unexpected_error_to_problem
+from shared.problems import PROBLEM_JSON, ProblemSchema, http_exception_to_problem, problem, unexpected_error_to_problem
 from shared.unit_of_work import UnitOfWork
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -29,11 +36,67 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _NOT_LOGGED = frozenset(("/healthz", "/metrics"))  # probes and scrapes would drown the access log
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 class ProblemApi(Api):
-    """flask-smorest's Api, answering every HTTP error as problem+json."""
+    """flask-smorest's Api, answering every HTTP error as problem+json, and saying so in the spec."""
+
+    ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error):
         return http_exception_to_problem(error)
+
+    def _register_responses(self):
+        # flask-smorest's own, with the content type the answers really have.
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "An error, as problem+json", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+def load_json_body(raw: bytes):
+    """A request's JSON, or a 400 for what the parser cannot take: nesting too deep for it, or a
+    lone surrogate (``"\\ud800"``), which is valid JSON but no text any database can store."""
+    try:
+        document = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("The JSON body is nested too deeply.") from None
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(document):
+        raise BadRequest("The JSON body has a lone surrogate (\\ud800-\\udfff); it is not text.")
+    return document
+
+
+def _has_lone_surrogate(node) -> bool:
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(node, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(value) for key, value in node.items())
+    if isinstance(node, list):
+        return any(_has_lone_surrogate(item) for item in node)
+    return False
+
+
+class SafeJSONParser(FlaskParser):
+    """webargs' Flask parser with :func:`load_json_body` (every schema-read body goes through it)."""
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return webargs_core.missing
+        return load_json_body(req.get_data(cache=True))
+
+
+# Every flask-smorest blueprint of every service reads its bodies through this parser.
+flask_smorest.Blueprint.ARGUMENTS_PARSER = SafeJSONParser()
 
 
 def create_service_app(
@@ -64,6 +127,8 @@ def create_service_app(
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": description}},
         JSON_SORT_KEYS=False,
+        # werkzeug refuses to read more (413); _start refuses a declared length above it at once.
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )
     if not settings.internal_auth_secret:
         # Without it a service could not tell the gateway's calls from anyone's: refuse to start.
@@ -81,6 +146,7 @@ def create_service_app(
     for blueprint in pages:
         app.register_blueprint(blueprint)
     app.register_error_handler(Exception, unexpected_error_to_problem)
+    app.register_error_handler(RequestEntityTooLarge, http_exception_to_problem)
     _install_operational_routes(app, database, settings)
     access_control = AccessControl(
         app,
@@ -112,6 +178,8 @@ def unit_of_work(*, read_only: bool = False) -> UnitOfWork:
 
 
 def _install_request_context(app: Flask, database: Database, access_control: AccessControl) -> None:
+    proxy_hops = app.extensions["settings"].proxy_hops
+
     # These hooks run on every request, so each reads the request and ``g`` through their
     # proxies once and talks to the database object it was given, not via current_app.
     @app.before_request
@@ -121,6 +189,10 @@ def _install_request_context(app: Flask, database: Database, access_control: Acc
         state.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else new_id()
         state.correlation_token = correlation_id.set(state.request_id)
         state.started = time.perf_counter()
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        if limit is not None and (request.content_length or 0) > limit:
+            # Before anything reads it (werkzeug would also stop at the limit for a chunked body).
+            return problem(413, "Content Too Large", f"The request body is over {limit} bytes.")
         # Who asks is settled before anything else, a replayed idempotent answer included.
         return access_control.check() or idempotency.before_request(database)
 
@@ -130,6 +202,7 @@ def _install_request_context(app: Flask, database: Database, access_control: Acc
         state = g._get_current_object()
         current = request._get_current_object()
         response.headers[REQUEST_ID_HEADER] = getattr(state, "request_id", "")
+        _security_headers(response, current, proxy_hops)
         rule = current.url_rule
         endpoint = rule.rule if rule is not None else "unmatched"
         now = time.perf_counter()
@@ -153,6 +226,18 @@ def _install_request_context(app: Flask, database: Database, access_control: Acc
         token = g.pop("correlation_token", None)
         if token is not None:
             correlation_id.reset(token)
+
+
+def _security_headers(response, current, proxy_hops: int) -> None:
+    """What every answer says to a browser: never guess a content type, never be framed, and
+    (once served over HTTPS) only ever be reached over HTTPS."""
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    forwarded = [part.strip() for part in current.headers.get("X-Forwarded-Proto", "").split(",") if part.strip()]
+    behind_https = proxy_hops > 0 and len(forwarded) >= proxy_hops and forwarded[-proxy_hops] == "https"
+    if current.is_secure or behind_https:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
 def _install_operational_routes(app: Flask, database: Database, settings: Settings) -> None:

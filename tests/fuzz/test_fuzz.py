@@ -17,12 +17,10 @@ from __future__ import annotations
 import collections
 import json
 import os
-import uuid
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis.core.failures import FailureGroup
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -30,6 +28,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 from twilio.request_validator import RequestValidator
 
 from shared.webhooks import SIGNATURE_HEADER, TWILIO_SIGNATURE_HEADER, sign_json
@@ -135,7 +134,10 @@ def sign_case(case, tokens: list[str], counter: collections.Counter) -> dict:
         counter["links"] += 1
     if path == "/webhooks/events" and case.method.upper() == "POST":
         raw = json.dumps(case.body).encode() if case.body is not None else b""
-        return {"data": raw, "headers": {SIGNATURE_HEADER: sign_json(WEBHOOK_SECRET, raw), "Content-Type": "application/json"}}
+        return {
+            "data": raw,
+            "headers": {SIGNATURE_HEADER: sign_json(WEBHOOK_SECRET, raw), "Content-Type": "application/json"},
+        }
     if path.startswith("/webhooks/twilio") and case.method.upper() == "POST" and isinstance(case.body, dict):
         form = {str(key): str(value) for key, value in case.body.items()}
         url = f"http://localhost{case.operation.schema.get_full_path(path.format(**(case.path_parameters or {})))}"

@@ -1,0 +1,116 @@
+"""Input no service may answer with a 500 (issue 20): it is refused as the client's mistake, with
+a problem+json that says what is wrong, and nothing is stored. These are the shared mechanisms
+(``shared.web``, ``shared.problems``), tried on every service's real app."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import func, select
+
+from services.tickets.models import Customer
+from shared.config import Settings
+from shared.problems import PROBLEM_JSON
+from tests.support.auth import signed_client
+
+BACKENDS = ("tickets", "callrouting", "surveys")
+# A write route of each service that takes a JSON body.
+WRITES = {"tickets": "/customers", "callrouting": "/agents", "surveys": "/templates"}
+
+
+def make_app(service, database_factory, amqp_url, **overrides):
+    database = database_factory.migrated(service)
+    settings = replace(Settings.from_env(service), database_url=database.url, amqp_url=amqp_url, **overrides)
+    return importlib.import_module(f"services.{service}.app").create_app(settings)
+
+
+@pytest.fixture
+def tickets(database_factory, broker_url):
+    return signed_client(make_app("tickets", database_factory, broker_url))
+
+
+@pytest.mark.parametrize("service", BACKENDS)
+def test_deeply_nested_json_is_a_400_on_every_service(service, database_factory, broker_url):
+    client = signed_client(make_app(service, database_factory, broker_url))
+    body = "[" * 5000 + "]" * 5000
+    response = client.post(WRITES[service], data=body, content_type="application/json")
+    assert response.status_code == 400, response.text
+    assert response.mimetype == PROBLEM_JSON
+    assert "nested too deeply" in response.json["detail"]
+    objects = '{"a":' * 5000 + "1" + "}" * 5000
+    assert client.post(WRITES[service], data=objects, content_type="application/json").status_code == 400
+
+
+def test_a_lone_surrogate_is_a_400_and_nothing_is_stored(tickets):
+    response = tickets.post("/customers", data='{"name": "a\\ud800b"}', content_type="application/json")
+    assert response.status_code == 400, response.text
+    assert "surrogate" in response.json["detail"]
+    # a pair of escapes that makes one character is text like any other
+    paired = tickets.post("/customers", data='{"name": "a\\ud83d\\ude00b"}', content_type="application/json")
+    assert paired.status_code == 201, paired.text
+    assert paired.json["name"] == "a\U0001f600b"
+    with tickets.application.extensions["database"].engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Customer)).scalar_one() == 1
+
+
+@pytest.mark.parametrize("service", BACKENDS)
+def test_a_body_over_the_limit_is_a_413_before_it_is_read(service, database_factory, broker_url):
+    client = signed_client(make_app(service, database_factory, broker_url, max_body_bytes=1000))
+    body = b'{"name": "' + b"x" * 2000 + b'"}'
+    response = client.post(WRITES[service], data=body, content_type="application/json")
+    assert response.status_code == 413, response.text
+    assert response.mimetype == PROBLEM_JSON
+    assert "1000 bytes" in response.json["detail"]
+
+
+def test_the_default_limit_is_one_megabyte(tickets):
+    body = b'{"name": "' + b"x" * (1024 * 1024) + b'"}'
+    assert tickets.post("/customers", data=body, content_type="application/json").status_code == 413
+
+
+def test_a_500_is_a_problem_too(tickets):
+    app = tickets.application
+
+    @app.get("/boom")
+    def boom():
+        raise ZeroDivisionError("boom")
+
+    response = tickets.get("/boom")
+    assert response.status_code == 500
+    assert response.mimetype == PROBLEM_JSON
+    assert response.json["title"] == "Internal Server Error"
+    assert "logged" in response.json["detail"]
+
+
+def test_a_not_found_says_what_was_not_found(tickets):
+    response = tickets.get("/tickets/nope")
+    assert response.status_code == 404
+    assert response.json["detail"] == "No ticket nope."
+
+
+def test_every_answer_carries_the_browser_safety_headers(tickets):
+    for response in (tickets.get("/customers"), tickets.get("/no/such/thing"), tickets.get("/healthz")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in response.headers, "not over plain HTTP"
+    secure = tickets.get("/customers", base_url="https://cc.example.com")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_hsts_behind_a_trusted_https_proxy(database_factory, broker_url):
+    client = signed_client(make_app("tickets", database_factory, broker_url, proxy_hops=1))
+    response = client.get("/customers", headers={"X-Forwarded-Proto": "https"})
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "Strict-Transport-Security" not in client.get("/customers").headers
+
+
+def test_the_spec_declares_problem_json_for_errors(tickets):
+    spec = tickets.get("/openapi.json").json
+    default = spec["components"]["responses"]["DEFAULT_ERROR"]
+    assert list(default["content"]) == [PROBLEM_JSON]
+    unprocessable = [name for name in spec["components"]["responses"] if name.startswith("UNPROCESSABLE")]
+    assert unprocessable and all(
+        list(spec["components"]["responses"][name]["content"]) == [PROBLEM_JSON] for name in unprocessable
+    )
