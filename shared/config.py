@@ -72,6 +72,9 @@ class Settings:
     internal_token_max_age: float = 60.0
     metrics_token: str | None = None  # Prometheus' bearer token for /metrics
     max_body_bytes: int = 1024 * 1024  # a larger request body is refused with 413 before it is read
+    # CALLCENTER_ENV=development relaxes what only a developer's machine may do without (a pinned
+    # PUBLIC_BASE_URL for webhook signatures); anything else is production.
+    development: bool = False
     options: dict[str, str] = field(default_factory=dict)  # service-specific settings, by name
 
     def option(self, name: str, default: str | None = None) -> str | None:
@@ -104,4 +107,5 @@ class Settings:
             internal_token_max_age=float(env.get("INTERNAL_TOKEN_MAX_AGE", "60")),
             metrics_token=env.get("METRICS_TOKEN") or None,
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
+            development=env.get("CALLCENTER_ENV", "production") == "development",
         )

@@ -19,12 +19,13 @@ from datetime import UTC, datetime
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields
-from sqlalchemy import Boolean, DateTime, String, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Boolean, String, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.consumer import Handler
 from shared.events import Envelope
+from shared.sqltypes import UtcDateTime
 from shared.unit_of_work import UnitOfWork
 
 
@@ -44,7 +45,7 @@ class CustomerReplicaColumns:
     merged_into_id: Mapped[str | None] = mapped_column(String(36))
     # occurred_at of the event this row was last written from (ISO 8601 UTC, sorts as text)
     as_of: Mapped[str | None] = mapped_column(String(40))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class CustomerReplicaPhoneColumns:

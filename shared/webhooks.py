@@ -11,7 +11,14 @@ trusted proxies so ``X-Forwarded-Proto``/``X-Forwarded-Host`` are honoured.
 **Generic JSON** (adapters for Asterisk, FreeSWITCH …): header
 ``X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` under
 ``PHONE_WEBHOOK_SECRET``. A timestamp further than ``PHONE_WEBHOOK_TOLERANCE_SECONDS``
-(300) from now is refused, so a captured request cannot be replayed later.
+(300) from now is refused, so a captured request cannot be replayed later; within that window
+each signature is accepted once (``webhook_signatures``, in the service's own database, so
+every replica sees the same claims), so it cannot be replayed sooner either.
+
+**The public URL is pinned**: outside development (``CALLCENTER_ENV=development``) a Twilio
+webhook is refused unless ``PUBLIC_BASE_URL`` is set, because a URL rebuilt from the request's
+``Host`` (or a forwarded host) is whatever the caller says it is, and a request signed for their
+own host would pass. ``make run`` sets it to the gateway's address.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import hmac
 import time
 
 from flask import Request, current_app, request
+from sqlalchemy import Column, Float, Index, MetaData, String, Table, delete, insert
+from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import RequestValidator
 from werkzeug.exceptions import Forbidden
 
@@ -36,10 +45,24 @@ class BadSignature(Forbidden):
     description = "The webhook signature is missing or does not verify."
 
 
+# The JSON webhook's signatures seen within the tolerance window (a service that takes signed JSON
+# webhooks adds ``metadata`` to its migrations' metadata and creates the table in a migration).
+metadata = MetaData()
+webhook_signatures = Table(
+    "webhook_signatures",
+    metadata,
+    Column("signature", String(64), primary_key=True),  # the hex HMAC: unique per (timestamp, body)
+    Column("signed_ts", Float, nullable=False),
+    Index("ix_webhook_signatures_signed_ts", "signed_ts"),
+)
+
+
 def public_url(req: Request, settings: Settings) -> str:
     """The URL the phone system called, as it signed it."""
     if settings.public_base_url:
         return settings.public_base_url + req.full_path.rstrip("?")
+    if not settings.development:
+        raise BadSignature("PUBLIC_BASE_URL is not configured; signatures cannot be checked against the public URL.")
     url = req.url
     if settings.proxy_hops > 0:
         proto = _forwarded(req, "X-Forwarded-Proto", settings.proxy_hops) or req.scheme
@@ -83,6 +106,26 @@ def verify_json(req: Request, settings: Settings, now: float | None = None) -> N
     expected = sign_json(settings.webhook_secret, req.get_data(), moment).split("v1=", 1)[1]
     if not hmac.compare_digest(expected, parts.get("v1", "")):
         raise BadSignature()
+    claim_signature(current_app.extensions["database"], expected, moment, settings.webhook_tolerance_seconds)
+
+
+def claim_signature(database, signature: str, moment: float, tolerance: float) -> None:
+    """Accept ``signature`` once: a second request with it (a replay within the window) is 403.
+
+    Claimed in its own short transaction, before the webhook's work: a request that then fails
+    has spent its signature, and the phone system's retry is signed afresh (a new timestamp).
+    Claims older than twice the window are swept on the way, since their timestamps are refused
+    anyway.
+    """
+    with database.engine.begin() as connection:
+        connection.execute(
+            delete(webhook_signatures).where(webhook_signatures.c.signed_ts < time.time() - 2 * tolerance)
+        )
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(webhook_signatures).values(signature=signature, signed_ts=moment))
+        except IntegrityError:
+            raise BadSignature("This signed request was already received; a replay is refused.") from None
 
 
 def signed(kind: str):

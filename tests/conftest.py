@@ -28,6 +28,9 @@ from tests.support.services import migrations_of
 os.environ.setdefault("ERL_CRASH_DUMP", os.path.join(tempfile.gettempdir(), "callcenter-erl_crash.dump"))
 # The services accept only requests the gateway signed (shared.auth): one secret per test run.
 os.environ.setdefault("INTERNAL_AUTH_SECRET", uuid.uuid4().hex)
+# Webhook signatures against the URL the test client called (shared.webhooks): the tests that
+# are about a pinned PUBLIC_BASE_URL, and about refusing to go without one, say so themselves.
+os.environ.setdefault("CALLCENTER_ENV", "development")
 rabbitmq_proc = factories.rabbitmq_proc(port=None)
 
 FAST_RETRIES = (0.2, 0.4)

@@ -2,6 +2,7 @@
 validator, directly and behind a proxy; and the generic JSON webhook's HMAC with replay window."""
 
 import json
+import tempfile
 import time
 from dataclasses import replace
 
@@ -9,7 +10,9 @@ import pytest
 from flask import Flask, jsonify
 from twilio.request_validator import RequestValidator
 
+from shared import webhooks
 from shared.config import Settings
+from shared.db import Database
 from shared.webhooks import sign_json, signed
 
 TOKEN = "test-twilio-token"
@@ -22,6 +25,10 @@ def make_app(**overrides) -> Flask:
     secrets = {"twilio_auth_token": TOKEN, "webhook_secret": SECRET}
     settings = replace(Settings.from_env("callrouting"), **{**secrets, **overrides})
     app.extensions["settings"] = settings
+    # Where the JSON webhook's signatures are claimed once (a service's own database).
+    database = Database(f"sqlite:///{tempfile.mkdtemp(prefix='webhooks-')}/webhooks.db")
+    webhooks.metadata.create_all(database.engine)
+    app.extensions["database"] = database
     received = []
     app.extensions["received"] = received
 
@@ -143,3 +150,37 @@ def test_a_json_body_changed_after_signing_is_refused():
     app = make_app()
     signature = sign_json(SECRET, b'{"call_id": "c1"}')
     assert post_json(app, b'{"call_id": "c2"}', signature).status_code == 403
+
+
+def test_a_json_event_replayed_within_its_window_is_refused():
+    app = make_app()
+    body = b'{"event": "call.ended", "call_id": "c1"}'
+    signature = sign_json(SECRET, body)
+    assert post_json(app, body, signature).status_code == 200
+    replay = post_json(app, body, signature)
+    assert replay.status_code == 403
+    assert "already received" in replay.get_data(as_text=True)
+    assert app.extensions["received"] == ["json"]
+    # the phone system's retry of the same event is signed afresh, and is the handler's to dedupe
+    assert post_json(app, body, sign_json(SECRET, body, timestamp=int(time.time()) - 1)).status_code == 200
+
+
+def test_outside_development_a_twilio_webhook_needs_the_pinned_public_url():
+    # An attacker signs for their own host and sends that Host: without a pinned URL it would pass.
+    forged_url = "http://attacker.example/webhooks/twilio/voice"
+    headers = {"X-Twilio-Signature": twilio_signature(forged_url, FORM), "Host": "attacker.example"}
+    unpinned = make_app(development=False)
+    response = unpinned.test_client().post("/webhooks/twilio/voice", data=FORM, headers=headers)
+    assert response.status_code == 403
+    assert unpinned.extensions["received"] == []
+    pinned = make_app(development=False, public_base_url="https://cc.example.com")
+    assert pinned.test_client().post("/webhooks/twilio/voice", data=FORM, headers=headers).status_code == 403
+    genuine = {"X-Twilio-Signature": twilio_signature("https://cc.example.com/webhooks/twilio/voice", FORM)}
+    assert pinned.test_client().post("/webhooks/twilio/voice", data=FORM, headers=genuine).status_code == 200
+
+
+def test_without_callcenter_env_a_service_is_in_production(monkeypatch):
+    monkeypatch.delenv("CALLCENTER_ENV", raising=False)
+    assert Settings.from_env("callrouting").development is False
+    monkeypatch.setenv("CALLCENTER_ENV", "development")
+    assert Settings.from_env("callrouting").development is True

@@ -32,7 +32,7 @@ from sqlalchemy.orm.util import identity_key
 from shared.db import is_postgresql
 from shared.event_catalog import CALL_REASONS
 from shared.phones import to_e164_or_none
-from shared.problems import Conflict
+from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
 from . import call_report, routing
@@ -621,6 +621,9 @@ def apply_callback(uow: UnitOfWork, callback: CallbackIn, config: InboundConfig,
     """
     now = now or utcnow()
     session = uow.session
+    if callback.agent_id is not None and session.get(Agent, callback.agent_id) is None:
+        # Refused before anything is stored: the phone system names an agent we do not know.
+        raise Invalid({"agent_id": f"No agent {callback.agent_id}."})
     call = session.get(Call, callback.record_call_id)
     row = {
         "call_id": callback.call_id,

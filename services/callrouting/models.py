@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared import backbone
+from shared import backbone, webhooks
 from shared.db import Migrations
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
@@ -185,7 +185,10 @@ class CallTimeZone(Base):
     time_zone: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
-MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))
+# webhooks.metadata: the signed JSON webhook's replay claims (shared.webhooks).
+MIGRATIONS = Migrations(
+    versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata, webhooks.metadata)
+)
 
 
 # --- inbound calls ---------------------------------------------------------------------------

@@ -44,7 +44,20 @@ _EVENT_STREAM_DOC = {
             "`ready` (refetch: events missed while disconnected are not replayed), each with an `id` and JSON "
             "`data`; a comment line as heartbeat every `LIVE_HEARTBEAT_SECONDS` (15)."
         ),
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # The schema of one event (its fields as the SSE format names them; data is JSON text).
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string"},
+                        "data": {"type": "string"},
+                        "id": {"type": "string"},
+                        "retry": {"type": "integer"},
+                    },
+                }
+            }
+        },
     },
     503: {"description": "This gateway process serves as many streams as it may (`LIVE_MAX_STREAMS`); retry later."},
 }

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text, func
+from sqlalchemy import JSON, Boolean, Index, Integer, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone
 from shared.db import Migrations
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
+from shared.sqltypes import UtcDateTime
 
 
 class Base(DeclarativeBase):
@@ -36,7 +37,7 @@ class SurveyTemplate(Base):
     # [{"key", "kind": "rating"|"recommend", "required", "texts": {language: text}}], in asking order
     questions: Mapped[list] = mapped_column(JSON)
     comment_enabled: Mapped[bool] = mapped_column(Boolean, server_default="1")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class SurveyResponse(Base):
@@ -61,8 +62,8 @@ class SurveyResponse(Base):
     answers: Mapped[dict] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     day: Mapped[str | None] = mapped_column(String(10))  # the rollup day it counted in (UTC)
 
 
@@ -122,7 +123,7 @@ class SurveyContact(Base):
     agent_id: Mapped[str] = mapped_column(String(64))
     purchase_id: Mapped[str | None] = mapped_column(String(36))
     outcome: Mapped[str] = mapped_column(String(24))
-    ended_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class SurveyPurchase(Base):
@@ -134,7 +135,7 @@ class SurveyPurchase(Base):
     customer_id: Mapped[str] = mapped_column(String(36))
     sku: Mapped[str] = mapped_column(String(64))
     product: Mapped[str] = mapped_column(String(200))
-    purchased_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purchased_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class SurveyLink(Base):
@@ -152,10 +153,10 @@ class SurveyLink(Base):
     campaign_id: Mapped[str | None] = mapped_column(String(36))
     purchase_id: Mapped[str | None] = mapped_column(String(36))
     language: Mapped[str] = mapped_column(String(8))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     response_id: Mapped[str | None] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 class SurveyResurvey(Base):
@@ -166,8 +167,8 @@ class SurveyResurvey(Base):
     response_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     request_id: Mapped[str] = mapped_column(String(36), unique=True)
     ticket_id: Mapped[str] = mapped_column(String(36))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
 
 
 Index("ix_survey_responses_customer_started", SurveyResponse.customer_id, SurveyResponse.started_at)

@@ -235,8 +235,19 @@ class Merge(MethodView):
 class PurchaseIn(Schema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
     product = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    # A decimal string in and out (a JSON number is accepted too): the spec says string, with the
+    # range as a pattern, since a JSON Schema maximum must be a number and the value is not one.
     amount = fields.Decimal(
-        required=True, places=2, as_string=True, validate=validate.Range(min=0, max=Decimal("999999999999"))
+        required=True,
+        places=2,
+        as_string=True,
+        validate=validate.Range(min=0, max=Decimal("999999999999")),
+        metadata={
+            "type": "string",
+            "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            "example": "49.90",
+            "description": "0 to 999999999999.99, as a decimal string",
+        },
     )
     currency = fields.String(
         required=True, validate=validate.Regexp(r"^[A-Z]{3}$", error="An ISO 4217 code: 3 capital letters.")

@@ -644,6 +644,15 @@ def _schedule_sla_check(ticket: Ticket) -> None:
     )
 
 
+def _ensure_response_has_no_ticket(uow: UnitOfWork, response_id: str) -> None:
+    """One ticket per survey response: a second one is a 409 naming the first."""
+    existing = uow.session.execute(
+        select(Ticket.id, Ticket.number).where(Ticket.survey_response_id == response_id)
+    ).first()
+    if existing is not None:
+        raise Conflict(f"Survey response {response_id} already has ticket #{existing.number} ({existing.id}).")
+
+
 def create_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetime | None = None) -> dict:
     ticket = _open_ticket(uow, body, actor_id, now or utcnow())
     uow.commit()
@@ -687,6 +696,8 @@ def _open_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetim
         _set_due_times(row, guessed)
 
     row["customer_id"] = _resolve_ticket_customer(uow, row["customer_id"])
+    if row["survey_response_id"] is not None:
+        _ensure_response_has_no_ticket(uow, row["survey_response_id"])
     config = _sla_config(uow)
     if config is not guessed:  # first ticket of this process, or the configuration just changed
         _set_due_times(row, config)

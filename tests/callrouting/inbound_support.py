@@ -57,14 +57,15 @@ def rfc2822(moment: datetime) -> str:
     return moment.strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
-def phone_event(client, event: str, call_id: str, sequence: int, at: datetime, **fields):
+def phone_event(client, event: str, call_id: str, sequence: int, at: datetime, signed_at=None, **fields):
+    """A signed JSON event; ``signed_at`` (unix seconds) signs a resend afresh, as the phone system does."""
     body = json.dumps(
         {"event": event, "call_id": call_id, "sequence": sequence, "timestamp": at.isoformat(), **fields}
     ).encode()
     return client.post(
         "/webhooks/events",
         data=body,
-        headers={"Content-Type": "application/json", "X-Signature": sign_json(SECRET, body)},
+        headers={"Content-Type": "application/json", "X-Signature": sign_json(SECRET, body, signed_at)},
     )
 
 

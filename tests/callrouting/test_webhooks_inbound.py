@@ -354,10 +354,11 @@ def test_the_json_webhook_routes_a_ringing_call_and_follows_it_to_wrap_up(phone)
     phone_event(client, "call.answered", "J1", 1, DAY + timedelta(seconds=4), agent_id="ann")
     ended = phone_event(client, "call.ended", "J1", 2, DAY + timedelta(seconds=64), agent_id="ann")
     assert ended.get_json()["outcome"] == "applied"
-    assert (
-        phone_event(client, "call.ended", "J1", 2, DAY + timedelta(seconds=64), agent_id="ann").get_json()["outcome"]
-        == "duplicate"
+    # The same event sent again, signed afresh (a resend): stored once. The very same signed request: refused.
+    resent = phone_event(
+        client, "call.ended", "J1", 2, DAY + timedelta(seconds=64), int(time.time()) - 1, agent_id="ann"
     )
+    assert resent.get_json()["outcome"] == "duplicate"
     record = call_record(client, "J1")
     assert (record["state"], record["wait_seconds"], record["talk_seconds"]) == ("wrap_up", 4, 60)
 
@@ -391,6 +392,20 @@ def signed_post(client, body: bytes):
         data=body,
         headers={"Content-Type": "application/json", "X-Signature": sign_json(SECRET, body)},
     )
+
+
+def test_an_event_naming_an_unknown_agent_is_a_422_naming_the_field_and_stores_nothing(phone):
+    client, database = phone
+    make_available(client, "ann")
+    phone_event(client, "call.ringing", "J1", 0, DAY, **{"from": "+14155550100", "to": "+14155550199"})
+    stored = count(database, CallCallback)
+    for sequence, event in enumerate(("call.answered", "call.ended"), start=1):
+        response = phone_event(client, event, "J1", sequence, DAY + timedelta(seconds=4), agent_id="nobody")
+        assert response.status_code == 422, response.get_json()
+        assert [error["field"] for error in response.get_json()["errors"]] == ["agent_id"]
+        assert "No agent nobody." in response.get_json()["errors"][0]["detail"]
+    assert count(database, CallCallback) == stored
+    assert call_record(client, "J1")["state"] != "connected"
 
 
 def test_a_malformed_json_event_is_400_or_422_naming_the_fields(phone):
