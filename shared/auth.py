@@ -57,6 +57,20 @@ def ensure_acting_for(agent_id: str | None) -> None:
         raise Forbidden("An agent may only act for themselves here.")
 
 
+def acting_agent(named: str | None) -> str | None:
+    """The agent a write is made in the name of (a survey response, a link, an outcome ...).
+
+    An agent acts as themselves: naming nobody means themselves, naming someone else is 403.
+    A supervisor or admin may act for the agent they name (or for none).
+    """
+    user = acting_user()
+    if user.role == "agent":
+        if named is not None and named != user.id:
+            raise Forbidden(f"An agent acts only in their own name; you are {user.id}, not {named}.")
+        return user.id
+    return named
+
+
 # --- the internal token -------------------------------------------------------------------
 
 

@@ -44,6 +44,19 @@ class UserAccount(Base):
     password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SignInThrottle(Base):
+    """Failed sign-ins counted by something other than an account: ``address:<ip>`` (a spray of
+    one guess per account from one place) and ``user:<id>`` for ids that are no account (so an
+    unknown id is slowed like a known one, and throttling tells nobody which ids exist)."""
+
+    __tablename__ = "sign_in_throttles"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
 class AuthToken(Base):
     """A session (console cookie) or an API token; only its SHA-256 is stored."""
 

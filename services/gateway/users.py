@@ -12,6 +12,11 @@ one conditional UPDATE (compare-and-set on the failure count), so however many g
 workers race, each attempt is counted once and none slips past a wait another one set. A
 success resets the count. After ``slow_after`` failures in a row the next attempt must wait
 2^(n - slow_after) seconds; after ``lock_after`` the account is locked ``lock_minutes``.
+
+Failures are also counted per client address (``SIGN_IN_ADDRESS_SLOW_AFTER``, 20: one guess
+each at many accounts from one place is slowed too; a success does not reset it, it lapses
+``lock_minutes`` after the last failure) and per user id that is no account, like an account's
+(``SignInThrottle``), so throttling answers the same whether an id exists or not.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ from urllib.parse import quote
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, request
-from sqlalchemy import delete, func, or_, select, update
+from flask import current_app, has_request_context, request
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Forbidden, NotFound
 
@@ -41,7 +46,7 @@ from shared.config import Settings
 from shared.db import Database
 from shared.problems import Conflict
 
-from .models import AuthToken, UserAccount
+from .models import AuthToken, SignInThrottle, UserAccount
 from .upstream import Upstreams, UpstreamUnavailable
 
 SESSION_COOKIE = "cc_session"
@@ -218,6 +223,7 @@ class SignInPolicy:
     slow_after: int = 3  # failures in a row before each further attempt must wait
     lock_after: int = 10  # failures in a row that lock the account
     lock_minutes: float = 15.0
+    address_slow_after: int = 20  # failures from one client address before each further attempt waits
     session_hours: float = 12.0  # a console session's lifetime
     api_token_days: float = 30.0  # an API token's default lifetime
 
@@ -227,6 +233,7 @@ class SignInPolicy:
             slow_after=int(settings.option("SIGN_IN_SLOW_AFTER", "3")),
             lock_after=int(settings.option("SIGN_IN_LOCK_AFTER", "10")),
             lock_minutes=float(settings.option("SIGN_IN_LOCK_MINUTES", "15")),
+            address_slow_after=int(settings.option("SIGN_IN_ADDRESS_SLOW_AFTER", "20")),
             session_hours=float(settings.option("SESSION_HOURS", "12")),
             api_token_days=float(settings.option("API_TOKEN_DAYS", "30")),
         )
@@ -269,11 +276,20 @@ def check_password(
     Raises ``SignInThrottled`` (without checking the password) while the account must wait or
     is locked. An unknown or inactive user costs one hash check too, so timing tells nothing.
     """
+    address = client_address()
+    address_key = f"address:{address}" if address is not None else None
+    if address_key:
+        _wait_if_throttled(database, address_key, now)
     for _round in range(_CLAIM_ROUNDS):
         with database.read_sessions() as session:
             account = session.get(UserAccount, user_id)
         if account is None or not account.active:
+            unknown_key = f"user:{user_id}"
+            _wait_if_throttled(database, unknown_key, now)
             password_matches(_decoy_hash(), password)
+            _count_failure(database, unknown_key, policy.slow_after, policy, now)
+            if address_key:
+                _count_failure(database, address_key, policy.address_slow_after, policy, now)
             return None
         if account.locked_until is not None and account.locked_until > now:
             raise SignInThrottled(account.locked_until, now, locked=True)
@@ -284,7 +300,9 @@ def check_password(
     else:
         raise SignInThrottled(now + timedelta(seconds=1), now, locked=False)
     if not password_matches(account.password_hash, password):
-        return None  # already counted as a failure
+        if address_key:
+            _count_failure(database, address_key, policy.address_slow_after, policy, now)
+        return None  # already counted as the account's failure
     changes = {"failed_sign_ins": 0, "next_attempt_at": None, "locked_until": None}
     if _hasher.check_needs_rehash(account.password_hash):
         changes["password_hash"] = hash_password(password)  # argon2's parameters have grown since
@@ -294,6 +312,60 @@ def check_password(
         session.execute(delete(AuthToken).where(AuthToken.user_id == user_id, AuthToken.expires_at <= now))
         session.commit()
     return account
+
+
+def client_address() -> str | None:
+    """Who is signing in, as far as the network says: the peer, or with ``PROXY_HOPS`` trusted
+    proxies the address the outermost of them saw (``X-Forwarded-For``)."""
+    if not has_request_context():
+        return None
+    hops = current_app.extensions["settings"].proxy_hops
+    if hops > 0:
+        chain = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if len(chain) >= hops:
+            return chain[-hops][:100]
+    return (request.remote_addr or "unknown")[:100]
+
+
+def _wait_if_throttled(database: Database, key: str, now: datetime) -> None:
+    """``SignInThrottled`` while ``key`` must wait (checked before any password)."""
+    with database.read_sessions() as session:
+        until = session.scalar(select(SignInThrottle.next_attempt_at).where(SignInThrottle.key == key))
+    if until is not None and until > now:
+        raise SignInThrottled(until, now, locked=False)
+
+
+def _count_failure(database: Database, key: str, slow_after: int, policy: SignInPolicy, now: datetime) -> None:
+    """Count a failed sign-in under ``key``; from ``slow_after`` failures on, the next attempt
+    waits 2^(n - slow_after) s (at most ``lock_minutes``). The count lapses ``lock_minutes``
+    after its last failure; it grows by one in one UPDATE, so racing workers each count."""
+    with database.sessions() as session:
+        row = session.get(SignInThrottle, key)
+        if row is None:
+            try:
+                session.add(SignInThrottle(key=key, failures=1, last_failure_at=now))
+                session.commit()
+                return
+            except IntegrityError:
+                session.rollback()  # another worker counted the first one: count on theirs
+        lapsed = now - policy.lock
+        session.execute(
+            update(SignInThrottle)
+            .where(SignInThrottle.key == key)
+            .values(
+                failures=case((SignInThrottle.last_failure_at < lapsed, 1), else_=SignInThrottle.failures + 1),
+                last_failure_at=now,
+            )
+        )
+        failures = session.scalar(select(SignInThrottle.failures).where(SignInThrottle.key == key))
+        if failures >= slow_after:
+            wait = min(2.0 ** (failures - slow_after), policy.lock.total_seconds())
+            session.execute(
+                update(SignInThrottle)
+                .where(SignInThrottle.key == key)
+                .values(next_attempt_at=now + timedelta(seconds=wait))
+            )
+        session.commit()
 
 
 def _count_attempt(database: Database, account: UserAccount, policy: SignInPolicy, now: datetime) -> bool:

@@ -17,7 +17,7 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from twilio.twiml.voice_response import VoiceResponse
 
-from shared.auth import public
+from shared.auth import acting_agent, acting_user, public
 from shared.config import Settings
 from shared.event_catalog import SURVEY_CHANNELS
 from shared.problems import Invalid
@@ -154,7 +154,8 @@ class ResponseIn(ProvenanceFields, AnswersFields):
 
     @validates_schema
     def _agent_channel_names_the_agent(self, data, **_kwargs):
-        if data.get("channel") == "agent" and not data.get("agent_id"):
+        # An agent's own response names them by itself (shared.auth.acting_agent).
+        if data.get("channel") == "agent" and not data.get("agent_id") and acting_user().role != "agent":
             raise ValidationError("An agent-channel response names its agent.", "agent_id")
 
 
@@ -213,7 +214,8 @@ class CustomerSurveysOut(Schema):
 
 
 def _provenance(body) -> service.Provenance:
-    return service.Provenance.of(body)
+    """Where a response or link came from; its agent is the signed-in agent (supervisors name anyone)."""
+    return service.Provenance.of({**body, "agent_id": acting_agent(body.get("agent_id"))})
 
 
 @responses.route("/responses")

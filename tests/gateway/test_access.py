@@ -331,6 +331,37 @@ def test_an_agent_may_use_only_their_own_next_call_and_state(stack):
     assert for_someone.status_code == 200
 
 
+def test_every_write_naming_an_agent_takes_the_signed_in_agent_unless_a_supervisor_names_one(stack):
+    """Survey responses, survey links and call outcomes (wrap-ups: test_webhooks_inbound; states and
+    next calls: above): an agent naming a colleague is 403 and nothing is stored; naming nobody
+    means themselves; a supervisor or admin names whom they act for."""
+    client = stack.client
+    seven = stack.bearer("agent-7", "agent")
+    customer = str(uuid.uuid4())
+    answers = {"product": 2, "service": 2, "purchase": 2, "recommend_product": 2, "recommend_store": 2}
+    body = {"customer_id": customer, "channel": "agent", "answers": answers}
+
+    as_colleague = client.post("/api/surveys/responses", json={**body, "agent_id": "agent-8"}, headers=seven)
+    assert as_colleague.status_code == 403, as_colleague.get_json()
+    assert "own name" in as_colleague.get_json()["detail"]
+    outcome = {"agent_id": "agent-8", "outcome": "reached"}
+    entry = str(uuid.uuid4())
+    assert client.post(f"/api/callrouting/entries/{entry}/outcome", json=outcome, headers=seven).status_code == 403
+    assert client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json() == []
+
+    own = client.post("/api/surveys/responses", json=body, headers=seven)
+    assert own.status_code == 201, own.get_json()
+    for role in ("supervisor", "admin"):
+        named = client.post(
+            "/api/surveys/responses",
+            json={**body, "agent_id": "agent-8", "call_id": f"CA-{role}"},
+            headers=stack.bearer(f"{role}-1", role),
+        )
+        assert named.status_code == 201, named.get_json()
+    stored = client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json()
+    assert sorted(response["agent_id"] for response in stored) == ["agent-7", "agent-8", "agent-8"]
+
+
 # --- upstream errors ------------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from shared import event_catalog
 from shared.backbone import outbox
 from shared.broker import declare_topology
 from shared.events import Envelope
+from shared.problems import Conflict
 from shared.unit_of_work import UnitOfWork
 from tests.support.services import Running, processed_ids, wait_for
 
@@ -103,11 +104,15 @@ def test_a_low_score_delivered_twice_opens_one_service_recovery_ticket(tickets, 
     assert [envelope.data["survey_response_id"] for envelope in created] == [response_id]
 
 
-def test_the_database_refuses_a_second_ticket_for_one_survey_response(settings_factory):
+def test_the_database_refuses_a_second_ticket_for_one_survey_response(settings_factory, monkeypatch):
     _, database = settings_factory("tickets")
     body = {"subject": "S", "category": "service_recovery", "survey_response_id": str(uuid.uuid4())}
     with UnitOfWork(database, source="tickets") as uow:
         service.create_ticket(uow, body, None)
+    with pytest.raises(Conflict), UnitOfWork(database, source="tickets") as uow:
+        service.create_ticket(uow, body, None)  # the service says so first (409 naming the ticket)
+    # and two racing requests, both past that check, still make one ticket: the database refuses
+    monkeypatch.setattr(service, "_ensure_response_has_no_ticket", lambda uow, response_id: None)
     with pytest.raises(IntegrityError), UnitOfWork(database, source="tickets") as uow:
         service.create_ticket(uow, body, None)
 

@@ -2,7 +2,7 @@
 first), and a list filter that does not exist is refused rather than ignored."""
 
 from services.tickets.models import Ticket
-from tests.tickets.support import app, client, count, database  # noqa: F401 - fixtures
+from tests.tickets.support import count
 
 RESPONSE_ID = "0b6c2f2e-6a1e-4d7e-9d7f-3c1d2a4b5e6f"
 
