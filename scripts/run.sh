@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # make run: a broker (AMQP_URL, or a project-local node), migrated databases, and the
-# four services with their event workers under honcho. Ctrl-C stops everything.
+# four services with their event workers under supervisord (deploy/supervisord.conf): a process
+# that dies is restarted on its own, the others keep running. Ctrl-C stops everything, each
+# process within its own graceful time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export VAR_DIR=${VAR_DIR:-$PWD/var}
+export PROJECT_DIR=$PWD
+# Phone webhooks are signed for the URL the phone system calls (shared.webhooks): pinned to the
+# gateway's address here; set PUBLIC_BASE_URL to the public one behind a proxy or tunnel.
+export PUBLIC_BASE_URL=${PUBLIC_BASE_URL:-http://127.0.0.1:${GATEWAY_PORT:-8000}}
 
 started_broker=no
 if [ -z "${AMQP_URL:-}" ]; then
@@ -38,4 +44,6 @@ fi
 
 rm -rf "$VAR_DIR/metrics" && mkdir -p "$VAR_DIR"/metrics/{gateway,tickets,callrouting,surveys}
 echo "starting: gateway :${GATEWAY_PORT:-8000}  tickets :${TICKETS_PORT:-8001}  callrouting :${CALLROUTING_PORT:-8002}  surveys :${SURVEYS_PORT:-8003}  broker $AMQP_URL"
-honcho start -f deploy/Procfile -d .
+echo "phone webhooks are checked against $PUBLIC_BASE_URL"
+# Not exec: the EXIT trap stops the local broker once supervisord has stopped everything.
+supervisord -c deploy/supervisord.conf

@@ -29,7 +29,7 @@ from flask_smorest import Blueprint
 
 from shared.auth import ANONYMOUS, public
 from shared.problems import PROBLEM_JSON, problem
-from shared.webhooks import public_url
+from shared.webhooks import SIGNATURE_HEADER, TWILIO_SIGNATURE_HEADER, public_url
 
 from .upstream import BACKENDS, UpstreamUnavailable, upstreams
 
@@ -174,9 +174,19 @@ def webhook_service(path: str) -> str:
     return "surveys" if path == "twilio/survey" or path.startswith("twilio/survey/") else "callrouting"
 
 
+_SIGNATURE_HEADERS = (TWILIO_SIGNATURE_HEADER, SIGNATURE_HEADER)
+
+
 @public
 def webhooks(path: str):
-    """A phone system's webhook (Twilio's or the signed JSON one), to call routing or surveys."""
+    """A phone system's webhook (Twilio's or the signed JSON one), to call routing or surveys.
+
+    The service checks the signature (the gateway holds no webhook secret); what the gateway can
+    refuse without it, it refuses before reading the body: one over the size limit (413, in
+    ``shared.web``) and one that carries no signature at all (403).
+    """
+    if request.method == "POST" and not any(request.headers.get(name) for name in _SIGNATURE_HEADERS):
+        return problem(403, "Forbidden", "The webhook carries no signature (X-Twilio-Signature or X-Signature).")
     return pass_on(webhook_service(path), f"webhooks/{path}", _forwarded_headers(), user=ANONYMOUS)
 
 

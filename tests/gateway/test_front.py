@@ -204,3 +204,27 @@ def test_the_documentation_page_links_every_spec_through_the_front_and_escapes_w
         spec = stack.client.get(link, headers=odd)
         assert spec.status_code == 200 and spec.get_json()["openapi"].startswith("3."), link
     assert stack.client.get("/api/docs").status_code == 401
+
+
+def test_an_oversized_or_unsigned_webhook_is_refused_at_the_gateway_before_it_is_read_or_passed_on(stack):
+    """Issue 20: the gateway read and forwarded a 10 MB unauthenticated body before any check."""
+    passed_on = []
+    callrouting = stack.servers["callrouting"]
+    inner = callrouting.app
+
+    def counting(environ, start_response):
+        passed_on.append(environ["PATH_INFO"])
+        return inner(environ, start_response)
+
+    callrouting.app = counting
+    try:
+        huge = b"{" + b" " * (10 * 1024 * 1024) + b"}"
+        big = stack.client.post(
+            "/webhooks/events", data=huge, headers={"Content-Type": "application/json", "X-Signature": "t=1,v1=00"}
+        )
+        assert big.status_code == 413 and big.headers["Content-Type"] == PROBLEM_JSON
+        unsigned = stack.client.post("/webhooks/events", json={"event": "call.ringing"})
+        assert unsigned.status_code == 403 and "no signature" in unsigned.get_json()["detail"]
+        assert passed_on == []
+    finally:
+        callrouting.app = inner
