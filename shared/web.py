@@ -104,6 +104,13 @@ class SafeJSONParser(FlaskParser):
             return webargs_core.missing
         return load_json_body(req.get_data(cache=True))
 
+    def load_json(self, req, schema):
+        data = super().load_json(req, schema)
+        if data is webargs_core.missing and req.method in ("PUT", "PATCH"):
+            # A PUT or PATCH without a body would be a silent no-op (or create defaults): say so.
+            flask_smorest.abort(422, messages={"json": {"_schema": [f"A {req.method} needs a JSON body."]}})
+        return data
+
 
 # Every flask-smorest blueprint of every service reads its bodies through this parser.
 flask_smorest.Blueprint.ARGUMENTS_PARSER = SafeJSONParser()

@@ -114,3 +114,21 @@ def test_the_spec_declares_problem_json_for_errors(tickets):
     assert unprocessable and all(
         list(spec["components"]["responses"][name]["content"]) == [PROBLEM_JSON] for name in unprocessable
     )
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path"),
+    [
+        ("tickets", "PATCH", "/tickets/nope"),
+        ("tickets", "PUT", "/sla-policies/urgent"),
+        ("callrouting", "PUT", "/queues/0"),
+        ("callrouting", "PUT", "/agents/agent-7/state"),
+    ],
+)
+def test_a_put_or_patch_without_a_body_is_a_422_not_a_no_op(service, method, path, database_factory, broker_url):
+    client = signed_client(make_app(service, database_factory, broker_url))
+    response = client.open(path, method=method)
+    assert response.status_code == 422, response.text
+    assert response.json["errors"][0]["detail"] == f"A {method} needs a JSON body."
+    if service == "callrouting" and path == "/queues/0":
+        assert "0" not in [queue["name"] for queue in client.get("/queues").json], "no queue was created"

@@ -128,7 +128,9 @@ do_not_call = Blueprint(
 class AgentIn(Schema):
     agent_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@:\-]{1,64}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    skills = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list)
+    skills = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), load_default=list, validate=validate.Length(max=50)
+    )
 
 
 class AgentOut(Schema):

@@ -431,7 +431,9 @@ class AgentRoutingIn(Schema):
         validate=validate.Length(min=1, max=200),
         metadata={"description": "Twilio client name, sip:user@host, or an E.164 number"},
     )
-    queues = fields.List(fields.String(validate=validate.Length(min=1, max=64)), load_default=list)
+    queues = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), load_default=list, validate=validate.Length(max=50)
+    )
 
 
 class AgentRoutingOut(AgentRoutingIn):
@@ -508,7 +510,9 @@ class AgentRoutingView(MethodView):
 
 class QueueIn(Schema):
     strategy = fields.String(validate=validate.OneOf(routing.STRATEGIES))
-    required_skills = fields.List(fields.String(validate=validate.Length(min=1, max=64)))
+    required_skills = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=20)
+    )
     service_level_seconds = fields.Integer(validate=validate.Range(min=1, max=3600))
     short_abandon_seconds = fields.Integer(validate=validate.Range(min=0, max=600))
     wrap_up_seconds = fields.Integer(validate=validate.Range(min=0, max=3600))

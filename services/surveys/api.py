@@ -60,7 +60,7 @@ class QuestionSchema(Schema):
         keys=fields.String(validate=LANGUAGE),
         values=fields.String(validate=validate.Length(min=1, max=500)),
         required=True,
-        validate=validate.Length(min=1, error="At least one language."),
+        validate=validate.Length(min=1, max=50, error="One to 50 languages."),
     )
 
 
@@ -137,6 +137,7 @@ class AnswersFields(Schema):
         keys=fields.String(validate=validate.Length(min=1, max=64)),
         values=fields.Raw(allow_none=True),
         required=True,
+        validate=validate.Length(max=20),  # a template has at most 20 questions
         metadata={"description": "question key -> a whole number 1..10"},
     )
     comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))

@@ -41,6 +41,12 @@ def _paged(items: list, total: int, page: int, per_page: int):
     return {"items": items, "total": total, "page": page, "per_page": per_page}, 200, {"X-Total-Count": str(total)}
 
 
+# List fields are capped (the spec says maxItems): a customer with 10,000 numbers would be
+# fanned out in every customer event to every consumer.
+MAX_PHONES = 10
+MAX_TAGS = 20
+
+
 class PageArgs(Schema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
@@ -61,7 +67,11 @@ def _phone_error(raw) -> str:
 class CustomerIn(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     phone = fields.String(load_default=None, allow_none=True, metadata={"description": "primary number, any format"})
-    phones = fields.List(fields.String(), metadata={"description": "every number, any format; primary first"})
+    phones = fields.List(
+        fields.String(validate=validate.Length(min=1, max=32)),
+        validate=validate.Length(max=MAX_PHONES),
+        metadata={"description": f"every number, any format; primary first (at most {MAX_PHONES})"},
+    )
     region = fields.String(
         load_default=None,
         validate=validate.Regexp(r"^[A-Za-z]{2}$", error="An ISO 3166 country code (2 letters)."),
@@ -396,7 +406,11 @@ class TicketIn(Schema):
     customer_id = fields.UUID(load_default=None, allow_none=True)
     assignee_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
     group = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)), load_default=list)
+    tags = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)),
+        load_default=list,
+        validate=validate.Length(max=MAX_TAGS),
+    )
     call_id = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=64))
     survey_response_id = fields.UUID(load_default=None, allow_none=True)
 
@@ -418,7 +432,7 @@ class TicketPatch(Schema):
     customer_id = fields.UUID(allow_none=True)
     assignee_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
     group = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
-    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)))
+    tags = fields.List(fields.String(validate=validate.Length(min=1, max=40)), validate=validate.Length(max=MAX_TAGS))
     call_id = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
 
     @post_load
@@ -627,12 +641,13 @@ class CalendarIn(Schema):
     hours = fields.Dict(
         keys=fields.String(validate=validate.OneOf(domain.WEEKDAYS)),
         values=fields.List(
-            fields.List(fields.String(validate=validate.Regexp(_CLOCK)), validate=validate.Length(equal=2))
+            fields.List(fields.String(validate=validate.Regexp(_CLOCK)), validate=validate.Length(equal=2)),
+            validate=validate.Length(max=8),
         ),
         required=True,
         metadata={"description": 'opening hours per weekday, e.g. {"mon": [["09:00", "17:00"]]}'},
     )
-    holidays = fields.List(fields.Date(), load_default=list)
+    holidays = fields.List(fields.Date(), load_default=list, validate=validate.Length(max=1000))
 
     @post_load
     def _dates_as_text(self, data, **_):

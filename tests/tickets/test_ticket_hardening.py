@@ -30,3 +30,15 @@ def test_filtering_by_assignee_returns_only_their_tickets_and_an_unknown_filter_
     assert wrong_name.status_code == 422, wrong_name.json
     assert [error["field"] for error in wrong_name.json["errors"]] == ["assignee_id"]
     assert wrong_name.json["errors"][0]["location"] == "query"
+
+
+def test_list_fields_are_capped_and_the_spec_says_so(client):
+    many = [f"+4915112345{n:03d}" for n in range(11)]
+    response = client.post("/customers", json={"name": "Many numbers", "phones": many})
+    assert response.status_code == 422, response.json
+    assert [error["field"] for error in response.json["errors"]] == ["phones"]
+    tags = [f"t{n}" for n in range(21)]
+    assert client.post("/tickets", json={"subject": "S", "category": "question", "tags": tags}).status_code == 422
+    spec = client.get("/openapi.json").json["components"]["schemas"]
+    assert spec["CustomerIn"]["properties"]["phones"]["maxItems"] == 10
+    assert spec["TicketIn"]["properties"]["tags"]["maxItems"] == 20
