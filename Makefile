@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run seed test test-postgres bench lint format deadletters clean simulate
+.PHONY: help setup run seed test test-postgres fuzz bench lint format deadletters clean simulate
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
@@ -13,6 +13,8 @@ help:
 	@echo "                    SEED=7 for another world; \`make run\` does it by itself on empty databases)"
 	@echo "make test           set up and run the whole suite against a real RabbitMQ node and SQLite"
 	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
+	@echo "make fuzz           schemathesis over every spec through the gateway (part of make test; FUZZ_EXAMPLES=6"
+	@echo "                    requests per operation and role); prints operations, requests and findings"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
 	@echo "make simulate       play a day of inbound calls through the signed webhooks of a running \`make run\`"
 	@echo "                    (SIMULATE_ARGS=\"--calls 200 --speed 600 --date 2026-11-23\")"
@@ -47,7 +49,11 @@ test: setup
 
 test-postgres: setup
 	@scripts/ensure-system.sh rabbitmq postgresql
-	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console"
+	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console and not fuzz"
+
+fuzz: setup
+	@scripts/ensure-system.sh rabbitmq
+	$(PY) -m pytest tests/fuzz -s -p no:logging
 
 bench: setup
 	@scripts/ensure-system.sh rabbitmq wrk chromium

@@ -132,3 +132,14 @@ def test_a_put_or_patch_without_a_body_is_a_422_not_a_no_op(service, method, pat
     assert response.json["errors"][0]["detail"] == f"A {method} needs a JSON body."
     if service == "callrouting" and path == "/queues/0":
         assert "0" not in [queue["name"] for queue in client.get("/queues").json], "no queue was created"
+
+
+@pytest.mark.parametrize("service", BACKENDS)
+def test_a_daily_report_for_the_last_representable_day_or_a_huge_page_is_a_4xx(service, database_factory, broker_url):
+    client = signed_client(make_app(service, database_factory, broker_url))
+    report = client.get("/reports/daily?date=9999-12-31")
+    assert 400 <= report.status_code < 500, report.text
+    assert report.mimetype == PROBLEM_JSON
+    lists = {"tickets": "/tickets", "callrouting": "/calls", "surveys": "/templates"}
+    huge = client.get(f"{lists[service]}?page=99999999999999999999")
+    assert huge.status_code in (200, 422), huge.text
