@@ -242,6 +242,16 @@ class Merge(MethodView):
                 _not_found(customer_id)
 
 
+MAX_AMOUNT = Decimal("999999999999.99")
+
+
+def _amount_in_range(amount: Decimal) -> None:
+    # A function rather than validate.Range, whose Decimal bounds apispec would write into the
+    # spec as the strings "0.00" and "999999999999.00", which no JSON Schema validator accepts.
+    if not Decimal(0) <= amount <= MAX_AMOUNT:
+        raise ValidationError(f"Must be between 0 and {MAX_AMOUNT}.")
+
+
 class PurchaseIn(Schema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
     product = fields.String(required=True, validate=validate.Length(min=1, max=200))
@@ -251,7 +261,7 @@ class PurchaseIn(Schema):
         required=True,
         places=2,
         as_string=True,
-        validate=validate.Range(min=0, max=Decimal("999999999999")),
+        validate=lambda amount: _amount_in_range(amount),
         metadata={
             "type": "string",
             "pattern": r"^[0-9]{1,12}(\.[0-9]{1,2})?$",

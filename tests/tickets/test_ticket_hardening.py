@@ -42,3 +42,25 @@ def test_list_fields_are_capped_and_the_spec_says_so(client):
     spec = client.get("/openapi.json").json["components"]["schemas"]
     assert spec["CustomerIn"]["properties"]["phones"]["maxItems"] == 10
     assert spec["TicketIn"]["properties"]["tags"]["maxItems"] == 20
+
+
+def test_the_purchase_amount_is_a_valid_json_schema_and_its_range_still_holds(client):
+    amount = client.get("/openapi.json").json["components"]["schemas"]["PurchaseIn"]["properties"]["amount"]
+    assert amount["type"] == "string" and "maximum" not in amount and "minimum" not in amount
+    customer = client.post("/customers", json={"name": "Buyer"}).json["id"]
+    purchase = {
+        "sku": "S1",
+        "product": "Kettle",
+        "currency": "EUR",
+        "purchased_at": "2026-11-20T10:00:00+00:00",
+        "source": "shop",
+    }
+    too_much = client.post(
+        f"/customers/{customer}/purchases", json={**purchase, "amount": "1000000000000", "order_ref": "o1"}
+    )
+    assert too_much.status_code == 422 and too_much.json["errors"][0]["field"] == "amount"
+    negative = client.post(f"/customers/{customer}/purchases", json={**purchase, "amount": "-1", "order_ref": "o2"})
+    assert negative.status_code == 422
+    ok = client.post(f"/customers/{customer}/purchases", json={**purchase, "amount": "49.90", "order_ref": "o3"})
+    assert ok.status_code == 201, ok.json
+    assert ok.json["amount"] == "49.90"
