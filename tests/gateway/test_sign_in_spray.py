@@ -67,3 +67,12 @@ def test_an_unknown_id_is_throttled_like_a_known_account(gateway):
         ]
         answers[user_id] = statuses
     assert answers["agent-1"] == answers["nobody-here"] == [401, 401, 401, 429]
+
+
+def test_the_unauthenticated_sign_in_refuses_deep_json_and_oversized_bodies_with_a_4xx(gateway):
+    client = gateway.test_client()
+    deep = client.post("/auth/sign-in", data="[" * 5000 + "]" * 5000, content_type="application/json")
+    assert deep.status_code == 400 and deep.mimetype == "application/problem+json"
+    huge = client.post("/auth/sign-in", data=b"{" + b" " * (2 * 1024 * 1024) + b"}", content_type="application/json")
+    assert huge.status_code == 413
+    assert huge.headers["X-Frame-Options"] == "DENY" and huge.headers["X-Content-Type-Options"] == "nosniff"
