@@ -62,6 +62,10 @@ class ProblemApi(Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
+# ``@blueprint.doc(**CSV_TOO)`` on a route whose 200 is also CSV (``?format=csv``): the spec says so.
+CSV_TOO = {"responses": {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}}
+
+
 def load_json_body(raw: bytes):
     """A request's JSON, or a 400 for what the parser cannot take: nesting too deep for it, or a
     lone surrogate (``"\\ud800"``), which is valid JSON but no text any database can store."""
@@ -249,6 +253,8 @@ def _security_headers(response, current, proxy_hops: int) -> None:
     """What every answer says to a browser: never guess a content type, never be framed, and
     (once served over HTTPS) only ever be reached over HTTPS."""
     headers = response.headers
+    if response.status_code in (204, 304):
+        headers.pop("Content-Type", None)  # no content, no type (Flask's default would say text/html)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     forwarded = [part.strip() for part in current.headers.get("X-Forwarded-Proto", "").split(",") if part.strip()]

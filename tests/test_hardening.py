@@ -143,3 +143,16 @@ def test_a_daily_report_for_the_last_representable_day_or_a_huge_page_is_a_4xx(s
     lists = {"tickets": "/tickets", "callrouting": "/calls", "surveys": "/templates"}
     huge = client.get(f"{lists[service]}?page=99999999999999999999")
     assert huge.status_code in (200, 422), huge.text
+
+
+def test_a_204_carries_no_content_type(tickets):
+    app = tickets.application
+
+    @app.post("/nothing")
+    def nothing():
+        from flask import Response
+
+        return Response(status=204)
+
+    response = tickets.post("/nothing")
+    assert response.status_code == 204 and "Content-Type" not in response.headers

@@ -35,7 +35,7 @@ from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 from shared.auth import acting_user
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.problems import Invalid
-from shared.web import unit_of_work
+from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import signed
 
 from . import call_report, calls, routing
@@ -766,6 +766,7 @@ class DailyReportOut(Schema):
 class DailyReport(MethodView):
     @reports.arguments(DailyReportQuery, location="query")
     @reports.response(200, DailyReportOut)
+    @reports.doc(**CSV_TOO)
     def get(self, query):
         """The day's inbound calls: offered, answered, abandoned, abandon rate, ASA, service level, AHT; per
         hour, per agent and by reason. ``format=csv`` exports one part as CSV."""

@@ -25,6 +25,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from shared.auth import rule
+from shared.web import CSV_TOO
 
 from .upstream import Upstreams, UpstreamUnavailable, upstreams
 
@@ -148,6 +149,7 @@ def _surveys(report: dict) -> dict:
 class DailyReport(MethodView):
     @reports.arguments(DailyReportArgs, location="query")
     @reports.response(200, DailyReportOut)
+    @reports.doc(**CSV_TOO)
     def get(self, args):
         """The manager's page of one UTC day: calls, agents, reasons, tickets and surveys, joined from the
         services; ``partial: true`` and ``missing`` when a service did not answer within

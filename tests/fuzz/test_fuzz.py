@@ -17,6 +17,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import time
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -42,6 +44,8 @@ ROLES = ("agent", "supervisor", "admin")
 WEBHOOK_SECRET = "fuzz-webhook-secret"
 TWILIO_TOKEN = "fuzz-twilio-token"
 LINK_SECRET = "fuzz-link-secret"
+PUBLIC_URL = "http://localhost"  # where the werkzeug test client calls the gateway
+PUBLIC_PREFIXES = ("/webhooks/", "/links/")
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -58,9 +62,12 @@ SKIPPED = {("GET", "/live"), ("GET", "/live/stream"), ("POST", "/auth/sign-out")
 def fuzz_stack(settings_factory):
     running = Running()
     servers, databases, all_settings = {}, {}, {}
+    # The phone system calls the gateway's public URL (pinned, as outside development): the
+    # services check Twilio's signatures against it.
+    public = {"public_base_url": PUBLIC_URL}
     options = {
-        "callrouting": {"webhook_secret": WEBHOOK_SECRET, "twilio_auth_token": TWILIO_TOKEN},
-        "surveys": {"twilio_auth_token": TWILIO_TOKEN, "options": {"SURVEY_LINK_SECRET": LINK_SECRET}},
+        "callrouting": {"webhook_secret": WEBHOOK_SECRET, "twilio_auth_token": TWILIO_TOKEN, **public},
+        "surveys": {"twilio_auth_token": TWILIO_TOKEN, "options": {"SURVEY_LINK_SECRET": LINK_SECRET}, **public},
     }
     import importlib
 
@@ -75,7 +82,7 @@ def fuzz_stack(settings_factory):
         databases[service] = database
         all_settings[service] = service_settings
     upstream = {f"{name.upper()}_URL": server.url for name, server in servers.items()}
-    gateway_settings, gateway_database = settings_factory("gateway", options=upstream)
+    gateway_settings, gateway_database = settings_factory("gateway", options=upstream, **public)
     running.relay(gateway_database, gateway_settings)
     running.consumer(gateway_database, gateway_settings)
     gateway = create_gateway(gateway_settings)
@@ -105,7 +112,6 @@ def survey_links(stack: Stack, headers) -> list[str]:
     customer = client.post("/api/tickets/customers", json={"name": "Fuzz Customer"}, headers=headers)
     assert customer.status_code == 201, customer.text
     customer_id = customer.get_json()["id"]
-    import time
 
     deadline = time.monotonic() + 20
     while client.get(f"/api/surveys/customers/{customer_id}/surveys", headers=headers).status_code == 404:
@@ -127,23 +133,30 @@ def survey_links(stack: Stack, headers) -> list[str]:
 
 
 def sign_case(case, tokens: list[str], counter: collections.Counter) -> dict:
-    """Extra ``case.call`` arguments that make a webhook or link request validly signed."""
+    """Extra ``case.call`` arguments for a webhook or survey link: sent to the gateway's public
+    front (``/webhooks/...``, ``/links/...``, not through ``/api/<service>``), validly signed."""
     path = case.operation.path
+    if not path.startswith(PUBLIC_PREFIXES):
+        return {}
+    extra: dict = {"base_url": PUBLIC_URL}
     if "token" in (case.path_parameters or {}) and path.startswith("/links/"):
         case.path_parameters["token"] = tokens[counter["links"] % len(tokens)]
         counter["links"] += 1
     if path == "/webhooks/events" and case.method.upper() == "POST":
         raw = json.dumps(case.body).encode() if case.body is not None else b""
-        return {
-            "data": raw,
-            "headers": {SIGNATURE_HEADER: sign_json(WEBHOOK_SECRET, raw), "Content-Type": "application/json"},
-        }
-    if path.startswith("/webhooks/twilio") and case.method.upper() == "POST" and isinstance(case.body, dict):
-        form = {str(key): str(value) for key, value in case.body.items()}
-        url = f"http://localhost{case.operation.schema.get_full_path(path.format(**(case.path_parameters or {})))}"
-        signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, form)
-        return {"data": form, "headers": {TWILIO_SIGNATURE_HEADER: signature}}
-    return {}
+        # each request signed at another second: the same generated body twice is no replay
+        counter["signed"] += 1
+        signature = sign_json(WEBHOOK_SECRET, raw, int(time.time()) - counter["signed"] % 240)
+        extra.update(data=raw, headers={SIGNATURE_HEADER: signature, "Content-Type": "application/json"})
+    elif path.startswith("/webhooks/twilio"):
+        form = {}
+        if case.method.upper() == "POST" and isinstance(case.body, dict):
+            form = {str(key): str(value) for key, value in case.body.items()}
+            extra["data"] = form
+        query = urlencode(case.query or {}, doseq=True)
+        url = f"{PUBLIC_URL}{path}" + (f"?{query}" if query else "")
+        extra["headers"] = {TWILIO_SIGNATURE_HEADER: RequestValidator(TWILIO_TOKEN).compute_signature(url, form)}
+    return extra
 
 
 def fuzz_operation(operation, service, role, token, links, counter, findings, statuses) -> None:
