@@ -86,6 +86,17 @@ def verify_twilio(req: Request, settings: Settings) -> None:
         raise BadSignature()
 
 
+# What the Twilio webhooks answer, for their ``@blueprint.doc(**...)`` (plain views, so the spec
+# would otherwise know only the error answers).
+TWIML_ANSWER = {"responses": {200: {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}}}
+JSON_ANSWER = {
+    "responses": {
+        200: {"description": "what was done", "content": {"application/json": {"schema": {"type": "object"}}}}
+    }
+}
+NO_ANSWER = {"responses": {204: {"description": "noted"}}}
+
+
 def sign_json(secret: str, body: bytes, timestamp: int | None = None) -> str:
     """The ``X-Signature`` value for ``body`` (what an adapter, the simulator and tests send)."""
     moment = int(time.time()) if timestamp is None else timestamp

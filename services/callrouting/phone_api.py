@@ -36,7 +36,7 @@ from shared.auth import acting_user
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.problems import Invalid
 from shared.web import CSV_TOO, unit_of_work
-from shared.webhooks import signed
+from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 
 from . import call_report, calls, routing
 from .calls import CallbackIn, InboundConfig
@@ -160,6 +160,7 @@ def _enqueue(queue: str) -> str:
 
 
 @twilio_webhooks.route("/voice", methods=["POST"])
+@twilio_webhooks.doc(**TWIML_ANSWER)
 @signed("twilio")
 def twilio_voice():
     """An incoming call (and ``<Dial>``'s action): TwiML that dials an agent or enqueues the caller.
@@ -197,6 +198,7 @@ def twilio_voice():
 
 
 @twilio_webhooks.route("/wait", methods=["GET", "POST"])
+@twilio_webhooks.doc(**TWIML_ANSWER)
 @signed("twilio")
 def twilio_wait():
     """The waiting caller's music: their position, or ``<Leave/>`` once an agent is reserved for them."""
@@ -226,6 +228,7 @@ def twilio_wait():
 
 
 @twilio_webhooks.route("/queue", methods=["POST"])
+@twilio_webhooks.doc(**TWIML_ANSWER)
 @signed("twilio")
 def twilio_queue():
     """``<Enqueue>``'s action: the caller left the queue (``QueueResult``, ``QueueTime``)."""
@@ -278,6 +281,7 @@ def _left_at(call, queue_time: int | None) -> datetime | None:
 
 
 @twilio_webhooks.route("/status", methods=["POST"])
+@twilio_webhooks.doc(**JSON_ANSWER)
 @signed("twilio")
 def twilio_status():
     """A status callback: the caller's call (no ``agent``) or an agent's leg (``?agent=&round=``).

@@ -23,7 +23,7 @@ from shared.event_catalog import SURVEY_CHANNELS
 from shared.problems import Invalid
 from shared.replicas import customer_replica_blueprint
 from shared.web import unit_of_work
-from shared.webhooks import signed
+from shared.webhooks import NO_ANSWER, TWIML_ANSWER, signed
 
 from . import domain, service
 from .models import CustomerReplica
@@ -524,6 +524,7 @@ def _goodbye(voice: VoiceResponse, response, language: str) -> Response:
 
 
 @keypad.route("", methods=["POST"])
+@keypad.doc(**TWIML_ANSWER)
 @signed("twilio")
 def keypad_start():
     """Start (or, on a retried webhook, resume) the keypad survey of this call: the first question.
@@ -569,6 +570,7 @@ def _form_except_twilio() -> dict:
 
 
 @keypad.route("/answer", methods=["POST"])
+@keypad.doc(**TWIML_ANSWER)
 @signed("twilio")
 def keypad_answer():
     """One typed answer (``Digits``): the next question, a reprompt (at most twice), or goodbye.
@@ -612,6 +614,7 @@ def keypad_answer():
 
 
 @keypad.route("/status", methods=["POST"])
+@keypad.doc(**NO_ANSWER)
 @signed("twilio")
 def keypad_status():
     """Twilio's status callback: a call that ended with its survey under way leaves a partial response."""
