@@ -72,7 +72,7 @@ def start_workers(processes: Processes, env: dict[str, str], var_dir: Path, serv
     for service, role in WORKERS.items():
         if service not in services:
             continue
-        metrics_dir = var_dir / "metrics" / service  # as the Procfile gives each service one
+        metrics_dir = var_dir / "metrics" / service  # as deploy/supervisord.conf gives each service one
         metrics_dir.mkdir(parents=True, exist_ok=True)
         name = f"{service}-{role}"
         argv = [sys.executable, "-m", f"services.{service}.worker", role]
