@@ -188,10 +188,32 @@ def _migration_lock(engine: Engine, url: str):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def migrate(database: Database, migrations: Migrations) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
+def migrate_on_start() -> bool:
+    """``MIGRATE_ON_START`` (default on): whether a web or worker process migrates as it starts.
+
+    Off in production (the image's compose file and Kubernetes manifests): there the one-shot
+    ``python -m services migrate`` job migrates before a rollout, and the replicas only start.
+    """
+    return os.environ.get("MIGRATE_ON_START", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def migrate(database: Database, migrations: Migrations, *, force: bool = False) -> None:
+    """Bring the schema to the newest revision; a no-op when it is already there.
+
+    Unless ``force`` (the migrate command), this does nothing when ``MIGRATE_ON_START`` is off
+    but log a schema it does not know as head: during a rolling upgrade an old replica meets the
+    newer (expanded) schema, and a new one started before the job is a deployment mistake.
+    """
     config = migrations.config(database.url)
     head = ScriptDirectory.from_config(config).get_current_head()
+    if not force and not migrate_on_start():
+        with database.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            log.warning(
+                "schema is not at this code's head; run the migrate job", extra={"current": current, "head": head}
+            )
+        return
     with _migration_lock(database.engine, database.url):
         with database.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
