@@ -279,16 +279,14 @@ def haproxy_config(stack: Stack) -> str:
         "    timeout server 60s",
         "    retries 3",
         "    retry-on conn-failure",
-        "    option redispatch",
+        "    option redispatch 1",
         "    default-server inter 500ms fall 2 rise 1",
         # The proxy's own 503 (no replica up) asks to retry, as the services' own 503s do.
         "    http-error status 503 content-type application/problem+json hdr Retry-After 1 string"
         ' \'{"title": "Service Unavailable", "status": 503}\'',
         "frontend public",
         f"    bind 127.0.0.1:{stack.public_port} ssl crt {stack.certificate}",
-        "    option forwardfor",
-        "    http-request set-header X-Forwarded-Proto https",
-        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        *forwarded_header_lines(),
         "    default_backend gateway",
     ]
     for service in SERVICES:
@@ -301,6 +299,19 @@ def haproxy_config(stack: Stack) -> str:
         lines += [f"backend {service}", "    balance roundrobin", "    option httpchk GET /healthz"]
         lines += [f"    server r{n} 127.0.0.1:{r.port} check" for n, r in enumerate(stack.web[service], 1)]
     return "\n".join(lines) + "\n"
+
+
+PRODUCTION_PROXY = PROJECT_ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+
+
+def forwarded_header_lines() -> list[str]:
+    """The production proxy's forwarded-header lines (deploy/haproxy/haproxy.cfg), verbatim: the
+    Twilio-signed webhooks of the test pass through exactly what production configures."""
+    text = PRODUCTION_PROXY.read_text()
+    block = text.split("# forwarded headers: begin\n", 1)[1].split("    # forwarded headers: end", 1)[0]
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert lines, f"no forwarded-header lines in {PRODUCTION_PROXY}"
+    return lines
 
 
 def _answers_twice(base_url: str, verify: str) -> bool:

@@ -86,6 +86,10 @@ class Client:
             except requests.RequestException as error:
                 self.last_error = error
                 self.count(phase, "connection error")
+                with self.lock:
+                    kind = re.sub(r"[0-9a-f-]{36}|out-\d+|in-[\d-]+", "{id}", path.split("?")[0])
+                    self.refusals[(method, kind, type(error).__name__)] += 1
+                    self.samples.setdefault((method, kind, type(error).__name__), str(error)[:200])
                 time.sleep(0.3)
                 continue
             self.count(phase, response.status_code)
@@ -251,19 +255,26 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
         except requests.RequestException:
             return None
 
-    def make_available(agent_id: str) -> None:
+    def make_available(agent_id: str, queue: str) -> None:
         if client.request("POST", "/api/callrouting/agents", json_body={"agent_id": agent_id, "name": agent_id}):
+            routing = {"endpoint_kind": "client", "endpoint": agent_id, "queues": [queue]}
+            client.request("PUT", f"/api/callrouting/agents/{agent_id}/routing", json_body=routing)
             client.request("PUT", f"/api/callrouting/agents/{agent_id}/state", json_body={"state": "available"})
 
     def ringer():
-        # Each round: a few fresh agents become available (taking calls still queued from earlier rounds
-        # first), then three times as many calls ring at once, racing for them across both replicas.
+        # Each round a queue of its own and a few fresh agents who serve only it become available;
+        # then three times as many calls ring into it at once, racing for them across both replicas.
+        # (Reservations are never released here: an agent named by two calls was reserved twice.)
         with ThreadPoolExecutor(RING_BURST) as pool:
             while not stop.is_set() or any(thread.is_alive() for thread in agent_threads):
                 ring_round[0] += 1
-                list(pool.map(make_available, [f"in-{ring_round[0]:03d}-{n}" for n in range(RING_AGENTS_PER_ROUND)]))
+                queue = f"round-{ring_round[0]}"
+                agents = [f"in-{ring_round[0]:03d}-{n}" for n in range(RING_AGENTS_PER_ROUND)]
+                client.request("PUT", f"/api/callrouting/queues/{queue}", json_body={})
+                list(pool.map(make_available, agents, [queue] * len(agents)))
                 calls = ["CA" + uuid.uuid4().hex for _ in range(RING_BURST)]
-                answers = list(pool.map(lambda c: ring(c, f"+1650{uuid.uuid4().int % 10**7:07d}"), calls))
+                callers = [f"+1650{uuid.uuid4().int % 10**7:07d}" for _ in calls]
+                answers = list(pool.map(lambda c, f, q=queue: ring(c, f, queue=q), calls, callers))
                 for call_id, answer in zip(calls, answers, strict=True):
                     ring_statuses[(phase[0], answer.status_code if answer is not None else "connection error")] += 1
                     if answer is not None and answer.status_code == 200:
@@ -399,7 +410,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
     for (when, status), n in sorted(statuses.items(), key=lambda item: (order.get(item[0][0], 99), str(item[0][1]))):
         print(f"  {when:<70} {status!s:>18} {n:>6}")
     print(f"503 without Retry-After: {client.bad_503}")
-    print("4xx and 5xx by request (the first answer of each):")
+    print("4xx, 5xx and broken connections by request (the first of each):")
     for (method, kind, status), n in sorted(client.refusals.items(), key=str):
         print(f"  {method} {kind} {status}: {n}  {client.samples[(method, kind, status)]!r}")
     print(
