@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run seed test test-postgres test-scale bench lint format deadletters clean simulate
+.PHONY: help setup run seed test test-postgres test-pgbouncer test-scale bench lint format deadletters clean simulate
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
@@ -13,6 +13,7 @@ help:
 	@echo "                    SEED=7 for another world; \`make run\` does it by itself on empty databases)"
 	@echo "make test           set up and run the whole suite against a real RabbitMQ node and SQLite"
 	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
+	@echo "make test-pgbouncer the database tests through PgBouncer in transaction mode"
 	@echo "make test-scale     two replicas of everything on a 3-node RabbitMQ cluster and PostgreSQL, under faults"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
 	@echo "make simulate       play a day of inbound calls through the signed webhooks of a running \`make run\`"
@@ -49,6 +50,11 @@ test: setup
 test-postgres: setup
 	@scripts/ensure-system.sh rabbitmq postgresql
 	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console"
+
+# The database tests once more, through PgBouncer (Debian's) in transaction mode in front of PostgreSQL.
+test-pgbouncer: setup
+	@scripts/ensure-system.sh rabbitmq postgresql pgbouncer
+	scripts/with-postgres.sh scripts/with-pgbouncer.sh $(PY) -m pytest -m "db and not console"
 
 bench: setup
 	@scripts/ensure-system.sh rabbitmq wrk chromium

@@ -55,7 +55,18 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args = {}
+    if behind_transaction_pooler() and parsed.get_driver_name() == "psycopg":
+        # PgBouncer in transaction mode gives each transaction any server connection: a statement
+        # psycopg prepared on one (after 5 runs) is missing on the next ("prepared statement
+        # _pg3_0 does not exist" / "already exists"). Never prepare.
+        connect_args["prepare_threshold"] = None
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+
+
+def behind_transaction_pooler() -> bool:
+    """``DATABASE_POOL_MODE=transaction``: PostgreSQL is reached through a transaction-mode pooler."""
+    return os.environ.get("DATABASE_POOL_MODE", "").strip().lower() == "transaction"
 
 
 def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:

@@ -280,7 +280,8 @@ def haproxy_config(stack: Stack) -> str:
         "    retries 3",
         "    retry-on conn-failure",
         "    option redispatch 1",
-        "    default-server inter 500ms fall 2 rise 1",
+        "    timeout check 3s",
+        "    default-server inter 1s fall 3 rise 1",
         # The proxy's own 503 (no replica up) asks to retry, as the services' own 503s do.
         "    http-error status 503 content-type application/problem+json hdr Retry-After 1 string"
         ' \'{"title": "Service Unavailable", "status": 503}\'',
