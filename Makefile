@@ -57,8 +57,8 @@ test-pgbouncer: setup
 	scripts/with-postgres.sh scripts/with-pgbouncer.sh $(PY) -m pytest -m "db and not console"
 
 bench: setup
-	@scripts/ensure-system.sh rabbitmq wrk chromium
-	$(PY) -m bench
+	@scripts/ensure-system.sh rabbitmq wrk chromium postgresql haproxy
+	scripts/with-postgres.sh $(PY) -m bench
 
 # The simulator comes in through the gateway like the phone system and a supervisor's script:
 # without CALLCENTER_TOKEN it takes a one-day API token of the admin from the gateway's CLI.
