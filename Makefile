@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run seed test test-postgres fuzz bench lint format deadletters clean simulate
+.PHONY: help setup run seed test test-postgres test-pgbouncer test-scale fuzz bench lint format deadletters clean simulate
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
@@ -15,6 +15,8 @@ help:
 	@echo "make test-postgres  run the database tests again on PostgreSQL (TEST_DATABASE_URL, or a throwaway server)"
 	@echo "make fuzz           schemathesis over every spec through the gateway (part of make test; FUZZ_EXAMPLES=6"
 	@echo "                    requests per operation and role); prints operations, requests and findings"
+	@echo "make test-pgbouncer the database tests through PgBouncer in transaction mode"
+	@echo "make test-scale     two replicas of everything on a 3-node RabbitMQ cluster and PostgreSQL, under faults"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
 	@echo "make simulate       play a day of inbound calls through the signed webhooks of a running \`make run\`"
 	@echo "                    (SIMULATE_ARGS=\"--calls 200 --speed 600 --date 2026-11-23\")"
@@ -49,15 +51,20 @@ test: setup
 
 test-postgres: setup
 	@scripts/ensure-system.sh rabbitmq postgresql
-	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console and not fuzz"
+	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console and not fuzz and not scale"
 
 fuzz: setup
 	@scripts/ensure-system.sh rabbitmq
 	$(PY) -m pytest tests/fuzz -s -p no:logging
 
+# The database tests once more, through PgBouncer (Debian's) in transaction mode in front of PostgreSQL.
+test-pgbouncer: setup
+	@scripts/ensure-system.sh rabbitmq postgresql pgbouncer
+	scripts/with-postgres.sh scripts/with-pgbouncer.sh $(PY) -m pytest -m "db and not console and not fuzz and not scale"
+
 bench: setup
-	@scripts/ensure-system.sh rabbitmq wrk chromium
-	$(PY) -m bench
+	@scripts/ensure-system.sh rabbitmq wrk chromium postgresql haproxy
+	scripts/with-postgres.sh $(PY) -m bench
 
 # The simulator comes in through the gateway like the phone system and a supervisor's script:
 # without CALLCENTER_TOKEN it takes a one-day API token of the admin from the gateway's CLI.
@@ -78,3 +85,9 @@ deadletters: setup
 
 clean:
 	rm -rf var .pytest_cache test-artifacts
+
+# Two replicas of everything on a 3-node RabbitMQ cluster and PostgreSQL, with faults, under load
+# (tests/scale/test_scale.py); prints sent/applied/lost/doubled per consumer.
+test-scale: setup
+	@scripts/ensure-system.sh rabbitmq postgresql haproxy
+	scripts/with-postgres.sh $(PY) -m pytest -m scale tests/scale -s --timeout 600

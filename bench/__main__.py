@@ -54,8 +54,9 @@ drain and the written-meanwhile figures; on 2 cores the second also pays for the
 p99 < 250 ms at 200 events/s. The "ref"
 figures are the ceilings the brief expects on a 2-core machine, to spot a sick machine.
 
-Service scenarios (tickets, call lists, inbound calls, surveys) follow; each says what it
-measures in its own module's docstring.
+Service scenarios (tickets, call lists, inbound calls, surveys, gateway view, console) follow,
+then ``replicas`` (two replicas on PostgreSQL and a 3-node cluster beside one; bench/replicas.py);
+each says what it measures in its own module's docstring.
 
 ``BENCH_ONLY=name,name`` runs only those scenarios (names in ``SCENARIOS`` below).
 
@@ -88,6 +89,7 @@ from bench import (
     inbound_calls,
     pipeline,
     rawbroker,
+    replicas,
     report,
     surveys,
     tickets,
@@ -110,12 +112,15 @@ SCENARIOS = [
     ("call_lists", call_lists.run),
     ("gateway_view", gateway_view.run),
     ("console", console.run),
+    ("replicas", replicas.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
 
 def isolate_environment(var_dir: Path) -> dict[str, str]:
     """Point this process and every child at the bench's own databases; return the env."""
+    # The replicas scenario runs on PostgreSQL: make bench's throwaway server (scripts/with-postgres.sh).
+    os.environ["BENCH_POSTGRES_URL"] = os.environ.get("TEST_DATABASE_URL", "")
     for key in list(os.environ):
         if key == "DATABASE_URL" or key.endswith("_DATABASE_URL") or key in ("BIND", "BIND_HOST"):
             del os.environ[key]

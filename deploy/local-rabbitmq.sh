@@ -3,6 +3,8 @@
 #   deploy/local-rabbitmq.sh start   start it in the background and wait until it is up
 #   deploy/local-rabbitmq.sh stop    stop it
 #   deploy/local-rabbitmq.sh url     print its AMQP URL
+#   deploy/local-rabbitmq.sh ctl …   rabbitmqctl on this node (e.g. ctl join_cluster, as scripts/rabbitmq-cluster.sh does)
+# A rabbitmq.conf in its data directory (var/rabbitmq/rabbitmq.conf) is its configuration.
 # LOCAL_RABBITMQ_PORT (default 5673) keeps it clear of a system broker on 5672;
 # LOCAL_RABBITMQ_DIST_PORT (default port + 20000) is its Erlang distribution port.
 set -euo pipefail
@@ -53,8 +55,12 @@ case "${1:-}" in
   url)
     echo "amqp://guest:guest@127.0.0.1:$port/%2F"
     ;;
+  ctl)
+    shift
+    ctl "$@"
+    ;;
   *)
-    echo "usage: $0 start|stop|url" >&2
+    echo "usage: $0 start|stop|url|ctl ..." >&2
     exit 2
     ;;
 esac

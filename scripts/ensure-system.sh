@@ -7,6 +7,8 @@
 #   scripts/ensure-system.sh postgresql  a PostgreSQL server for the PostgreSQL test run
 #   scripts/ensure-system.sh npm         Node.js and npm, which install the console's front-end libraries
 #   scripts/ensure-system.sh chromium    the browser the console's tests drive (Playwright, no browser download)
+#   scripts/ensure-system.sh pgbouncer   the connection pooler the PostgreSQL runs put in front (transaction mode)
+#   scripts/ensure-system.sh haproxy     the load balancer and TLS proxy of make test-scale
 set -euo pipefail
 
 have() {
@@ -17,6 +19,8 @@ have() {
     postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
     npm) command -v npm >/dev/null 2>&1 ;;
     chromium) [ -x /usr/bin/chromium ] ;;
+    pgbouncer) [ -x /usr/sbin/pgbouncer ] ;;
+    haproxy) [ -x /usr/sbin/haproxy ] ;;
   esac
 }
 package() {
@@ -27,6 +31,8 @@ package() {
     postgresql) echo postgresql ;;
     npm) echo npm ;;
     chromium) echo chromium ;;
+    pgbouncer) echo pgbouncer ;;
+    haproxy) echo haproxy ;;
   esac
 }
 

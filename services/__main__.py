@@ -2,6 +2,8 @@
 
 setup                              migrate every service's database, declare the broker topology,
                                    and create the first admin when the gateway has no users
+migrate [<service> ...]            migrate the databases only (all services, or those named): the
+                                   one-shot job of a deployment, before the replicas roll
 alembic <service> <alembic args>   Alembic for one service, e.g.
                                    alembic tickets revision --autogenerate -m "add tickets"
 """
@@ -22,13 +24,17 @@ def migrations_of(service: str):
     return importlib.import_module(f"services.{service}.models").MIGRATIONS
 
 
-def setup() -> None:
-    for service in SERVICES:
+def migrate_all(services=SERVICES) -> None:
+    for service in services:
         settings = Settings.from_env(service)
         database = Database(settings.database_url)
-        migrate(database, migrations_of(service))
+        migrate(database, migrations_of(service), force=True)
         database.dispose()
         print(f"{service}: database at {database.engine.url.render_as_string()} is migrated")
+
+
+def setup() -> None:
+    migrate_all()
     declare_topology(Settings.from_env(SERVICES[0]))
     print("broker topology declared")
     # The first admin: GATEWAY_ADMIN_USER / GATEWAY_ADMIN_PASSWORD, or a generated password printed once.
@@ -52,6 +58,8 @@ def alembic(service: str, args: list[str]) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["setup"]:
         setup()
+    elif argv[:1] == ["migrate"] and set(argv[1:]) <= set(SERVICES):
+        migrate_all(tuple(argv[1:]) or SERVICES)
     elif argv[:1] == ["alembic"] and len(argv) >= 2 and argv[1] in SERVICES:
         alembic(argv[1], argv[2:])
     else:

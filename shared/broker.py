@@ -6,22 +6,42 @@ and publishing and consuming never share one.
 
 from __future__ import annotations
 
+import random
+
 import pika
 
 from shared import topology
 from shared.config import Settings
 
 
-def connection_parameters(amqp_url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> pika.URLParameters:
-    """Heartbeats on (every ``heartbeat`` s, unless the URL says ``?heartbeat=``), short timeouts."""
-    parameters = pika.URLParameters(amqp_url)
-    if "heartbeat=" not in amqp_url:
-        parameters.heartbeat = heartbeat
-    parameters.blocked_connection_timeout = 60
-    parameters.socket_timeout = timeout
-    parameters.stack_timeout = timeout * 2
-    parameters.connection_attempts = 1
-    return parameters
+def broker_urls(amqp_url: str) -> list[str]:
+    """The nodes of ``AMQP_URL``: one URL, or several separated by commas (a cluster's nodes)."""
+    urls = [url.strip() for url in amqp_url.split(",") if url.strip()]
+    if not urls:
+        raise ValueError("AMQP_URL names no broker")
+    return urls
+
+
+def connection_parameters(amqp_url: str, *, heartbeat: int = 30, timeout: float = 5.0) -> list[pika.URLParameters]:
+    """Parameters for every node of ``amqp_url``, to be tried in turn (pika takes the list).
+
+    Heartbeats on (every ``heartbeat`` s, unless a URL says ``?heartbeat=``), short timeouts. With
+    several nodes the list starts at a random one, so that the processes of a service spread their
+    connections over a cluster, and a process whose node went away reconnects to the next.
+    """
+    urls = broker_urls(amqp_url)
+    start = random.randrange(len(urls))
+    every = []
+    for url in urls[start:] + urls[:start]:
+        parameters = pika.URLParameters(url)
+        if "heartbeat=" not in url:
+            parameters.heartbeat = heartbeat
+        parameters.blocked_connection_timeout = 60
+        parameters.socket_timeout = timeout
+        parameters.stack_timeout = timeout * 2
+        parameters.connection_attempts = 1
+        every.append(parameters)
+    return every
 
 
 def ping(amqp_url: str, timeout: float = 2.0) -> None:

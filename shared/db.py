@@ -55,7 +55,18 @@ def make_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args = {}
+    if behind_transaction_pooler() and parsed.get_driver_name() == "psycopg":
+        # PgBouncer in transaction mode gives each transaction any server connection: a statement
+        # psycopg prepared on one (after 5 runs) is missing on the next ("prepared statement
+        # _pg3_0 does not exist" / "already exists"). Never prepare.
+        connect_args["prepare_threshold"] = None
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)
+
+
+def behind_transaction_pooler() -> bool:
+    """``DATABASE_POOL_MODE=transaction``: PostgreSQL is reached through a transaction-mode pooler."""
+    return os.environ.get("DATABASE_POOL_MODE", "").strip().lower() == "transaction"
 
 
 def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:
@@ -188,10 +199,32 @@ def _migration_lock(engine: Engine, url: str):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def migrate(database: Database, migrations: Migrations) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
+def migrate_on_start() -> bool:
+    """``MIGRATE_ON_START`` (default on): whether a web or worker process migrates as it starts.
+
+    Off in production (the image's compose file and Kubernetes manifests): there the one-shot
+    ``python -m services migrate`` job migrates before a rollout, and the replicas only start.
+    """
+    return os.environ.get("MIGRATE_ON_START", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def migrate(database: Database, migrations: Migrations, *, force: bool = False) -> None:
+    """Bring the schema to the newest revision; a no-op when it is already there.
+
+    Unless ``force`` (the migrate command), this does nothing when ``MIGRATE_ON_START`` is off
+    but log a schema it does not know as head: during a rolling upgrade an old replica meets the
+    newer (expanded) schema, and a new one started before the job is a deployment mistake.
+    """
     config = migrations.config(database.url)
     head = ScriptDirectory.from_config(config).get_current_head()
+    if not force and not migrate_on_start():
+        with database.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        if current != head:
+            log.warning(
+                "schema is not at this code's head; run the migrate job", extra={"current": current, "head": head}
+            )
+        return
     with _migration_lock(database.engine, database.url):
         with database.engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()

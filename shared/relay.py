@@ -156,7 +156,8 @@ class OutboxRelay:
             try:
                 declare_topology(self.settings)
                 self._connection = pika.SelectConnection(
-                    connection_parameters(self.settings.amqp_url),
+                    # SelectConnection takes one node: a random one of a cluster's each time round.
+                    connection_parameters(self.settings.amqp_url)[0],
                     on_open_callback=self._on_connection_open,
                     on_open_error_callback=self._on_connection_failed,
                     on_close_callback=self._on_connection_closed,

@@ -145,6 +145,11 @@ class Upstreams:
         except requests.ConnectionError:
             outcome = "unreachable"
             raise UpstreamUnavailable(service, "unreachable") from None
+        except requests.RequestException:
+            # The answer broke off (a replica died while sending it: ChunkedEncodingError). The
+            # request may have taken effect: a 503 to retry, with the same Idempotency-Key.
+            outcome = "unreachable"
+            raise UpstreamUnavailable(service, "broke off its answer") from None
         finally:
             UPSTREAM_CALLS.labels(service, outcome).observe(time.perf_counter() - started)
 
