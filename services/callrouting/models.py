@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone
 from shared.db import Migrations
+from shared.privacy import ErasureColumns
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
 
@@ -161,7 +162,9 @@ class DoNotCall(Base):
     dnc_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
     phone: Mapped[str | None] = mapped_column(String(16), index=True)
-    source: Mapped[str] = mapped_column(String(16))  # consent, outcome, manual
+    # An erased customer's numbers, kept only as keyed hashes (shared.privacy.number_hash)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # consent, outcome, manual, erasure
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -183,6 +186,10 @@ class CallTimeZone(Base):
     __tablename__ = "call_time_zones"
 
     time_zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class PrivacyErasure(ErasureColumns, Base):
+    """The erasure requests applied to this service's database."""
 
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))
