@@ -7,7 +7,7 @@ from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app, unit_of_work
 
-from . import phone_api
+from . import phone_api, staffing_api
 from .api import agents, campaigns, customer_replicas, do_not_call, entries
 from .models import MIGRATIONS, PrivacyErasure
 from .privacy import export_customer
@@ -37,5 +37,5 @@ def create_app(settings: Settings | None = None):
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS, privacy_routes],
+        blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS, staffing_api.blueprint, privacy_routes],
     )

@@ -188,6 +188,24 @@ class CallTimeZone(Base):
     time_zone: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class AgentStateChange(Base):
+    """The agents' state history: one row per change, written with it (``calls._move_agent``).
+    Staffed time per interval and each agent's activity timeline are read from it (staffing.py)."""
+
+    __tablename__ = "agent_state_history"
+    __table_args__ = (
+        Index("ix_agent_state_history_at", "at"),
+        Index("ix_agent_state_history_agent_at", "agent_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    old_state: Mapped[str] = mapped_column(String(16))
+    new_state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str | None] = mapped_column(String(32))
+
+
 class PrivacyErasure(ErasureColumns, Base):
     """The erasure requests applied to this service's database."""
 
