@@ -150,6 +150,7 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     ok(api.get(f"/api/customers/{cid}/view", headers=people["agent"]))
     before = reports_of(stack, people, today)
     assert before[0]["calls"]["totals"]["answered"] == 1 and before[0]["tickets"]["opened"]["total"] == 1
+    assert before[0]["staffing"]["totals"]["calls"] == 1  # the daily report carries the staffing part too
 
     # --- export: every kind of record created above, from every service ---
     assert api.get(f"/api/customers/{cid}/export", headers=people["agent"]).status_code == 403
