@@ -226,12 +226,9 @@ class PrivacyRequests(MethodView):
     def get(self, args):
         """Erasure requests of the last ``days`` days with their progress in every service (newest first)."""
         try:
-            answer = _tickets_get(f"/privacy/requests?days={args['days']}&limit=200")
+            progress = requests_with_progress(args["days"])
         except UpstreamUnavailable as error:
             return problem(503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason})
-        if answer.status_code != 200:
-            return problem(answer.status_code, "Upstream refused", answer.text[:200])
-        progress = _progress(answer.json())
         return [each for each in progress if args["state"] in (None, each["state"])]
 
 
@@ -259,15 +256,37 @@ class CustomerErase(MethodView):
         """Erase the customer's personal data in every service (privacy role or admin). Counted rows stay,
         anonymised, so reports do not change; the customer goes on the do-not-call list by their numbers' hashes."""
         try:
-            answer = upstreams().call("tickets", "POST", f"/privacy/customers/{customer_id}/erase")
-        except UpstreamUnavailable as error:
-            return problem(503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason})
-        if answer.status_code not in (200, 201):
-            body = answer.json() if answer.headers.get("Content-Type", "").endswith("json") else {}
-            return problem(answer.status_code, body.get("title", "Refused"), body.get("detail", answer.text[:200]))
-        request = answer.json()
-        audit("customer.erased", customer_id, privacy_request_id=request["request_id"], new=answer.status_code == 201)
-        return _progress([request])[0], answer.status_code
+            return erase(customer_id)
+        except Refusal as refusal:
+            return problem(refusal.status, refusal.title, refusal.detail, **refusal.extra)
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, title: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def erase(customer_id: str) -> tuple[dict, int]:
+    """(the request's progress, 201 new or 200 erased already); raises Refusal. The API and the console use it."""
+    try:
+        answer = upstreams().call("tickets", "POST", f"/privacy/customers/{customer_id}/erase")
+    except UpstreamUnavailable as error:
+        raise Refusal(503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason}) from None
+    if answer.status_code not in (200, 201):
+        body = answer.json() if answer.headers.get("Content-Type", "").endswith("json") else {}
+        raise Refusal(answer.status_code, body.get("title", "Refused"), body.get("detail", answer.text[:200]))
+    request = answer.json()
+    audit("customer.erased", customer_id, privacy_request_id=request["request_id"], new=answer.status_code == 201)
+    return _progress([request])[0], answer.status_code
+
+
+def requests_with_progress(days: int = 30) -> list[dict]:
+    """Recent erasure requests with their progress; raises UpstreamUnavailable when tickets is down."""
+    answer = _tickets_get(f"/privacy/requests?days={days}&limit=200")
+    if answer.status_code != 200:
+        raise UpstreamUnavailable("tickets", f"answered {answer.status_code}", answer)
+    return _progress(answer.json())
 
 
 class AuditArgs(Schema):

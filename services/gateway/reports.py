@@ -73,7 +73,8 @@ class DailyReportOut(Schema):
         metadata={
             "description": "call routing's staffing: interval_minutes, totals {calls, peak_agents_required, "
             "agent_hours_required, agent_hours_staffed}, forecast_mape_percent, intervals [{start, calls, "
-            "agents_required, staffed, service_level_actual, mape_percent}]"
+            "agents_required, staffed, service_level_actual, mape_percent}], agents [{agent_id, seconds_in_state, "
+            "segments [{state, from, to}]}] (each agent's activity timeline)"
         },
     )
     surveys = fields.Dict(
@@ -142,6 +143,7 @@ def _staffing(report: dict) -> dict:
         "totals": report["totals"],
         "forecast_mape_percent": report["forecast"]["mape_percent"],
         "intervals": [{name: row.get(name) for name in _STAFFING_FIGURES} for row in report["intervals"]],
+        "agents": report.get("agents") or [],
     }
 
 
