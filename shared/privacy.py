@@ -139,6 +139,33 @@ def scrub_customer_replicas(session: Session, replica_model, phone_model, custom
     session.execute(delete(phone_model).where(phone_model.customer_id.in_(customer_ids)))
 
 
+# --- retention -----------------------------------------------------------------------------------
+
+# What each kind of personal data is kept for before the periodic job anonymises it (unset or 0: kept).
+RETENTION_SETTINGS = {
+    "call_notes": ("RETENTION_CALL_NOTES_DAYS", "days", "callrouting"),
+    "ticket_comments": ("RETENTION_TICKET_COMMENTS_DAYS", "days", "tickets"),
+    "survey_comments": ("RETENTION_SURVEY_COMMENTS_DAYS", "days", "surveys"),
+    "inactive_customers": ("RETENTION_INACTIVE_CUSTOMERS_MONTHS", "months", "tickets"),
+}
+RETENTION_JOB_SECONDS = 3600.0
+
+
+def retention(settings, kind: str) -> int | None:
+    """How many days (or months, for inactive customers) ``kind`` is kept; None: for ever."""
+    name = RETENTION_SETTINGS[kind][0]
+    value = int(settings.option(name, "0") or 0)
+    return value if value > 0 else None
+
+
+def retention_settings(settings) -> dict:
+    """Every kind with its setting and value: the hygiene report shows them (docs/privacy.md)."""
+    return {
+        kind: {"setting": name, "unit": unit, "value": retention(settings, kind), "service": service}
+        for kind, (name, unit, service) in RETENTION_SETTINGS.items()
+    }
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -131,6 +131,33 @@ def erase_customer(session: Session, data: dict) -> None:
 on_customer_erased = erasure_handler(PrivacyErasure, erase_customer)
 
 
+def apply_retention(session: Session, settings, now: datetime) -> dict:
+    """Call notes older than RETENTION_CALL_NOTES_DAYS removed (the calls stay, as the reports count them)."""
+    from datetime import timedelta
+
+    from shared.privacy import retention
+
+    done = {"call_notes": 0}
+    if days := retention(settings, "call_notes"):
+        cutoff = now - timedelta(days=days)
+        done["call_notes"] = session.execute(
+            update(Call).where(Call.received_at < cutoff, Call.notes.is_not(None)).values(notes=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount + session.execute(
+            update(CallAttempt).where(CallAttempt.ended_at < cutoff, CallAttempt.notes.is_not(None)).values(notes=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return done
+
+
+def retention_job(database, settings) -> None:
+    from shared.unit_of_work import UnitOfWork
+
+    with UnitOfWork(database, source=settings.service) as uow:
+        apply_retention(uow.session, settings, datetime.now(UTC))
+        uow.commit()
+
+
 def recheck_erased_numbers(session: Session, customer_id: str) -> bool:
     """A customer call routing hears of (created or updated) with a number an erased customer had
     goes on the do-not-call list too; True when they did."""

@@ -70,3 +70,30 @@ def erase_customer(session: Session, data: dict) -> None:
 
 
 on_customer_erased = erasure_handler(PrivacyErasure, erase_customer)
+
+
+def apply_retention(session: Session, settings, now) -> dict:
+    """Survey comments older than RETENTION_SURVEY_COMMENTS_DAYS removed (the scores stay)."""
+    from datetime import timedelta
+
+    from shared.privacy import retention
+
+    done = {"survey_comments": 0}
+    if days := retention(settings, "survey_comments"):
+        done["survey_comments"] = session.execute(
+            update(SurveyResponse)
+            .where(SurveyResponse.started_at < now - timedelta(days=days), SurveyResponse.comment.is_not(None))
+            .values(comment=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return done
+
+
+def retention_job(database, settings) -> None:
+    from datetime import UTC, datetime
+
+    from shared.unit_of_work import UnitOfWork
+
+    with UnitOfWork(database, source=settings.service) as uow:
+        apply_retention(uow.session, settings, datetime.now(UTC))
+        uow.commit()

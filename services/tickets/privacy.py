@@ -193,6 +193,47 @@ def list_requests(uow: UnitOfWork, since: datetime, limit: int) -> list[PrivacyR
     )
 
 
+def apply_retention(uow: UnitOfWork, settings, secret: bytes, deadline: timedelta, now: datetime, limit: int = 100) -> dict:
+    """One round of the retention job: old comments anonymised, inactive customers erased (each a
+    request like any other, so every service applies it). Counts of what changed."""
+    from shared.privacy import retention
+
+    from .service import months_before
+
+    done = {"ticket_comments": 0, "inactive_customers": 0}
+    session = uow.session
+    if days := retention(settings, "ticket_comments"):
+        done["ticket_comments"] = session.execute(
+            update(TicketComment)
+            .where(TicketComment.created_at < now - timedelta(days=days), TicketComment.body != ERASED_TEXT)
+            .values(body=ERASED_TEXT)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    uow.commit()
+    if months := retention(settings, "inactive_customers"):
+        cutoff = months_before(now, months)
+        recent_purchase = select(Purchase.id).where(Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff)
+        recent_ticket = select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.created_at >= cutoff)
+        stale = list(
+            session.scalars(
+                select(Customer.id)
+                .where(
+                    Customer.merged_into_id.is_(None),
+                    Customer.erased_at.is_(None),
+                    Customer.created_at < cutoff,
+                    ~recent_purchase.exists(),
+                    ~recent_ticket.exists(),
+                )
+                .order_by(Customer.created_at)
+                .limit(limit)
+            )
+        )
+        for customer_id in stale:
+            _request, new = request_erasure(uow, customer_id, "retention", secret, deadline)
+            done["inactive_customers"] += int(new)
+    return done
+
+
 def refuse_if_erased(customer: Customer) -> None:
     """An erased customer's record stays anonymous: no details, purchases or merges any more."""
     if customer.erased_at is not None:

@@ -295,7 +295,7 @@ def hygiene_report(uow: UnitOfWork, inactive_months: int, limit: int, now: datet
     """Customers with no purchase or ticket (nor creation) for N months; records missing contact data."""
     now = now or utcnow()
     cutoff = months_before(now, inactive_months)
-    active = Customer.merged_into_id.is_(None)
+    active = and_(Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
     recent_purchase = exists().where(Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff)
     recent_ticket = exists().where(Ticket.customer_id == Customer.id, Ticket.created_at >= cutoff)
     sections = {
