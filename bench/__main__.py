@@ -57,6 +57,9 @@ figures are the ceilings the brief expects on a 2-core machine, to spot a sick m
 Service scenarios (tickets, call lists, inbound calls, surveys) follow; each says what it
 measures in its own module's docstring.
 
+Staffing (a day's report over 1M calls) and erasure (applied in every service) are in
+bench/staffing.py.
+
 ``BENCH_ONLY=name,name`` runs only those scenarios (names in ``SCENARIOS`` below).
 
 Output: the table on stdout (progress on stderr), the same in bench/results/<UTC>.json.
@@ -89,6 +92,7 @@ from bench import (
     pipeline,
     rawbroker,
     report,
+    staffing,
     surveys,
     tickets,
 )
@@ -110,6 +114,8 @@ SCENARIOS = [
     ("call_lists", call_lists.run),
     ("gateway_view", gateway_view.run),
     ("console", console.run),
+    ("staffing_day", staffing.run),
+    ("erasure", staffing.run_erasure),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
