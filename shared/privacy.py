@@ -262,4 +262,3 @@ def privacy_blueprint(service: str, erasure_model, export: Callable[[Session, st
             }
 
     return blueprint
-

@@ -33,14 +33,25 @@ def test_ticket_comments_and_inactive_customers_past_their_retention(settings_fa
         active = Customer(name="Regular", created_at=OLD)
         session.add_all([stale, active])
         session.flush()
-        ticket = Ticket(number=1, customer_id=active.id, subject="Kettle", category="question", priority="normal",
-                        channel="web", status="closed", created_at=RECENT, updated_at=RECENT)
+        ticket = Ticket(
+            number=1,
+            customer_id=active.id,
+            subject="Kettle",
+            category="question",
+            priority="normal",
+            channel="web",
+            status="closed",
+            created_at=RECENT,
+            updated_at=RECENT,
+        )
         session.add(ticket)
         session.flush()
-        session.add_all([
-            TicketComment(ticket_id=ticket.id, body="said long ago", public=False, created_at=OLD),
-            TicketComment(ticket_id=ticket.id, body="said this week", public=False, created_at=RECENT),
-        ])
+        session.add_all(
+            [
+                TicketComment(ticket_id=ticket.id, body="said long ago", public=False, created_at=OLD),
+                TicketComment(ticket_id=ticket.id, body="said this week", public=False, created_at=RECENT),
+            ]
+        )
         session.commit()
         stale_id, active_id = stale.id, active.id
     tickets_worker.apply_retention(database, settings)
@@ -60,9 +71,20 @@ def test_call_notes_and_survey_comments_past_their_retention(settings_factory):
     settings, database = settings_factory("callrouting", options=OPTIONS)
     with database.sessions() as session:
         for when, notes in ((OLD, "old note"), (RECENT, "new note")):
-            session.add(Call(call_id=uuid.uuid4().hex, source="json", queue="default", state="completed",
-                             enqueued_at=when, received_at=when, result="answered", notes=notes,
-                             day=when.date().isoformat(), hour=when.hour))
+            session.add(
+                Call(
+                    call_id=uuid.uuid4().hex,
+                    source="json",
+                    queue="default",
+                    state="completed",
+                    enqueued_at=when,
+                    received_at=when,
+                    result="answered",
+                    notes=notes,
+                    day=when.date().isoformat(),
+                    hour=when.hour,
+                )
+            )
         session.commit()
     callrouting_privacy.retention_job(database, settings)
     with database.sessions() as session:
@@ -72,10 +94,22 @@ def test_call_notes_and_survey_comments_past_their_retention(settings_factory):
     settings, database = settings_factory("surveys", options=OPTIONS)
     with database.sessions() as session:
         for when, comment in ((OLD, "old words"), (RECENT, "new words")):
-            session.add(SurveyResponse(response_id=str(uuid.uuid4()), template_id=str(uuid.uuid4()), template_version=1,
-                                       customer_id=str(uuid.uuid4()), channel="link", status="complete",
-                                       answers={"service": 9}, comment=comment, language="en", started_at=when,
-                                       completed_at=when, day=when.date().isoformat()))
+            session.add(
+                SurveyResponse(
+                    response_id=str(uuid.uuid4()),
+                    template_id=str(uuid.uuid4()),
+                    template_version=1,
+                    customer_id=str(uuid.uuid4()),
+                    channel="link",
+                    status="complete",
+                    answers={"service": 9},
+                    comment=comment,
+                    language="en",
+                    started_at=when,
+                    completed_at=when,
+                    day=when.date().isoformat(),
+                )
+            )
         session.commit()
     surveys_privacy.retention_job(database, settings)
     with database.sessions() as session:

@@ -37,5 +37,14 @@ def create_app(settings: Settings | None = None):
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS, staffing_api.blueprint, privacy_routes],
+        blueprints=[
+            customer_replicas,
+            agents,
+            campaigns,
+            entries,
+            do_not_call,
+            *phone_api.BLUEPRINTS,
+            staffing_api.blueprint,
+            privacy_routes,
+        ],
     )

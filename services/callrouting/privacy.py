@@ -46,7 +46,8 @@ def export_customer(session: Session, customer_id: str) -> dict:
     call_ids = [call.call_id for call in calls]
     return {
         "customer_replicas": [
-            as_record(row) for row in session.scalars(select(CustomerReplica).where(CustomerReplica.customer_id.in_(ids)))
+            as_record(row)
+            for row in session.scalars(select(CustomerReplica).where(CustomerReplica.customer_id.in_(ids)))
         ],
         "calls": [as_record(call) for call in calls],
         "call_callbacks": [
@@ -140,13 +141,20 @@ def apply_retention(session: Session, settings, now: datetime) -> dict:
     done = {"call_notes": 0}
     if days := retention(settings, "call_notes"):
         cutoff = now - timedelta(days=days)
-        done["call_notes"] = session.execute(
-            update(Call).where(Call.received_at < cutoff, Call.notes.is_not(None)).values(notes=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount + session.execute(
-            update(CallAttempt).where(CallAttempt.ended_at < cutoff, CallAttempt.notes.is_not(None)).values(notes=None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        done["call_notes"] = (
+            session.execute(
+                update(Call)
+                .where(Call.received_at < cutoff, Call.notes.is_not(None))
+                .values(notes=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            + session.execute(
+                update(CallAttempt)
+                .where(CallAttempt.ended_at < cutoff, CallAttempt.notes.is_not(None))
+                .values(notes=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        )
     return done
 
 
@@ -179,4 +187,3 @@ def recheck_erased_numbers(session: Session, customer_id: str) -> bool:
         session.add(DoNotCall(customer_id=customer_id, source="erasure"))
         session.flush()
     return True
-

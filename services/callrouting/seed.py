@@ -11,6 +11,7 @@ would have left them; nothing goes to the outbox (history is not news).
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from sqlalchemy import insert
@@ -106,21 +107,25 @@ def state_history(demo_calls, now) -> list[dict]:
     rows = []
     for (agent_id, _day), day_calls in sorted(by_agent_day.items()):
         day_calls.sort(key=lambda call: call.answered_at)
-        pauses = [(b.answered_at - a.wrapped_up_at, a.wrapped_up_at) for a, b in zip(day_calls, day_calls[1:], strict=False)]
+        pauses = [(b.answered_at - a.wrapped_up_at, a.wrapped_up_at) for a, b in itertools.pairwise(day_calls)]
         longest = max(pauses, default=(timedelta(0), None))
         steps = [(day_calls[0].answered_at - SIGN_IN_BEFORE, "available")]
         for call in day_calls:
             steps += [(call.answered_at, "on_call"), (call.ended_at, "wrap_up"), (call.wrapped_up_at, "available")]
             if longest[1] == call.wrapped_up_at and longest[0] >= BREAK + timedelta(minutes=5):
-                steps += [(call.wrapped_up_at + timedelta(minutes=2), "on_break"),
-                          (call.wrapped_up_at + timedelta(minutes=2) + BREAK, "available")]
+                steps += [
+                    (call.wrapped_up_at + timedelta(minutes=2), "on_break"),
+                    (call.wrapped_up_at + timedelta(minutes=2) + BREAK, "available"),
+                ]
         sign_out = day_calls[-1].wrapped_up_at + SIGN_OUT_AFTER
         if sign_out <= now:
             steps.append((sign_out, "offline"))
         state = "offline"
         for at, new_state in steps:
             if new_state != state:
-                rows.append({"agent_id": agent_id, "old_state": state, "new_state": new_state, "at": at, "reason": "seed"})
+                rows.append(
+                    {"agent_id": agent_id, "old_state": state, "new_state": new_state, "at": at, "reason": "seed"}
+                )
                 state = new_state
     return rows
 

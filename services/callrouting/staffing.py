@@ -121,7 +121,9 @@ def service_level_with(agents: float, calls: float, aht_seconds: float, rules: S
     if calls <= 0 or aht_seconds <= 0:
         return None
     whole = math.floor(agents + 1e-9)
-    model = ErlangC(transactions=calls, aht=aht_seconds / 60, asa=rules.threshold_seconds / 60, interval=rules.interval_minutes)
+    model = ErlangC(
+        transactions=calls, aht=aht_seconds / 60, asa=rules.threshold_seconds / 60, interval=rules.interval_minutes
+    )
     if whole <= model.intensity:
         return 0.0  # the queue grows without bound
     return model.service_level(whole)
@@ -169,7 +171,9 @@ def calls_by_interval(
             bucket,
             func.count(),
             func.sum(case((handled, 1), else_=0)),
-            func.sum(case((handled, func.coalesce(Call.talk_seconds, 0) + func.coalesce(Call.wrap_up_seconds, 0)), else_=0)),
+            func.sum(
+                case((handled, func.coalesce(Call.talk_seconds, 0) + func.coalesce(Call.wrap_up_seconds, 0)), else_=0)
+            ),
             func.sum(case(((Call.result == "answered") & (Call.wait_seconds <= threshold), 1), else_=0)),
             func.sum(
                 case(
@@ -184,7 +188,9 @@ def calls_by_interval(
     )
     out: dict[str, dict[int, IntervalCalls]] = defaultdict(dict)
     for day, index, offered, n_handled, seconds, within, counted in rows:
-        out[day][int(index)] = IntervalCalls(int(offered), int(n_handled or 0), float(seconds or 0), int(within or 0), int(counted or 0))
+        out[day][int(index)] = IntervalCalls(
+            int(offered), int(n_handled or 0), float(seconds or 0), int(within or 0), int(counted or 0)
+        )
     return out
 
 
@@ -197,7 +203,9 @@ def history_days(day: date, weeks: int, rules: StaffingRules, with_calls: set[st
     return [each for each in candidates if each not in rules.holidays and each in with_calls]
 
 
-def forecast_from(history: list[dict[int, IntervalCalls]], rules: StaffingRules) -> dict[int, tuple[float, float | None]]:
+def forecast_from(
+    history: list[dict[int, IntervalCalls]], rules: StaffingRules
+) -> dict[int, tuple[float, float | None]]:
     """interval -> (calls, AHT) as the weighted mean of ``history`` (latest first; weights n, n-1, ..., 1)."""
     weights = list(range(len(history), 0, -1))
     total = sum(weights)
@@ -205,12 +213,16 @@ def forecast_from(history: list[dict[int, IntervalCalls]], rules: StaffingRules)
     for index in range(rules.intervals):
         calls = sum(w * day.get(index, IntervalCalls()).offered for w, day in zip(weights, history, strict=True))
         handled = sum(w * day.get(index, IntervalCalls()).handled for w, day in zip(weights, history, strict=True))
-        seconds = sum(w * day.get(index, IntervalCalls()).handled_seconds for w, day in zip(weights, history, strict=True))
+        seconds = sum(
+            w * day.get(index, IntervalCalls()).handled_seconds for w, day in zip(weights, history, strict=True)
+        )
         out[index] = (calls / total if total else 0.0, seconds / handled if handled else None)
     return out
 
 
-def _backtest(day: date, rules: StaffingRules, by_day: dict, with_calls: set[str]) -> tuple[dict[int, float | None], list[str]]:
+def _backtest(
+    day: date, rules: StaffingRules, by_day: dict, with_calls: set[str]
+) -> tuple[dict[int, float | None], list[str]]:
     """interval -> MAPE (%) of the method over the last ``backtest_weeks`` same weekdays before ``day``."""
     errors: dict[int, list[float]] = defaultdict(list)
     tested = []
@@ -231,7 +243,9 @@ def _backtest(day: date, rules: StaffingRules, by_day: dict, with_calls: set[str
 # --- the agents -------------------------------------------------------------------------------------
 
 
-def agent_timelines(session: Session, start: datetime, end: datetime, queue: str | None = None) -> dict[str, list[dict]]:
+def agent_timelines(
+    session: Session, start: datetime, end: datetime, queue: str | None = None
+) -> dict[str, list[dict]]:
     """agent -> the segments of [start, end) in each state, from the state history."""
     before = (
         select(AgentStateChange.agent_id, func.max(AgentStateChange.id).label("last"))
@@ -242,7 +256,9 @@ def agent_timelines(session: Session, start: datetime, end: datetime, queue: str
     opening = {
         row.agent_id: row.new_state
         for row in session.execute(
-            select(AgentStateChange.agent_id, AgentStateChange.new_state).join(before, AgentStateChange.id == before.c.last)
+            select(AgentStateChange.agent_id, AgentStateChange.new_state).join(
+                before, AgentStateChange.id == before.c.last
+            )
         )
     }
     changes = session.execute(
@@ -303,7 +319,12 @@ def time_in_states(segments: list[dict]) -> dict[str, float]:
 
 
 def staffing_report(
-    session: Session, day: date, queue: str | None, settings, interval_minutes: int | None = None, now: datetime | None = None
+    session: Session,
+    day: date,
+    queue: str | None,
+    settings,
+    interval_minutes: int | None = None,
+    now: datetime | None = None,
 ) -> dict:
     now = now or datetime.now(UTC)
     rules = StaffingRules.from_settings(settings, queue_rules_or_default(session, queue), interval_minutes)
@@ -349,7 +370,9 @@ def staffing_report(
         if not future:
             row["staffed"] = staffed.get(index, 0.0)
             row["service_level_actual"] = (
-                actual.answered_within / actual.answered_or_abandoned_late if actual.answered_or_abandoned_late else None
+                actual.answered_within / actual.answered_or_abandoned_late
+                if actual.answered_or_abandoned_late
+                else None
             )
             row["service_level_with_staffed"] = service_level_with(row["staffed"], calls, aht or 0, rules)
         intervals.append(row)
@@ -411,4 +434,3 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}".rstrip("0").rstrip(".")
     return str(value)
-

@@ -21,7 +21,9 @@ blueprint = Blueprint(
 
 class StaffingQuery(Schema):
     date = fields.Date(required=True, metadata={"description": "YYYY-MM-DD (UTC); after today: a forecast"})
-    queue = fields.String(load_default=None, validate=validate.Length(min=1, max=64), metadata={"description": "all when absent"})
+    queue = fields.String(
+        load_default=None, validate=validate.Length(min=1, max=64), metadata={"description": "all when absent"}
+    )
     interval = fields.Integer(
         load_default=None,
         validate=validate.OneOf((15, 20, 30, 60)),
@@ -45,7 +47,9 @@ class IntervalOut(Schema):
     mape_percent = fields.Float(allow_none=True, metadata={"description": "the forecast's error on past weeks"})
     staffed = fields.Float(metadata={"description": "agents working on average (past and today only)"})
     service_level_actual = fields.Float(allow_none=True)
-    service_level_with_staffed = fields.Float(allow_none=True, metadata={"description": "Erlang C with the staffed agents"})
+    service_level_with_staffed = fields.Float(
+        allow_none=True, metadata={"description": "Erlang C with the staffed agents"}
+    )
 
 
 class SegmentOut(Schema):

@@ -215,7 +215,9 @@ def _tickets_get(path: str):
 class RequestListArgs(Schema):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3660))
     state = fields.String(
-        load_default=None, validate=validate.OneOf(("done", "pending", "overdue")), metadata={"description": "only these"}
+        load_default=None,
+        validate=validate.OneOf(("done", "pending", "overdue")),
+        metadata={"description": "only these"},
     )
 
 
@@ -272,7 +274,9 @@ def erase(customer_id: str) -> tuple[dict, int]:
     try:
         answer = upstreams().call("tickets", "POST", f"/privacy/customers/{customer_id}/erase")
     except UpstreamUnavailable as error:
-        raise Refusal(503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason}) from None
+        raise Refusal(
+            503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason}
+        ) from None
     if answer.status_code not in (200, 201):
         body = answer.json() if answer.headers.get("Content-Type", "").endswith("json") else {}
         raise Refusal(answer.status_code, body.get("title", "Refused"), body.get("detail", answer.text[:200]))
@@ -294,7 +298,9 @@ class AuditArgs(Schema):
     action = fields.String(validate=validate.Length(min=1, max=32))
     actor_id = fields.String(validate=validate.Length(min=1, max=64))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    before_id = fields.Integer(validate=validate.Range(min=1), metadata={"description": "page: entries older than this"})
+    before_id = fields.Integer(
+        validate=validate.Range(min=1), metadata={"description": "page: entries older than this"}
+    )
 
 
 class AuditEntryOut(Schema):

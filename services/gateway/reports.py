@@ -232,7 +232,9 @@ def csv_rows(page: dict):
         yield from _measures("staffing", "day", staffing["totals"])
         for row in staffing["intervals"]:
             if row["calls"] or row["staffed"]:
-                yield from _measures("staffing", str(row["start"])[11:16], {k: v for k, v in row.items() if k != "start"})
+                yield from _measures(
+                    "staffing", str(row["start"])[11:16], {k: v for k, v in row.items() if k != "start"}
+                )
     if (surveys := page["surveys"]) is not None:
         yield from _measures("surveys", "day", surveys["responses"])
         yield from _measures("surveys", "day", surveys["contacts"])

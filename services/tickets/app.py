@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared.auth import WRITES, rule
 from shared import privacy
+from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app
 

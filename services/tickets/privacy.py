@@ -24,7 +24,16 @@ from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, e
 from shared.problems import Conflict
 from shared.unit_of_work import UnitOfWork
 
-from .models import Customer, CustomerPhone, PrivacyErasure, PrivacyRequest, Purchase, Ticket, TicketChange, TicketComment
+from .models import (
+    Customer,
+    CustomerPhone,
+    PrivacyErasure,
+    PrivacyRequest,
+    Purchase,
+    Ticket,
+    TicketChange,
+    TicketComment,
+)
 
 # Fields of the history whose old and new values are free text.
 _TEXT_FIELDS = ("subject", "description")
@@ -193,7 +202,9 @@ def list_requests(uow: UnitOfWork, since: datetime, limit: int) -> list[PrivacyR
     )
 
 
-def apply_retention(uow: UnitOfWork, settings, secret: bytes, deadline: timedelta, now: datetime, limit: int = 100) -> dict:
+def apply_retention(
+    uow: UnitOfWork, settings, secret: bytes, deadline: timedelta, now: datetime, limit: int = 100
+) -> dict:
     """One round of the retention job: old comments anonymised, inactive customers erased (each a
     request like any other, so every service applies it). Counts of what changed."""
     from shared.privacy import retention
@@ -212,7 +223,9 @@ def apply_retention(uow: UnitOfWork, settings, secret: bytes, deadline: timedelt
     uow.commit()
     if months := retention(settings, "inactive_customers"):
         cutoff = months_before(now, months)
-        recent_purchase = select(Purchase.id).where(Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff)
+        recent_purchase = select(Purchase.id).where(
+            Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff
+        )
         recent_ticket = select(Ticket.id).where(Ticket.customer_id == Customer.id, Ticket.created_at >= cutoff)
         stale = list(
             session.scalars(

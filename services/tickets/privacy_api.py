@@ -51,9 +51,7 @@ class Erase(MethodView):
         ``customer.erased`` for every other service. Report counts stay as they are."""
         with unit_of_work() as uow:
             try:
-                request, new = privacy.request_erasure(
-                    uow, customer_id, acting_user().id, hash_secret(), _deadline()
-                )
+                request, new = privacy.request_erasure(uow, customer_id, acting_user().id, hash_secret(), _deadline())
             except privacy.NotFound:
                 abort(404, message=f"No customer {customer_id}.")
             return request, 201 if new else 200

@@ -145,8 +145,10 @@ def test_staffed_time_comes_from_the_state_history_of_the_agent_state_api(routin
         time.sleep(seconds)
 
     def between(first, second):
-        return pytest.approx((marks[second][1] + marks[second][0] - marks[first][1] - marks[first][0]) / 2,
-                             abs=(marks[second][1] - marks[second][0] + marks[first][1] - marks[first][0]) / 2 + 0.01)
+        return pytest.approx(
+            (marks[second][1] + marks[second][0] - marks[first][1] - marks[first][0]) / 2,
+            abs=(marks[second][1] - marks[second][0] + marks[first][1] - marks[first][0]) / 2 + 0.01,
+        )
 
     today = datetime.now(UTC).date()
     report = client.get(f"/reports/staffing?date={today}").get_json()

@@ -342,7 +342,7 @@ def test_the_privacy_routes_let_exactly_their_roles_pass(stack):
             url = fill(rule, ids[role]).replace("<request_id>", "no-such-request")
             url = url if app == "gateway" else f"/api/{app}{url}"
             status, _content_type, body = ask(client, method, url, stack.bearer(ids[role], role))
-            if role in allowed and (status in (401, 403) or status >= 500 and status != 503):
+            if role in allowed and (status in (401, 403) or (status >= 500 and status != 503)):
                 wrong.append(f"{role} {method} {url} answered {status}: {body[:200]!r}")
             if role not in allowed and status != 403:
                 wrong.append(f"{role} {method} {url} answered {status}, not 403")

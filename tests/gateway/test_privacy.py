@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from urllib.parse import quote
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -62,7 +62,9 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
         )
     )
     ok(api.post("/api/callrouting/agents", json={"agent_id": "agent-7", "name": "Grace"}, headers=admin))
-    customer = ok(api.post("/api/tickets/customers", json={"name": NAME, "phone": PHONE, "email": EMAIL}, headers=admin))
+    customer = ok(
+        api.post("/api/tickets/customers", json={"name": NAME, "phone": PHONE, "email": EMAIL}, headers=admin)
+    )
     cid = customer["id"]
     for service in ("callrouting", "surveys"):
         wait_for(lambda s=service: api.get(f"/api/{s}/customers/{cid}", headers=admin).status_code == 200)
@@ -84,8 +86,12 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
     ticket = ok(
         api.post(
             "/api/tickets/tickets",
-            json={"subject": "Ada's kettle leaks", "description": "Call Ada on her mobile", "category": "complaint",
-                  "customer_id": cid},
+            json={
+                "subject": "Ada's kettle leaks",
+                "description": "Call Ada on her mobile",
+                "category": "complaint",
+                "customer_id": cid,
+            },
             headers=admin,
         )
     )
@@ -95,7 +101,11 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
     phone = signed_client(stack.servers["callrouting"].app, "agent-7", "agent")
     ok(phone.put("/agents/agent-7/state", json={"state": "available"}))
     now = datetime.now(UTC)
-    ok(phone_event(phone, "call.ringing", "J1", 0, now - timedelta(seconds=70), **{"from": PHONE, "to": "+14155550199"}))
+    ok(
+        phone_event(
+            phone, "call.ringing", "J1", 0, now - timedelta(seconds=70), **{"from": PHONE, "to": "+14155550199"}
+        )
+    )
     ok(phone_event(phone, "call.answered", "J1", 1, now - timedelta(seconds=66), agent_id="agent-7"))
     ok(phone_event(phone, "call.ended", "J1", 2, now - timedelta(seconds=6), agent_id="agent-7"))
     ok(phone.post("/calls/J1/wrap-up", json={"reason": "complaint", "notes": "Ada, leaking kettle"}))
@@ -159,8 +169,14 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     records = {service: part["records"] for service, part in export["services"].items()}
     expected = {
         "tickets": ("customers", "phones", "purchases", "tickets", "ticket_comments", "ticket_history"),
-        "callrouting": ("customer_replicas", "calls", "call_callbacks", "call_entries", "call_attempts",
-                        "customer_contacts"),
+        "callrouting": (
+            "customer_replicas",
+            "calls",
+            "call_callbacks",
+            "call_entries",
+            "call_attempts",
+            "customer_contacts",
+        ),
         "surveys": ("customer_replicas", "survey_responses", "survey_contacts", "survey_purchases"),
         "gateway": ("customer_replicas", "audit_log"),
     }
@@ -176,11 +192,11 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     request = ok(api.post(f"/api/customers/{cid}/erase", headers=people["privacy"]), 201)
     assert request["state"] in ("pending", "done") and set(request["services"]) == set(expected)
     progress = wait_for(
-        lambda: (p := ok(api.get(f"/api/privacy/requests/{request['request_id']}", headers=people["supervisor"])))[
-            "state"
-        ]
-        == "done"
-        and p
+        lambda: (
+            (p := ok(api.get(f"/api/privacy/requests/{request['request_id']}", headers=people["supervisor"])))["state"]
+            == "done"
+            and p
+        )
     )
     assert {s: each["state"] for s, each in progress["services"].items()} == dict.fromkeys(expected, "done")
     again = ok(api.post(f"/api/customers/{cid}/erase", headers=people["privacy"]), 200)
@@ -210,15 +226,22 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     # a new customer with her number, and a purchase: not put on a call list
     campaign = made["campaign"]["campaign_id"]
     again = ok(api.post("/api/tickets/customers", json={"name": "A. L.", "phone": PHONE}, headers=admin))
-    control = ok(api.post("/api/tickets/customers", json={"name": "Charles Babbage", "phone": "+442079460959"},
-                          headers=admin))
+    control = ok(
+        api.post("/api/tickets/customers", json={"name": "Charles Babbage", "phone": "+442079460959"}, headers=admin)
+    )
     for customer in (again, control):
         ok(
             api.post(
                 f"/api/tickets/customers/{customer['id']}/purchases",
-                json={"sku": "K", "product": "Kettle", "amount": "1.00", "currency": "EUR",
-                      "purchased_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(), "source": "webshop",
-                      "order_ref": uuid.uuid4().hex},
+                json={
+                    "sku": "K",
+                    "product": "Kettle",
+                    "amount": "1.00",
+                    "currency": "EUR",
+                    "purchased_at": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+                    "source": "webshop",
+                    "order_ref": uuid.uuid4().hex,
+                },
                 headers=admin,
             )
         )

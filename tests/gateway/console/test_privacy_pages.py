@@ -23,7 +23,10 @@ PHONE = {"width": 390, "height": 844}
 
 def test_the_dashboard_shows_required_vs_staffed_and_each_agent_s_timeline(console):
     admin = console.api()
-    assert admin.post("/api/callrouting/agents", json={"agent_id": "agent-7", "name": "Grace Hopper"}).status_code in (200, 201)
+    assert admin.post("/api/callrouting/agents", json={"agent_id": "agent-7", "name": "Grace Hopper"}).status_code in (
+        200,
+        201,
+    )
     for state in ("available", "on_break", "available", "offline"):
         answer = admin.put("/api/callrouting/agents/agent-7/state", json={"state": state})
         assert answer.status_code == 200, answer.text
