@@ -58,6 +58,9 @@ Service scenarios (tickets, call lists, inbound calls, surveys, gateway view, co
 then ``replicas`` (two replicas on PostgreSQL and a 3-node cluster beside one; bench/replicas.py);
 each says what it measures in its own module's docstring.
 
+Staffing (a day's report over 1M calls) and erasure (applied in every service) are in
+bench/staffing.py.
+
 ``BENCH_ONLY=name,name`` runs only those scenarios (names in ``SCENARIOS`` below).
 
 Output: the table on stdout (progress on stderr), the same in bench/results/<UTC>.json.
@@ -91,6 +94,7 @@ from bench import (
     rawbroker,
     replicas,
     report,
+    staffing,
     surveys,
     tickets,
 )
@@ -113,6 +117,8 @@ SCENARIOS = [
     ("gateway_view", gateway_view.run),
     ("console", console.run),
     ("replicas", replicas.run),
+    ("staffing_day", staffing.run),
+    ("erasure", staffing.run_erasure),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 

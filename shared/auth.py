@@ -26,6 +26,11 @@ from shared.problems import problem
 
 ROLES = ("agent", "supervisor", "admin")
 _RANK = {role: rank for rank, role in enumerate(ROLES)}
+# A duty role stands beside the ranks: its holder ranks as the role named here for every other
+# route, and rules naming the duty are met by it and by admins only. ``privacy`` answers customers'
+# requests to see or erase their data (services/*/privacy.py).
+DUTY_ROLES = {"privacy": "agent"}
+ALL_ROLES = (*ROLES, *DUTY_ROLES)
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 - a header name
 _INTERNAL_TOKEN_ENVIRON = "HTTP_X_INTERNAL_TOKEN"  # noqa: S105 - a header name
 _SALT = "callcenter.internal.v1"
@@ -37,7 +42,15 @@ class User:
     role: str | None
 
     def has_role(self, role: str) -> bool:
-        return self.role in _RANK and _RANK[self.role] >= _RANK[role]
+        if role in DUTY_ROLES:
+            return self.role in (role, "admin")
+        rank = _RANK.get(DUTY_ROLES.get(self.role, self.role))
+        return rank is not None and rank >= _RANK[role]
+
+    @property
+    def acts_only_for_self(self) -> bool:
+        """Agents (and duty roles ranked as agents) may act only as themselves."""
+        return DUTY_ROLES.get(self.role, self.role) == "agent"
 
 
 ANONYMOUS = User(None, None)
@@ -53,7 +66,7 @@ def acting_user() -> User:
 def ensure_acting_for(agent_id: str | None) -> None:
     """An agent may act only as themselves (403 otherwise); supervisors and admins for anyone."""
     user = acting_user()
-    if user.role == "agent" and agent_id != user.id:
+    if user.acts_only_for_self and agent_id != user.id:
         raise Forbidden("An agent may only act for themselves here.")
 
 
@@ -89,7 +102,7 @@ class InternalTokens:
             user_id, role = self._serializer.loads(token, max_age=self.max_age)
         except (SignatureExpired, BadSignature, ValueError, TypeError):
             return None
-        if role not in _RANK or not isinstance(user_id, str) or not user_id:
+        if role not in ALL_ROLES or not isinstance(user_id, str) or not user_id:
             return None
         return User(user_id, role)
 
@@ -125,12 +138,14 @@ class AccessRule:
     """``role`` is needed for ``methods`` on the URL rule ``rule`` (exact, or a prefix ending in ``*``).
 
     ``own``: the URL argument that must equal an agent's own id (supervisors act for anyone).
+    ``also``: roles that may pass besides (a duty role on a supervisor's route).
     """
 
     rule: str
     role: str
     methods: frozenset[str] = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
     own: str | None = None
+    also: tuple[str, ...] = ()
 
     def matches(self, method: str, rule: str) -> bool:
         if method not in self.methods:
@@ -140,8 +155,8 @@ class AccessRule:
         return rule == self.rule
 
 
-def rule(path: str, role: str, *methods: str, own: str | None = None) -> AccessRule:
-    return AccessRule(path, role, frozenset(methods) if methods else AccessRule.methods, own)
+def rule(path: str, role: str, *methods: str, own: str | None = None, also: tuple[str, ...] = ()) -> AccessRule:
+    return AccessRule(path, role, frozenset(methods) if methods else AccessRule.methods, own, also)
 
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
@@ -165,7 +180,7 @@ class AccessControl:
         self.authenticate = authenticate
         self.rules = tuple(rules)
         for each in self.rules:
-            if each.role not in _RANK:
+            if each.role not in ALL_ROLES or not set(each.also) <= set(ALL_ROLES):
                 raise ValueError(f"unknown role {each.role!r} in access rule {each.rule}")
         self.scrape_token = scrape_token.encode() if scrape_token else None
 
@@ -197,12 +212,12 @@ class AccessControl:
         method = "GET" if current.method in ("HEAD", "OPTIONS") else current.method
         needed = self.required_role(method, url_rule.rule)
         role = needed.role if needed else "agent"
-        if not user.has_role(role):
+        if not (user.has_role(role) or (needed and user.role in needed.also)):
             detail = f"This needs the {role} role; you are signed in as {user.role}."
             if self.denied and (own := self.denied(view, 403, detail)) is not None:
                 return own
             return problem(403, "Forbidden", detail)
-        if needed and needed.own and user.role == "agent":
+        if needed and needed.own and user.acts_only_for_self:
             if (current.view_args or {}).get(needed.own) != user.id:
                 return problem(403, "Forbidden", "An agent may only act for themselves here.")
         return None

@@ -104,6 +104,18 @@ class CustomerMergedV1(Schema):
     into_customer_id = fields.UUID(required=True)
 
 
+class CustomerErasedV1(Schema):
+    """A customer asked to be erased: every service removes their personal data (services/*/privacy.py)."""
+
+    request_id = fields.UUID(required=True)
+    customer_id = fields.UUID(required=True)
+    # the customer and every duplicate merged into them: all are erased
+    customer_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1))
+    # keyed hashes of every number they had (shared.privacy.number_hash), for the do-not-call list
+    number_hashes = fields.List(fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$")), load_default=list)
+    requested_at = fields.DateTime(required=True)
+
+
 class PurchaseRecordedV1(Schema):
     purchase_id = fields.UUID(required=True)
     customer_id = fields.UUID(required=True)
@@ -321,6 +333,14 @@ CATALOG: dict[tuple[str, int], EventType] = {
             "tickets",
             _EVERYONE_WHO_KNOWS_CUSTOMERS,
             "A duplicate customer was merged into another; the merged id now redirects.",
+        ),
+        EventType(
+            "customer.erased",
+            1,
+            CustomerErasedV1,
+            "tickets",
+            _EVERYONE_WHO_KNOWS_CUSTOMERS,
+            "A customer's personal data is to be erased everywhere; report counts stay as they are.",
         ),
         EventType(
             "purchase.recorded",

@@ -185,6 +185,18 @@ def test_a_seeded_day_reads_as_a_day_in_the_report_and_a_customer_is_one_custome
     sla = report["tickets"]["sla"]
     assert 0 < sla["first_response"]["met"] <= sla["first_response"]["judged"]
 
+    # staffing: the agents' state history says who worked; next week's same day is a forecast from the month
+    staffing = report["staffing"]
+    assert staffing["totals"]["calls"] == len(calls) - results["short_abandon"]
+    assert staffing["totals"]["agent_hours_staffed"] > 1 and staffing["totals"]["peak_agents_required"] > 0
+    assert {agent["agent_id"] for agent in staffing["agents"]} >= {c.agent_id for c in calls if c.agent_id}
+    # the seeded month's last day has the forecast of its weekday beside the actual figures
+    latest = stack.client.get(f"/api/callrouting/reports/staffing?date={NOW.date()}", headers=supervisor).get_json()
+    assert len(latest["forecast"]["days_used"]) >= 3 and latest["forecast"]["mape_percent"] is not None, latest[
+        "forecast"
+    ]
+    assert sum(row["forecast_calls"] for row in latest["intervals"]) > 50  # a weekday has ~100 calls
+
     completed = [r for r in world.responses if r.completed_at and r.completed_at.date() == day]
     surveys = report["surveys"]
     assert surveys["responses"]["completed"] == len(completed) >= 30

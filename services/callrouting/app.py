@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from shared import privacy as data_protection
 from shared.auth import WRITES, rule
 from shared.config import Settings
-from shared.web import create_service_app
+from shared.web import create_service_app, unit_of_work
 
-from . import phone_api
+from . import phone_api, staffing_api
 from .api import agents, campaigns, customer_replicas, do_not_call, entries
-from .models import MIGRATIONS
+from .models import MIGRATIONS, PrivacyErasure
+from .privacy import export_customer
 
 # Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
 ACCESS = [
@@ -21,7 +23,11 @@ ACCESS = [
     rule("/queues/<name>", "supervisor", *WRITES),
     rule("/calls/orphans", "supervisor"),
     rule("/reports/*", "supervisor"),
+    *data_protection.ACCESS,
 ]
+
+# GET /privacy/customers/<id>/export, GET /privacy/erasures (shared.privacy)
+privacy_routes = data_protection.privacy_blueprint("callrouting", PrivacyErasure, export_customer, unit_of_work)
 
 
 def create_app(settings: Settings | None = None):
@@ -31,5 +37,14 @@ def create_app(settings: Settings | None = None):
         description="Follow-up call lists, inbound routing and agent states.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, agents, campaigns, entries, do_not_call, *phone_api.BLUEPRINTS],
+        blueprints=[
+            customer_replicas,
+            agents,
+            campaigns,
+            entries,
+            do_not_call,
+            *phone_api.BLUEPRINTS,
+            staffing_api.blueprint,
+            privacy_routes,
+        ],
     )

@@ -36,7 +36,16 @@ from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
 from . import call_report, routing
-from .models import Agent, AgentRouting, Call, CallCallback, CustomerReplica, CustomerReplicaPhone, InboundQueue
+from .models import (
+    Agent,
+    AgentRouting,
+    AgentStateChange,
+    Call,
+    CallCallback,
+    CustomerReplica,
+    CustomerReplicaPhone,
+    InboundQueue,
+)
 
 DEFAULT_QUEUE = "default"
 
@@ -211,6 +220,9 @@ def set_agent_state(
     return agent
 
 
+_RECORD_STATE_CHANGE = insert(AgentStateChange.__table__)
+
+
 def _move_agent(
     uow: UnitOfWork,
     agent_id: str,
@@ -244,6 +256,11 @@ def _move_agent(
     if to_state == "available":
         row = agent_routing(session, agent_id)
         row.idle_since, row.current_call_id, row.wrap_up_until = now, None, None
+    # the state history (staffing.py reads it), in the same transaction as the change
+    session.execute(
+        _RECORD_STATE_CHANGE,
+        {"agent_id": agent_id, "old_state": old, "new_state": to_state, "at": now, "reason": reason},
+    )
     uow.publish(
         "agent.state_changed",
         {

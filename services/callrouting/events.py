@@ -8,7 +8,9 @@ Consumes:
   do-not-call marks move to the survivor;
 - ``purchase.recorded``: a follow-up entry per active post-purchase campaign;
 - ``survey.completed``: a contact with the customer, for the contact-frequency rule;
-- ``followup.requested``: a re-survey (or callback) entry, once per request.
+- ``followup.requested``: a re-survey (or callback) entry, once per request;
+- ``customer.erased``: the customer's personal data removed (``privacy.erase_customer``); a customer
+  created later with one of their numbers goes on the do-not-call list (``privacy.recheck_erased_numbers``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from shared.events import Envelope
 from shared.replicas import customer_replica_handlers
 from shared.unit_of_work import UnitOfWork
 
-from . import service
+from . import privacy, service
 from .models import CustomerReplica, CustomerReplicaPhone
 
 _REPLICA = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
@@ -27,6 +29,7 @@ _REPLICA = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
 def customer_recorded(uow: UnitOfWork, envelope: Envelope) -> None:
     _REPLICA[envelope.type](uow, envelope)
     service.sync_customer(uow, str(envelope.data["customer_id"]), envelope.occurred_at)
+    privacy.recheck_erased_numbers(uow.session, str(envelope.data["customer_id"]))
 
 
 def customer_merged(uow: UnitOfWork, envelope: Envelope) -> None:
@@ -53,4 +56,5 @@ HANDLERS: dict[str, Handler] = {
     "purchase.recorded": purchase_recorded,
     "survey.completed": survey_completed,
     "followup.requested": followup_requested,
+    "customer.erased": privacy.on_customer_erased,
 }

@@ -17,6 +17,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone, webhooks
 from shared.db import Migrations
+from shared.privacy import ErasureColumns
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
 
@@ -161,7 +162,9 @@ class DoNotCall(Base):
     dnc_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     customer_id: Mapped[str | None] = mapped_column(String(36), index=True)
     phone: Mapped[str | None] = mapped_column(String(16), index=True)
-    source: Mapped[str] = mapped_column(String(16))  # consent, outcome, manual
+    # An erased customer's numbers, kept only as keyed hashes (shared.privacy.number_hash)
+    phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # consent, outcome, manual, erasure
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
@@ -183,6 +186,28 @@ class CallTimeZone(Base):
     __tablename__ = "call_time_zones"
 
     time_zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class AgentStateChange(Base):
+    """The agents' state history: one row per change, written with it (``calls._move_agent``).
+    Staffed time per interval and each agent's activity timeline are read from it (staffing.py)."""
+
+    __tablename__ = "agent_state_history"
+    __table_args__ = (
+        Index("ix_agent_state_history_at", "at"),
+        Index("ix_agent_state_history_agent_at", "agent_id", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    agent_id: Mapped[str] = mapped_column(String(64))
+    old_state: Mapped[str] = mapped_column(String(16))
+    new_state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    reason: Mapped[str | None] = mapped_column(String(32))
+
+
+class PrivacyErasure(ErasureColumns, Base):
+    """The erasure requests applied to this service's database."""
 
 
 # webhooks.metadata: the signed JSON webhook's replay claims (shared.webhooks).

@@ -11,6 +11,7 @@ would have left them; nothing goes to the outbox (history is not news).
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from sqlalchemy import insert
@@ -21,7 +22,7 @@ from shared.db import Database
 from shared.unit_of_work import UnitOfWork
 
 from . import calls, domain, events, service
-from .models import Agent, CallAttempt, CallEntry, Campaign, CustomerContact
+from .models import Agent, AgentStateChange, CallAttempt, CallEntry, Campaign, CustomerContact
 from .models import Call as CallRow
 
 SOURCE = "callrouting"
@@ -53,6 +54,7 @@ def write(database: Database, world) -> bool:
         connection = session.connection()
         if world.calls:
             connection.execute(insert(CallRow.__table__), [_call_row(call) for call in world.calls])
+            connection.execute(insert(AgentStateChange.__table__), state_history(world.calls, world.now))
         _write_campaigns(uow, world)
         uow.commit()
     return True
@@ -87,6 +89,45 @@ def _call_row(call) -> dict:
         "day": call.enqueued_at.date().isoformat(),
         "hour": call.enqueued_at.hour,
     }
+
+
+SIGN_IN_BEFORE = timedelta(minutes=5)  # before the first call of the day
+SIGN_OUT_AFTER = timedelta(minutes=10)  # after the last wrap-up
+BREAK = timedelta(minutes=15)  # taken in the longest pause between calls, if it is long enough
+
+
+def state_history(demo_calls, now) -> list[dict]:
+    """The agents' state changes their calls imply (the staffing report reads them): each agent's
+    day runs from sign-in before the first call to sign-out after the last wrap-up, available
+    between calls, on a call and in wrap-up for each call, and one break in the longest pause."""
+    by_agent_day: dict[tuple[str, str], list] = {}
+    for call in demo_calls:
+        if call.agent_id and call.answered_at and call.wrapped_up_at and call.wrapped_up_at <= now:
+            by_agent_day.setdefault((call.agent_id, call.answered_at.date().isoformat()), []).append(call)
+    rows = []
+    for (agent_id, _day), day_calls in sorted(by_agent_day.items()):
+        day_calls.sort(key=lambda call: call.answered_at)
+        pauses = [(b.answered_at - a.wrapped_up_at, a.wrapped_up_at) for a, b in itertools.pairwise(day_calls)]
+        longest = max(pauses, default=(timedelta(0), None))
+        steps = [(day_calls[0].answered_at - SIGN_IN_BEFORE, "available")]
+        for call in day_calls:
+            steps += [(call.answered_at, "on_call"), (call.ended_at, "wrap_up"), (call.wrapped_up_at, "available")]
+            if longest[1] == call.wrapped_up_at and longest[0] >= BREAK + timedelta(minutes=5):
+                steps += [
+                    (call.wrapped_up_at + timedelta(minutes=2), "on_break"),
+                    (call.wrapped_up_at + timedelta(minutes=2) + BREAK, "available"),
+                ]
+        sign_out = day_calls[-1].wrapped_up_at + SIGN_OUT_AFTER
+        if sign_out <= now:
+            steps.append((sign_out, "offline"))
+        state = "offline"
+        for at, new_state in steps:
+            if new_state != state:
+                rows.append(
+                    {"agent_id": agent_id, "old_state": state, "new_state": new_state, "at": at, "reason": "seed"}
+                )
+                state = new_state
+    return rows
 
 
 def _write_campaigns(uow: UnitOfWork, world) -> None:

@@ -1,10 +1,12 @@
 """``python -m services.callrouting.worker [relay|consume|jobs|all]``."""
 
+from shared.privacy import RETENTION_JOB_SECONDS
 from shared.worker import PeriodicJob, run_worker
 
 from .calls import expire_timers_job
 from .events import HANDLERS
 from .models import MIGRATIONS
+from .privacy import retention_job
 from .service import sweep_lapsed_leases_job
 
 # Inbound timers: offers nobody answered, wrap-ups past their time (also applied on every routing decision).
@@ -12,6 +14,8 @@ JOBS = {
     "inbound_timers": PeriodicJob(5.0, expire_timers_job),
     # Call lists: lapsed leases back to the pool (the next hand-out does it as well).
     "lapsed_leases": PeriodicJob(30.0, sweep_lapsed_leases_job),
+    # Call notes past RETENTION_CALL_NOTES_DAYS removed (docs/privacy.md).
+    "retention": PeriodicJob(RETENTION_JOB_SECONDS, retention_job),
 }
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ from __future__ import annotations
 from shared.config import Settings
 from shared.web import create_service_app
 
-from . import auth_api, console, docs, live, proxy, reports, users, view
+from . import auth_api, console, docs, live, privacy, proxy, reports, users, view
 from .api import customer_replicas
 from .models import MIGRATIONS
 from .upstream import Upstreams
 
-PARTS = (auth_api, proxy, view, reports, live, docs)
+PARTS = (auth_api, proxy, view, reports, live, docs, privacy)
 # Which role the gateway's own routes need beyond an agent (shared.auth), from each part.
 ACCESS = [rule for part in PARTS for rule in part.ACCESS] + console.ACCESS
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None):
             reports.reports,
             live.live,
             docs.docs,
+            privacy.privacy,
         ],
         pages=[console.console],
         access=ACCESS,

@@ -16,7 +16,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared.auth import ROLES, acting_user, public, rule
+from shared.auth import ALL_ROLES, acting_user, public, rule
 from shared.problems import Invalid, problem
 
 from . import users
@@ -128,7 +128,7 @@ class UserIn(Schema):
         required=True, validate=validate.Regexp(users.USER_ID_PATTERN, error="1-64 letters, digits or . _ @ : -")
     )
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    role = fields.String(required=True, validate=validate.OneOf(ALL_ROLES))
     password = password_field(required=True)
 
     @validates_schema
@@ -139,7 +139,7 @@ class UserIn(Schema):
 
 class UserPatch(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
-    role = fields.String(validate=validate.OneOf(ROLES))
+    role = fields.String(validate=validate.OneOf(ALL_ROLES))
     active = fields.Boolean()
     password = password_field()
 

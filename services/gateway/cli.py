@@ -26,7 +26,7 @@ from typing import TextIO
 
 from werkzeug.exceptions import HTTPException
 
-from shared.auth import ROLES, InternalTokens, User
+from shared.auth import ALL_ROLES, InternalTokens, User
 from shared.config import Settings
 from shared.db import Database, migrate
 
@@ -57,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
     users_parser.add_parser("list", help="every user")
     create = users_parser.add_parser("create", help="a new user")
     create.add_argument("id")
-    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--role", required=True, choices=ALL_ROLES)
     create.add_argument("--name", required=True)
     create.add_argument("--password", help="asked for on a terminal, else generated and printed")
     set_password = users_parser.add_parser("set-password", help="a new password (revokes their tokens)")
@@ -65,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
     set_password.add_argument("--password", help="asked for on a terminal, else generated and printed")
     set_role = users_parser.add_parser("set-role", help="a new role")
     set_role.add_argument("id")
-    set_role.add_argument("role", choices=ROLES)
+    set_role.add_argument("role", choices=ALL_ROLES)
     for action, what in (("disable", "no more sign-ins; their tokens are revoked"), ("enable", "active again")):
         users_parser.add_parser(action, help=what).add_argument("id")
 

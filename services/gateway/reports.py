@@ -69,6 +69,15 @@ class DailyReportOut(Schema):
             "first_response, resolution, sla, per_agent"
         },
     )
+    staffing = fields.Dict(
+        allow_none=True,
+        metadata={
+            "description": "call routing's staffing: interval_minutes, totals {calls, peak_agents_required, "
+            "agent_hours_required, agent_hours_staffed}, forecast_mape_percent, intervals [{start, calls, "
+            "agents_required, staffed, service_level_actual, mape_percent}], agents [{agent_id, seconds_in_state, "
+            "segments [{state, from, to}]}] (each agent's activity timeline)"
+        },
+    )
     surveys = fields.Dict(
         allow_none=True,
         metadata={
@@ -109,10 +118,11 @@ def fetch(day: date, min_n: int | None) -> dict:
             "calls": ask("callrouting", f"/reports/daily?date={day}"),
             "tickets": ask("tickets", f"/reports/daily?date={day}"),
             "surveys": ask("surveys", survey_query),
+            "staffing": ask("callrouting", f"/reports/staffing?date={day}"),
         },
         limit,
     )
-    services = {"calls": "callrouting", "tickets": "tickets", "surveys": "surveys"}
+    services = {"calls": "callrouting", "tickets": "tickets", "surveys": "surveys", "staffing": "callrouting"}
     return {
         "date": day.isoformat(),
         "partial": bool(missing),
@@ -120,6 +130,21 @@ def fetch(day: date, min_n: int | None) -> dict:
         "calls": _calls(parts["calls"]) if "calls" in parts else None,
         "tickets": _tickets(parts["tickets"]) if "tickets" in parts else None,
         "surveys": _surveys(parts["surveys"]) if "surveys" in parts else None,
+        "staffing": _staffing(parts["staffing"]) if "staffing" in parts else None,
+    }
+
+
+_STAFFING_FIGURES = ("start", "calls", "agents_required", "staffed", "service_level_actual", "mape_percent")
+
+
+def _staffing(report: dict) -> dict:
+    """Required vs staffed agents per interval (call routing's GET /reports/staffing, docs/staffing.md)."""
+    return {
+        "interval_minutes": report["rules"]["interval_minutes"],
+        "totals": report["totals"],
+        "forecast_mape_percent": report["forecast"]["mape_percent"],
+        "intervals": [{name: row.get(name) for name in _STAFFING_FIGURES} for row in report["intervals"]],
+        "agents": report.get("agents") or [],
     }
 
 
@@ -205,6 +230,13 @@ def csv_rows(page: dict):
                 yield from _measures("tickets", f"sla {clock}", attainment)
             else:
                 yield ("tickets", "sla", clock, _cell(attainment))
+    if (staffing := page.get("staffing")) is not None:
+        yield from _measures("staffing", "day", staffing["totals"])
+        for row in staffing["intervals"]:
+            if row["calls"] or row["staffed"]:
+                yield from _measures(
+                    "staffing", str(row["start"])[11:16], {k: v for k, v in row.items() if k != "start"}
+                )
     if (surveys := page["surveys"]) is not None:
         yield from _measures("surveys", "day", surveys["responses"])
         yield from _measures("surveys", "day", surveys["contacts"])

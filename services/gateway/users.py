@@ -41,7 +41,7 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Forbidden, NotFound
 
-from shared.auth import ROLES, User
+from shared.auth import ALL_ROLES, User
 from shared.config import Settings
 from shared.db import Database
 from shared.problems import Conflict
@@ -144,7 +144,7 @@ def user_for_token(database: Database, token: str) -> User | None:
     )
     with database.reader.connect() as connection:  # a read: no write lock on SQLite
         row = connection.execute(query).first()
-    if row is None or row.role not in ROLES:
+    if row is None or row.role not in ALL_ROLES:
         return None
     return User(row.id, row.role)
 
@@ -433,7 +433,7 @@ def create_user(
     database: Database, user_id: str, name: str, role: str, password: str, now: datetime | None = None
 ) -> UserAccount:
     """A new active user (the caller has checked the password policy); 409 if the id is taken."""
-    if role not in ROLES:
+    if role not in ALL_ROLES:
         raise ValueError(f"unknown role {role!r}")
     now = now or utcnow()
     account = UserAccount(
@@ -470,7 +470,7 @@ def update_user(
 
     Enabling also lifts a sign-in lock. The last active admin can be neither demoted nor disabled.
     """
-    if role is not None and role not in ROLES:
+    if role is not None and role not in ALL_ROLES:
         raise ValueError(f"unknown role {role!r}")
     now = now or utcnow()
     with database.sessions() as session:

@@ -225,7 +225,16 @@ def customer_view(customer_id: str, *, deadline: float | None = None) -> dict:
     exist, or cannot answer and the gateway's replica does not know the id either. The dict
     returned may be shared with the cache: do not change it.
     """
-    return _customer_view(customer_id, deadline).view
+    answer = _customer_view(customer_id, deadline).view
+    audit_view(customer_id)
+    return answer
+
+
+def audit_view(customer_id: str) -> None:
+    """Every look at a customer's data is in the audit log (services/gateway/privacy.py)."""
+    from .privacy import audit
+
+    audit("customer.viewed", customer_id)
 
 
 def _customer_view(customer_id: str, deadline: float | None = None) -> _Answer:
@@ -382,6 +391,7 @@ class CustomerView(MethodView):
         started = time.monotonic()
         cache = _cache()
         if hit := _cached(cache, customer_id):
+            audit_view(customer_id)
             return hit.response()
         known = _known(customer_id)
         if known.survivor != customer_id:
@@ -389,7 +399,9 @@ class CustomerView(MethodView):
             response.status_code = 308
             response.headers["Location"] = url_for("customer_view.CustomerView", customer_id=known.survivor)
             return response
-        return _fetched(customer_id, known, None, started, cache).response()
+        answer = _fetched(customer_id, known, None, started, cache).response()
+        audit_view(customer_id)
+        return answer
 
 
 @customer_views.route("/lookup")
@@ -420,6 +432,7 @@ class CustomerLookup(MethodView):
                 candidates=candidates,
             )
         answer = _customer_view(candidates[0]["customer_id"])
+        audit_view(candidates[0]["customer_id"])
         response = jsonify({**answer.view, "matched_phone": e164})
         response.headers["X-Cache"] = answer.cache
         return response

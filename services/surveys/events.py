@@ -10,7 +10,8 @@ Publishes (from ``service.py``, in the transaction of the change):
 Consumes: ``customer.created``/``updated``/``merged`` (the customer replica; a merge also moves the
 duplicate's responses to the survivor), ``purchase.recorded`` (a score's product),
 ``callentry.completed`` (customers reached, for the response rate; provenance of a survey on that entry),
-``ticket.resolved`` (closes the loop).
+``ticket.resolved`` (closes the loop), ``customer.erased`` (comments and the replica's details
+removed, scores kept: ``privacy.erase_customer``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shared.events import Envelope
 from shared.replicas import customer_replica_handlers
 from shared.unit_of_work import UnitOfWork
 
-from . import service
+from . import privacy, service
 from .models import CustomerReplica, CustomerReplicaPhone
 
 _replica = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
@@ -50,4 +51,5 @@ HANDLERS: dict[str, Handler] = {
     "purchase.recorded": purchase_recorded,
     "callentry.completed": callentry_completed,
     "ticket.resolved": ticket_resolved,
+    "customer.erased": privacy.on_customer_erased,
 }

@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone
 from shared.db import Migrations
+from shared.privacy import ErasureColumns
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
 
@@ -169,6 +170,10 @@ class SurveyResurvey(Base):
     ticket_id: Mapped[str] = mapped_column(String(36))
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
+
+
+class PrivacyErasure(ErasureColumns, Base):
+    """The erasure requests applied to this service's database."""
 
 
 Index("ix_survey_responses_customer_started", SurveyResponse.customer_id, SurveyResponse.started_at)

@@ -20,6 +20,7 @@ from webargs.fields import DelimitedList
 from shared.auth import acting_user
 from shared.event_catalog import SEGMENTS, TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
 from shared.phones import NotAPhoneNumber, to_e164
+from shared.privacy import retention_settings
 from shared.problems import Invalid
 from shared.web import unit_of_work
 
@@ -742,6 +743,8 @@ class Hygiene(MethodView):
         with unit_of_work(read_only=True) as uow:
             report = service.hygiene_report(uow, args["inactive_months"], args["limit"])
         report["inactive_since"] = report["inactive_since"].isoformat()
+        # what the retention job does with such records (shared.privacy, docs/privacy.md)
+        report["retention"] = retention_settings(current_app.extensions["settings"])
         return report
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from shared import privacy
 from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app
 
+from . import privacy_api
 from .api import customers, reports, sla, tickets
 from .models import MIGRATIONS
 
@@ -16,6 +18,7 @@ ACCESS = [
     rule("/customers/<customer_id>/merge", "supervisor"),
     rule("/customers/duplicates", "supervisor"),
     rule("/reports/*", "supervisor"),
+    *privacy.ACCESS,
 ]
 
 
@@ -26,5 +29,5 @@ def create_app(settings: Settings | None = None):
         description="The customer directory and the service desk.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customers, tickets, sla, reports],
+        blueprints=[customers, tickets, sla, reports, privacy_api.blueprint],
     )

@@ -24,6 +24,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared import backbone
 from shared.db import Migrations
+from shared.privacy import ErasureColumns
 from shared.sqltypes import UtcDateTime
 
 
@@ -53,6 +54,7 @@ class Customer(Base):
     segment: Mapped[str | None] = mapped_column(String(1))
     merged_into_id: Mapped[str | None] = mapped_column(String(36))  # the survivor, once merged
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # personal data erased (privacy.py)
     numbers: Mapped[list[CustomerPhone]] = relationship(
         order_by="CustomerPhone.position", cascade="all, delete-orphan", lazy="selectin"
     )
@@ -199,6 +201,24 @@ class BusinessCalendarRow(Base):
     time_zone: Mapped[str] = mapped_column(String(64))
     hours: Mapped[dict] = mapped_column(JSON)  # {"mon": [["09:00", "17:00"]], ...}
     holidays: Mapped[list] = mapped_column(JSON)  # ["2026-12-25", ...]
+
+
+class PrivacyRequest(Base):
+    """A customer's request to be erased (the directory owns them); every service applies it."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (Index("ix_privacy_requests_requested_at", "requested_at"),)
+
+    request_id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # erasure
+    requested_by: Mapped[str | None] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())  # every service should have applied it by then
+
+
+class PrivacyErasure(ErasureColumns, Base):
+    """The erasure requests applied to this service's database."""
 
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

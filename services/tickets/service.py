@@ -23,7 +23,7 @@ from shared.phones import time_zone_of
 from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
-from . import domain
+from . import domain, privacy
 from .models import (
     BusinessCalendarRow,
     Counter,
@@ -150,6 +150,7 @@ def update_customer(uow: UnitOfWork, customer_id: str, changes: dict) -> Custome
     customer = _load_customer(uow, customer_id)
     if customer.merged_into_id:
         raise Conflict(f"Customer {customer_id} was merged into {customer.merged_into_id}; change that one.")
+    privacy.refuse_if_erased(customer)
     before = _customer_event(customer)
     phones = before["phones"]
     if "phones" in changes or "phone" in changes:
@@ -262,6 +263,7 @@ def merge_customers(uow: UnitOfWork, merged_id: str, into_id: str, thresholds: S
     for customer in (merged, into):
         if customer.merged_into_id:
             raise Conflict(f"Customer {customer.id} was already merged into {customer.merged_into_id}.")
+        privacy.refuse_if_erased(customer)
     before = _customer_event(into)
     phones = _primary_first(None, before["phones"] + merged.phones)
     merged.numbers = []  # the numbers now find the survivor
@@ -293,7 +295,7 @@ def hygiene_report(uow: UnitOfWork, inactive_months: int, limit: int, now: datet
     """Customers with no purchase or ticket (nor creation) for N months; records missing contact data."""
     now = now or utcnow()
     cutoff = months_before(now, inactive_months)
-    active = Customer.merged_into_id.is_(None)
+    active = and_(Customer.merged_into_id.is_(None), Customer.erased_at.is_(None))
     recent_purchase = exists().where(Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff)
     recent_ticket = exists().where(Ticket.customer_id == Customer.id, Ticket.created_at >= cutoff)
     sections = {
@@ -342,6 +344,7 @@ def purchase_view(purchase: Purchase) -> dict:
 def record_purchase(uow: UnitOfWork, customer_id: str, body: dict, thresholds: SegmentThresholds) -> tuple[dict, bool]:
     """(the purchase, whether it is new): an order already recorded from its source is returned as is."""
     customer = _load_customer(uow, customer_id, follow=True)
+    privacy.refuse_if_erased(customer)
     existing = uow.session.scalars(
         select(Purchase).where(Purchase.source == body["source"], Purchase.order_ref == body["order_ref"])
     ).first()

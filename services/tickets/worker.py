@@ -2,7 +2,8 @@
 
 Its periodic jobs: every ``SLA_CHECK_SECONDS`` (30 by default) the tickets past a due time are
 flagged and ``ticket.sla_breached`` is announced once per ticket and target; every 6 hours the
-segments of customers whose purchases aged out of the last 12 months are recomputed.
+segments of customers whose purchases aged out of the last 12 months are recomputed; every hour
+personal data past its retention is anonymised (``privacy.apply_retention``).
 """
 
 import logging
@@ -10,10 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from shared.config import Settings
 from shared.db import Database
+from shared.privacy import RETENTION_JOB_SECONDS, hash_secret
 from shared.unit_of_work import UnitOfWork
 from shared.worker import PeriodicJob, run_worker
 
-from . import service
+from . import privacy, service
 from .events import HANDLERS
 from .models import MIGRATIONS
 
@@ -47,11 +49,21 @@ def refresh_segments(database: Database, settings: Settings) -> None:
         log.info("segments refreshed", extra={"count": changed})
 
 
+def apply_retention(database: Database, settings: Settings) -> None:
+    """Personal data past its retention (RETENTION_* settings, docs/privacy.md) anonymised or erased."""
+    deadline = timedelta(minutes=float(settings.option("PRIVACY_ERASURE_DEADLINE_MINUTES", "60")))
+    with UnitOfWork(database, source=settings.service) as uow:
+        done = privacy.apply_retention(uow, settings, hash_secret(), deadline, datetime.now(UTC))
+    if any(done.values()):
+        log.info("retention applied", extra=done)
+
+
 def jobs(settings: Settings | None = None) -> dict[str, PeriodicJob]:
     interval = float((settings or Settings.from_env("tickets")).option("SLA_CHECK_SECONDS", "30"))
     return {
         "sla_breaches": PeriodicJob(interval, flag_sla_breaches),
         "segments": PeriodicJob(SEGMENT_REFRESH_SECONDS, refresh_segments),
+        "retention": PeriodicJob(RETENTION_JOB_SECONDS, apply_retention),
     }
 
 

@@ -21,7 +21,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from services.gateway import users
 from shared import auth
-from shared.auth import ROLES, InternalTokens, User, is_public
+from shared.auth import ALL_ROLES, ROLES, InternalTokens, User, is_public
 from shared.problems import PROBLEM_JSON
 from tests.gateway.console.access_rows import CONSOLE_ROWS
 
@@ -222,14 +222,37 @@ def test_every_route_of_every_app_answers_401_without_credentials_except_the_all
     assert set(PUBLIC) <= mapped, f"allow-listed routes that no longer exist: {set(PUBLIC) - mapped}"
 
 
+# Routes of customer data protection (services/*/privacy.py): which of every role may pass. The
+# privacy role ranks as an agent elsewhere; admins may do what it may.
+_SUPERVISING = {"supervisor", "admin", "privacy"}
+_PRIVACY = {"privacy", "admin"}
+PRIVACY_MATRIX = [
+    ("gateway", "GET", "/api/customers/<customer_id>/export", _PRIVACY),
+    ("gateway", "POST", "/api/customers/<customer_id>/erase", _PRIVACY),
+    ("gateway", "GET", "/api/privacy/requests", _SUPERVISING),
+    ("gateway", "GET", "/api/privacy/requests/<request_id>", _SUPERVISING),
+    ("gateway", "GET", "/api/audit", {"admin"}),
+    ("tickets", "POST", "/privacy/customers/<customer_id>/erase", _PRIVACY),
+    ("tickets", "GET", "/privacy/requests", _SUPERVISING),
+    ("tickets", "GET", "/privacy/requests/<request_id>", _SUPERVISING),
+] + [
+    row
+    for service in ("tickets", "callrouting", "surveys")
+    for row in (
+        (service, "GET", "/privacy/customers/<customer_id>/export", _PRIVACY),
+        (service, "GET", "/privacy/erasures", _SUPERVISING),
+    )
+]
+
+
 def test_the_role_matrix_names_every_route_that_needs_a_user_and_no_other(stack):
     needing_a_user = set()
     for name in APPS:
         for rule, method, view in routes(app_of(stack, name)):
             if method not in AUTOMATIC and not is_public(view):
                 needing_a_user.add((name, method, rule))
-    listed = {(name, method, rule) for name, method, rule, _role in ROLE_MATRIX}
-    assert len(listed) == len(ROLE_MATRIX), "a route is listed twice"
+    listed = {(name, method, rule) for name, method, rule, _role in ROLE_MATRIX + PRIVACY_MATRIX}
+    assert len(listed) == len(ROLE_MATRIX) + len(PRIVACY_MATRIX), "a route is listed twice"
     assert needing_a_user - listed == set(), "routes without a row in ROLE_MATRIX"
     assert listed - needing_a_user == set(), "rows of ROLE_MATRIX for routes that do not exist (or are public)"
 
@@ -307,6 +330,22 @@ def test_the_role_matrix_route_by_route(stack):
                 wrong.append(f"{role} {method} {url} ({app} {rule}) answered {status}, not 403")
             if role == minimum and (status in (401, 403) or status >= 500):
                 wrong.append(f"{role} {method} {url} ({app} {rule}) answered {status}: {body[:200]!r}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_privacy_routes_let_exactly_their_roles_pass(stack):
+    ids = {role: f"matrix-{role}" for role in ALL_ROLES}
+    client = stack.client
+    wrong = []
+    for app, method, rule, allowed in PRIVACY_MATRIX:
+        for role in ALL_ROLES:
+            url = fill(rule, ids[role]).replace("<request_id>", "no-such-request")
+            url = url if app == "gateway" else f"/api/{app}{url}"
+            status, _content_type, body = ask(client, method, url, stack.bearer(ids[role], role))
+            if role in allowed and (status in (401, 403) or (status >= 500 and status != 503)):
+                wrong.append(f"{role} {method} {url} answered {status}: {body[:200]!r}")
+            if role not in allowed and status != 403:
+                wrong.append(f"{role} {method} {url} answered {status}, not 403")
     assert not wrong, "\n".join(wrong)
 
 

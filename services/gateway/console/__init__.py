@@ -14,10 +14,10 @@ htmx actions, and its ``ACCESS`` rules (which role each route needs beyond an ag
 
 from __future__ import annotations
 
-from . import agents, auth_pages, campaigns, customers, dashboard, desk, recovery, tickets, wall
+from . import agents, auth_pages, campaigns, customers, dashboard, desk, privacy_pages, recovery, tickets, wall
 from .base import console, denied
 
-SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery)
+SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery, privacy_pages)
 ACCESS = [rule for screen in SCREENS for rule in screen.ACCESS]
 
 __all__ = ["ACCESS", "console", "denied"]
