@@ -42,7 +42,7 @@ seed: setup
 	$(PY) -m services.seed $(if $(SEED),--seed $(SEED)) $(SEED_ARGS)
 
 test: setup
-	@scripts/ensure-system.sh rabbitmq chromium
+	@scripts/ensure-system.sh rabbitmq chromium dovecot
 	$(PY) -m pytest
 
 test-postgres: setup

@@ -7,6 +7,7 @@
 #   scripts/ensure-system.sh postgresql  a PostgreSQL server for the PostgreSQL test run
 #   scripts/ensure-system.sh npm         Node.js and npm, which install the console's front-end libraries
 #   scripts/ensure-system.sh chromium    the browser the console's tests drive (Playwright, no browser download)
+#   scripts/ensure-system.sh dovecot     an IMAP server the mail tests start on a free port (dovecot-imapd)
 set -euo pipefail
 
 have() {
@@ -17,6 +18,7 @@ have() {
     postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
     npm) command -v npm >/dev/null 2>&1 ;;
     chromium) [ -x /usr/bin/chromium ] ;;
+    dovecot) [ -x /usr/sbin/dovecot ] ;;
   esac
 }
 package() {
@@ -27,6 +29,7 @@ package() {
     postgresql) echo postgresql ;;
     npm) echo npm ;;
     chromium) echo chromium ;;
+    dovecot) echo dovecot-imapd ;;
   esac
 }
 
