@@ -488,7 +488,15 @@ class CommentIn(Schema):
     )
 
 
+class CommentMailOut(Schema):
+    to = fields.String(metadata={"description": "the customer's address the reply is mailed to"})
+    status = fields.String()
+    message_id = fields.String()
+    sending = fields.Boolean(metadata={"description": "false: no SMTP server is configured, the mail waits queued"})
+
+
 class CommentOut(CommentIn):
+    mail = fields.Nested(CommentMailOut, allow_none=True, dump_only=True)
     id = fields.String()
     ticket_id = fields.String()
     author_id = fields.String(allow_none=True)

@@ -7,6 +7,7 @@ from shared.config import Settings
 from shared.web import create_service_app
 
 from .api import customers, reports, sla, tickets
+from .mail_api import mails
 from .models import MIGRATIONS
 
 # Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
@@ -16,6 +17,7 @@ ACCESS = [
     rule("/customers/<customer_id>/merge", "supervisor"),
     rule("/customers/duplicates", "supervisor"),
     rule("/reports/*", "supervisor"),
+    rule("/mail/parked", "supervisor"),
 ]
 
 
@@ -26,5 +28,5 @@ def create_app(settings: Settings | None = None):
         description="The customer directory and the service desk.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customers, tickets, sla, reports],
+        blueprints=[customers, tickets, sla, reports, mails],
     )

@@ -100,6 +100,32 @@ def create_customer(
     marketing_consent: bool = False,
 ) -> Customer:
     """Numbers arrive in E.164 (the API normalises them); the first is the primary one."""
+    customer = new_customer(
+        uow,
+        name=name,
+        phone=phone,
+        email=email,
+        phones=phones,
+        time_zone=time_zone,
+        do_not_call=do_not_call,
+        marketing_consent=marketing_consent,
+    )
+    uow.commit()
+    return customer
+
+
+def new_customer(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    phone: str | None = None,
+    email: str | None = None,
+    phones: list[str] | None = None,
+    time_zone: str | None = None,
+    do_not_call: bool = False,
+    marketing_consent: bool = False,
+) -> Customer:
+    """create_customer without the commit, for use cases that do more in the same transaction."""
     numbers = _primary_first(phone, phones)
     if time_zone is None and numbers:
         time_zone = time_zone_of(numbers[0])
@@ -118,7 +144,6 @@ def create_customer(
     uow.session.add(customer)
     uow.session.flush()
     uow.publish("customer.created", _customer_event(customer))
-    uow.commit()
     return customer
 
 
@@ -910,6 +935,20 @@ def add_comment(
     they are never the desk's first response.
     """
     ticket = _load_ticket(uow, ticket_id, for_update=True)
+    comment = append_comment(uow, ticket, body, public, actor_id, from_customer)
+    comment["mail"] = None
+    if public and not from_customer:
+        from . import mail  # the reply goes out by mail, queued in this transaction
+
+        comment["mail"] = mail.queue_reply(uow, ticket, comment)
+    uow.commit()
+    return comment
+
+
+def append_comment(
+    uow: UnitOfWork, ticket: Ticket, body: str, public: bool, actor_id: str | None, from_customer: bool
+) -> dict:
+    """add_comment on a loaded (locked) ticket, without the commit."""
     if ticket.status == "closed":
         raise Conflict("A closed ticket takes no more comments.")
     now = utcnow()
@@ -922,8 +961,21 @@ def add_comment(
     if public and ticket.first_responded_at is None and not from_customer:
         _first_response(uow, ticket, now, actor_id, {})
     uow.session.flush()
-    uow.commit()
     return comment_view(comment)
+
+
+def reopen_on_customer_answer(uow: UnitOfWork, ticket: Ticket, now: datetime) -> bool:
+    """The customer answered: a pending (or resolved) ticket is open again and its SLA clock runs."""
+    if ticket.status not in ("pending", "resolved"):
+        return False
+    old_status = ticket.status
+    _move(uow, ticket, "open", now)
+    _schedule_sla_check(ticket)
+    _record(uow, ticket, None, now, "status", old_status, ticket.status)
+    ticket.updated_at = now
+    uow.session.flush()
+    _announce_status(uow, ticket, old_status, None, now)
+    return True
 
 
 def comment_view(comment: TicketComment) -> dict:
@@ -1445,8 +1497,11 @@ def customer_overview(uow: UnitOfWork, customer_id: str, limit: int = OVERVIEW_L
     purchases_total = (
         len(purchases) if len(purchases) < limit else connection.execute(_PURCHASE_TOTALS, params).scalar_one()
     )
+    from . import mail
+
     return {
         "customer": customer,
+        "mails": mail.customer_mails(uow, customer["id"], limit),
         "merged_from": customer_id if customer["id"] != customer_id else None,
         "purchases": {"items": purchases, "total": purchases_total},
         "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total},

@@ -2,18 +2,23 @@
 
 Its periodic jobs: every ``SLA_CHECK_SECONDS`` (30 by default) the tickets past a due time are
 flagged and ``ticket.sla_breached`` is announced once per ticket and target; every 6 hours the
-segments of customers whose purchases aged out of the last 12 months are recomputed.
+segments of customers whose purchases aged out of the last 12 months are recomputed; every
+second queued mail goes out over SMTP (``mail_send``), and every ``MAIL_IMAP_POLL_SECONDS`` the
+mailbox is read (``mail_fetch``). Without MAIL_SMTP_HOST / MAIL_IMAP_HOST those two do nothing.
 """
 
+import imaplib
 import logging
+import smtplib
 from datetime import UTC, datetime, timedelta
 
 from shared.config import Settings
 from shared.db import Database
+from shared.mail import MailSettings, imap_connection, smtp_connection
 from shared.unit_of_work import UnitOfWork
 from shared.worker import PeriodicJob, run_worker
 
-from . import service
+from . import mail, service
 from .events import HANDLERS
 from .models import MIGRATIONS
 
@@ -47,11 +52,117 @@ def refresh_segments(database: Database, settings: Settings) -> None:
         log.info("segments refreshed", extra={"count": changed})
 
 
+MAIL_BATCH = 100
+
+
+def send_queued_mail(database: Database, settings: Settings) -> int:
+    """One round: claim due mails, send each over one SMTP session, mark each sent as it is accepted.
+
+    A mail is marked sent in its own commit right after the server accepted it, so a crash can at
+    worst leave one accepted mail unmarked (its claim lapses and it is sent again): at most one
+    duplicate per crash, never a lost mail. A server that is down or refuses leaves every claimed
+    mail queued with a backoff. Returns how many were sent.
+    """
+    config = MailSettings.from_settings(settings)
+    if not config.sending:
+        return 0
+    sent = 0
+    while True:
+        now = datetime.now(UTC)
+        with UnitOfWork(database, source=settings.service) as uow:
+            claimed = mail.claim_queued(uow, MAIL_BATCH, now)
+            messages = [(row.id, mail.message_of(row)) for row in claimed]
+        if not messages:
+            return sent
+        try:
+            client = smtp_connection(config)
+        except (OSError, smtplib.SMTPException) as error:
+            _failed(database, settings, [mail_id for mail_id, _ in messages], f"SMTP server unavailable: {error}")
+            return sent
+        try:
+            for index, (mail_id, message) in enumerate(messages):
+                try:
+                    client.send_message(message)
+                except smtplib.SMTPRecipientsRefused as error:
+                    _failed(database, settings, [mail_id], f"recipient refused: {error.recipients}")
+                    continue
+                except (OSError, smtplib.SMTPException) as error:
+                    # The session broke: this mail and the rest wait for the next attempt.
+                    _failed(database, settings, [m for m, _ in messages[index:]], f"SMTP error: {error}")
+                    return sent
+                with UnitOfWork(database, source=settings.service) as uow:
+                    mail.mark_sent(uow, mail_id, datetime.now(UTC))
+                sent += 1
+        finally:
+            try:
+                client.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+        if len(messages) < MAIL_BATCH:
+            return sent
+
+
+def _failed(database: Database, settings: Settings, mail_ids: list[str], reason: str) -> None:
+    log.warning("mail not sent; will retry", extra={"count": len(mail_ids), "reason": reason})
+    now = datetime.now(UTC)
+    for mail_id in mail_ids:
+        with UnitOfWork(database, source=settings.service) as uow:
+            mail.mark_failed_attempt(uow, mail_id, reason, now)
+
+
+def fetch_mailbox(database: Database, settings: Settings) -> dict[str, int]:
+    """One round over the IMAP folder: every unseen mail is taken in (``mail.receive``, once per
+    Message-ID) and then flagged seen. A mail that fails is parked with the reason and flagged seen
+    too, so it never blocks the ones behind it; a mail read twice (a crash before the flag) is
+    recognised by its Message-ID."""
+    config = MailSettings.from_settings(settings)
+    outcomes: dict[str, int] = {}
+    if not config.receiving:
+        return outcomes
+    client = imap_connection(config)
+    try:
+        client.select(config.imap_folder)
+        _, data = client.uid("SEARCH", None, "UNSEEN")
+        for uid in (data[0] or b"").split():
+            _, parts = client.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = next((part[1] for part in parts if isinstance(part, tuple)), b"")
+            outcome = receive_raw(database, settings, raw, config)
+            outcomes[outcome["status"]] = outcomes.get(outcome["status"], 0) + 1
+            client.uid("STORE", uid, "+FLAGS", "(\\Seen)")
+    finally:
+        try:
+            client.logout()
+        except (OSError, imaplib.IMAP4.error):
+            pass  # the session is over either way
+    if outcomes:
+        log.info("mailbox read", extra={"outcomes": outcomes})
+    return outcomes
+
+
+def receive_raw(database: Database, settings: Settings, raw: bytes, config: MailSettings) -> dict:
+    """``mail.receive`` in its own transaction; anything it raises parks the mail instead."""
+    try:
+        with UnitOfWork(database, source=settings.service) as uow:
+            return mail.receive(uow, raw, config)
+    except Exception as error:  # one bad mail must never block the mailbox
+        log.exception("inbound mail failed; parked")
+        with UnitOfWork(database, source=settings.service) as uow:
+            try:
+                return mail._park(
+                    uow, raw, f"could not be taken in: {type(error).__name__}: {error}", datetime.now(UTC)
+                )
+            except Exception:  # noqa: BLE001 - e.g. the same Message-ID committed concurrently: a duplicate
+                return {"status": "duplicate"}
+
+
 def jobs(settings: Settings | None = None) -> dict[str, PeriodicJob]:
-    interval = float((settings or Settings.from_env("tickets")).option("SLA_CHECK_SECONDS", "30"))
+    settings = settings or Settings.from_env("tickets")
+    interval = float(settings.option("SLA_CHECK_SECONDS", "30"))
     return {
         "sla_breaches": PeriodicJob(interval, flag_sla_breaches),
         "segments": PeriodicJob(SEGMENT_REFRESH_SECONDS, refresh_segments),
+        "mail_send": PeriodicJob(float(settings.option("MAIL_SEND_SECONDS", "1")), send_queued_mail),
+        "mail_fetch": PeriodicJob(MailSettings.from_settings(settings).imap_poll_seconds, fetch_mailbox),
     }
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import grp
 import imaplib
 import os
 import pwd
-import grp
 import shutil
 import socket
 import subprocess
@@ -129,10 +129,13 @@ service imap-login {{
 
 
 class Dovecot:
-    """A dovecot IMAP server of its own: config, users and maildirs under ``root``."""
+    """A dovecot IMAP server of its own: config, users and maildirs under ``root`` (by default a
+    fresh directory in /tmp: pytest's own tmp_path parents are 0700, and dovecot's unprivileged
+    processes must reach into it)."""
 
-    def __init__(self, root: Path, user: str = "support", password: str = "secret"):
-        self.root, self.user, self.password = root, user, password
+    def __init__(self, root: Path | None = None, user: str = "support", password: str = "secret"):
+        self.root = root or Path(tempfile.mkdtemp(prefix="callcenter-dovecot-"))
+        self.user, self.password = user, password
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -145,10 +148,7 @@ class Dovecot:
             internal = login = pwd.getpwuid(os.getuid())
         uid, gid = internal.pw_uid, internal.pw_gid
         self.root.mkdir(parents=True, exist_ok=True)
-        for path in (self.root, *self.root.parents):
-            if path == Path(tempfile.gettempdir()) or path == path.parent:
-                break
-            os.chmod(path, os.stat(path).st_mode | 0o711)  # the login users pass through to base_dir
+        os.chmod(self.root, 0o711)  # dovecot's own users pass through to base_dir and the users file
         for name in ("run", "state", "mail", "home"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         for name in ("mail", "home"):
@@ -166,7 +166,9 @@ class Dovecot:
                 login_user=login.pw_name,
             )
         )
-        self.process = subprocess.Popen([DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -180,7 +182,7 @@ class Dovecot:
                 time.sleep(0.1)
         raise RuntimeError("dovecot did not start listening")
 
-    def stop(self) -> None:
+    def stop(self, remove: bool = True) -> None:
         if self.process is not None:
             self.process.terminate()
             try:
@@ -188,6 +190,8 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
             self.process = None
+        if remove:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def connect(self) -> imaplib.IMAP4:
         imap = imaplib.IMAP4("127.0.0.1", self.port, timeout=5)
