@@ -1,9 +1,8 @@
 """E-mail, the service desk's second channel: replies out, customers' mail in.
 
 Out: an agent's public reply queues a mail in the reply's own transaction (``queue_reply``); the
-worker's ``mail_send`` job claims queued mails and sends them over SMTP (``send_queued``). A mail
-keeps the ``Message-ID`` it was given when queued and is marked ``sent`` once, so a server that is
-down means a later attempt (with backoff), never a lost or a second mail.
+worker's ``mail_send`` job sends it (``shared.mail_outbox``: claimed, sent over SMTP, marked sent
+once; a server that is down means a later attempt with backoff, never a lost or a second mail).
 
 In: the worker's ``mail_fetch`` job reads the IMAP mailbox (``fetch_mailbox``) and the signed
 webhook (api.py) passes raw mail on; both call ``receive`` once per mail, in its own transaction:
@@ -23,14 +22,15 @@ import html as html_lib
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select
 
-from shared.mail import MailSettings, address_of, compose, format_address, new_message_id
+from shared import mail_outbox
+from shared.mail import MailSettings, address_of, format_address, new_message_id
 from shared.unit_of_work import UnitOfWork
 
 from . import service
@@ -44,8 +44,6 @@ TEMPLATES = Environment(
     keep_trailing_newline=True,
 )
 NUMBER_IN_SUBJECT = re.compile(r"\[#(\d{1,9})\]")
-RETRY_DELAYS = (10, 60, 300, 900, 3600)  # seconds; after the last one the mail is marked failed
-CLAIM_SECONDS = 120  # a worker that dies mid-send leaves its claim to lapse
 ALLOWED_TYPES = (
     "image/png",
     "image/jpeg",
@@ -243,82 +241,9 @@ def _mail_settings(uow: UnitOfWork) -> MailSettings:
     return MailSettings.from_settings(settings)
 
 
-def message_of(row: Mail) -> EmailMessage:
-    return compose(
-        message_id=row.message_id,
-        from_address=row.from_address,
-        to_address=row.to_address,
-        subject=row.subject,
-        text=row.body_text or "",
-        html=row.body_html,
-        in_reply_to=row.in_reply_to,
-        references=row.references or [],
-        extra_headers={"Auto-Submitted": "no"},
-    )
-
-
-def claim_queued(uow: UnitOfWork, limit: int, now: datetime) -> list[Mail]:
-    """Mails due to be sent, claimed for this worker (a conditional update: several may run)."""
-    due = list(
-        uow.session.scalars(
-            select(Mail)
-            .where(
-                Mail.direction == "out",
-                Mail.status == "queued",
-                Mail.next_attempt_at <= now,
-                or_(Mail.claimed_until.is_(None), Mail.claimed_until < now),
-            )
-            .order_by(Mail.next_attempt_at, Mail.id)
-            .limit(limit)
-        )
-    )
-    claimed = []
-    for row in due:
-        taken = uow.session.execute(
-            update(Mail)
-            .where(
-                Mail.id == row.id, Mail.status == "queued", or_(Mail.claimed_until.is_(None), Mail.claimed_until < now)
-            )
-            .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-            .execution_options(synchronize_session=False)
-        )
-        if taken.rowcount == 1:
-            claimed.append(row)
-    uow.commit()
-    return claimed
-
-
-def mark_sent(uow: UnitOfWork, mail_id: str, now: datetime) -> None:
-    uow.session.execute(
-        update(Mail)
-        .where(Mail.id == mail_id, Mail.status == "queued")
-        .values(status="sent", sent_at=now, claimed_until=None, reason=None, attempts=Mail.attempts + 1)
-    )
-    uow.commit()
-
-
-def mark_failed_attempt(uow: UnitOfWork, mail_id: str, reason: str, now: datetime) -> str:
-    """Try again later with backoff; after the last delay the mail is marked failed."""
-    row = uow.session.get(Mail, mail_id)
-    row.attempts = (row.attempts or 0) + 1
-    row.reason = reason[:2000]
-    row.claimed_until = None
-    if row.attempts > len(RETRY_DELAYS):
-        row.status = "failed"
-        row.next_attempt_at = None
-    else:
-        row.next_attempt_at = now + timedelta(seconds=RETRY_DELAYS[row.attempts - 1])
-    uow.commit()
-    return row.status
-
-
 def retry_now(uow: UnitOfWork) -> int:
     """Queued mails waiting out a backoff become due now (an operator's nudge; the tests' clock)."""
-    result = uow.session.execute(
-        update(Mail).where(Mail.status == "queued", Mail.direction == "out").values(next_attempt_at=utcnow())
-    )
-    uow.commit()
-    return result.rowcount
+    return mail_outbox.retry_now(uow, Mail)
 
 
 # --- in: a mail into a ticket -------------------------------------------------------------------

@@ -232,6 +232,7 @@ class Mail(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     in_reply_to: Mapped[str | None] = mapped_column(String(255))
     references: Mapped[list] = mapped_column("references_ids", JSON, default=list)
+    extra_headers = None  # replies need none beyond the thread's (shared.mail_outbox reads it)
     reason: Mapped[str | None] = mapped_column(Text)  # why ignored, parked or not (yet) sent
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # a parked mail as it came, to look at
     created_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")

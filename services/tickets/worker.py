@@ -9,18 +9,18 @@ mailbox is read (``mail_fetch``). Without MAIL_SMTP_HOST / MAIL_IMAP_HOST those 
 
 import imaplib
 import logging
-import smtplib
 from datetime import UTC, datetime, timedelta
 
+from shared import mail_outbox
 from shared.config import Settings
 from shared.db import Database
-from shared.mail import MailSettings, imap_connection, smtp_connection
+from shared.mail import MailSettings, imap_connection
 from shared.unit_of_work import UnitOfWork
 from shared.worker import PeriodicJob, run_worker
 
 from . import mail, service
 from .events import HANDLERS
-from .models import MIGRATIONS
+from .models import MIGRATIONS, Mail
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -52,62 +52,9 @@ def refresh_segments(database: Database, settings: Settings) -> None:
         log.info("segments refreshed", extra={"count": changed})
 
 
-MAIL_BATCH = 100
-
-
 def send_queued_mail(database: Database, settings: Settings) -> int:
-    """One round: claim due mails, send each over one SMTP session, mark each sent as it is accepted.
-
-    A mail is marked sent in its own commit right after the server accepted it, so a crash can at
-    worst leave one accepted mail unmarked (its claim lapses and it is sent again): at most one
-    duplicate per crash, never a lost mail. A server that is down or refuses leaves every claimed
-    mail queued with a backoff. Returns how many were sent.
-    """
-    config = MailSettings.from_settings(settings)
-    if not config.sending:
-        return 0
-    sent = 0
-    while True:
-        now = datetime.now(UTC)
-        with UnitOfWork(database, source=settings.service) as uow:
-            claimed = mail.claim_queued(uow, MAIL_BATCH, now)
-            messages = [(row.id, mail.message_of(row)) for row in claimed]
-        if not messages:
-            return sent
-        try:
-            client = smtp_connection(config)
-        except (OSError, smtplib.SMTPException) as error:
-            _failed(database, settings, [mail_id for mail_id, _ in messages], f"SMTP server unavailable: {error}")
-            return sent
-        try:
-            for index, (mail_id, message) in enumerate(messages):
-                try:
-                    client.send_message(message)
-                except smtplib.SMTPRecipientsRefused as error:
-                    _failed(database, settings, [mail_id], f"recipient refused: {error.recipients}")
-                    continue
-                except (OSError, smtplib.SMTPException) as error:
-                    # The session broke: this mail and the rest wait for the next attempt.
-                    _failed(database, settings, [m for m, _ in messages[index:]], f"SMTP error: {error}")
-                    return sent
-                with UnitOfWork(database, source=settings.service) as uow:
-                    mail.mark_sent(uow, mail_id, datetime.now(UTC))
-                sent += 1
-        finally:
-            try:
-                client.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
-        if len(messages) < MAIL_BATCH:
-            return sent
-
-
-def _failed(database: Database, settings: Settings, mail_ids: list[str], reason: str) -> None:
-    log.warning("mail not sent; will retry", extra={"count": len(mail_ids), "reason": reason})
-    now = datetime.now(UTC)
-    for mail_id in mail_ids:
-        with UnitOfWork(database, source=settings.service) as uow:
-            mail.mark_failed_attempt(uow, mail_id, reason, now)
+    """One round of the mail queue (replies to customers); see shared.mail_outbox."""
+    return mail_outbox.send_round(database, settings, Mail)
 
 
 def fetch_mailbox(database: Database, settings: Settings) -> dict[str, int]:
