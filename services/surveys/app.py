@@ -7,6 +7,7 @@ from shared.config import Settings
 from shared.web import create_service_app
 
 from .api import customer_replicas, keypad, links, responses, survey_metrics, templates
+from .mail_api import survey_mail
 from .models import MIGRATIONS
 
 # Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
@@ -23,5 +24,5 @@ def create_app(settings: Settings | None = None):
         description="1-10 follow-up surveys, their metrics and the closed loop.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, templates, responses, links, survey_metrics, keypad],
+        blueprints=[customer_replicas, templates, responses, survey_mail, links, survey_metrics, keypad],
     )

@@ -1,9 +1,22 @@
-"""``python -m services.surveys.worker [relay|consume|all]``."""
+"""``python -m services.surveys.worker [relay|consume|jobs|all]``.
 
-from shared.worker import run_worker
+Its periodic job: every ``MAIL_SEND_SECONDS`` (1) queued survey invitations go out over SMTP
+(``mail_send``; nothing without MAIL_SMTP_HOST, the mail waits queued).
+"""
 
+from shared.worker import PeriodicJob, run_worker
+
+from . import mail
 from .events import HANDLERS
 from .models import MIGRATIONS
 
+
+def jobs() -> dict[str, PeriodicJob]:
+    from shared.config import Settings
+
+    interval = float(Settings.from_env("surveys").option("MAIL_SEND_SECONDS", "1"))
+    return {"mail_send": PeriodicJob(interval, mail.send_queued)}
+
+
 if __name__ == "__main__":
-    run_worker("surveys", MIGRATIONS, HANDLERS)
+    run_worker("surveys", MIGRATIONS, HANDLERS, jobs=jobs())

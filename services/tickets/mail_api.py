@@ -1,7 +1,7 @@
 """HTTP routes of the service desk's mail: a ticket's mail thread and attachments, the mail status,
 parked mail, and the signed inbound-mail webhook for providers that push mail instead of IMAP.
 
-**Inbound-mail webhook** ``POST /mail/inbound``: body ``{"raw": "<the RFC 5322 mail, base64>"}``
+**Inbound-mail webhook** ``POST /webhooks/mail/inbound`` (through the gateway too): body ``{"raw": "<the RFC 5322 mail, base64>"}``
 (at most ``MAIL_WEBHOOK_MAX_BYTES``, 25 MB by default), header
 ``X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` under
 ``MAIL_WEBHOOK_SECRET`` (the same scheme as the phone system's JSON webhook, with its own secret).
@@ -132,7 +132,7 @@ class ParkedMail(MethodView):
             return mail.parked_mails(uow)
 
 
-@mails.route("/mail/inbound")
+@mails.route("/webhooks/mail/inbound")
 @public  # signed by the mail provider (MAIL_WEBHOOK_SECRET), checked before the body is read
 class InboundMail(MethodView):
     @mails.arguments(InboundMailIn())

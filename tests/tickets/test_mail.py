@@ -300,7 +300,7 @@ def test_the_sender_logs_in_and_refuses_to_go_on_with_a_wrong_password(desk, mai
 def post_webhook(desk, raw: bytes, secret: str = WEBHOOK_SECRET):
     body = json.dumps({"raw": base64.b64encode(raw).decode()}).encode()
     return desk.post(
-        "/mail/inbound",
+        "/webhooks/mail/inbound",
         data=body,
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_json(secret, body)},
     )
@@ -314,7 +314,7 @@ def test_the_signed_webhook_takes_mail_in_and_refuses_unsigned_or_bad_bodies(mai
     assert answer.status_code == 200 and answer.json["status"] == "opened"
     body = json.dumps({"raw": "%%%"}).encode()
     bad = anonymous.post(
-        "/mail/inbound",
+        "/webhooks/mail/inbound",
         data=body,
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: sign_json(WEBHOOK_SECRET, body)},
     )
