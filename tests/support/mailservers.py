@@ -15,6 +15,7 @@ import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -54,11 +55,13 @@ class SmtpSink:
     ``stop()`` and ``start()`` take it down and bring it back on the same port (the worker's
     retries are tested against a server that is really unreachable in between)."""
 
-    def __init__(self, auth: tuple[str, str] | None = None):
+    def __init__(self, auth: tuple[str, str] | None = None, tls: str | None = None, certificate=None):
         self.port = free_port()
         self.received: list[dict] = []
         self.lock = threading.Lock()
         self.auth = auth
+        self.tls = tls  # None, "starttls" (required before AUTH/MAIL) or "tls" (implicit, from the first byte)
+        self.certificate = certificate  # (certificate file, key file)
         self.controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
@@ -74,7 +77,16 @@ class SmtpSink:
     def start(self) -> None:
         options = {}
         if self.auth:
-            options = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; an implicit-TLS session is encrypted from the start.
+            require_tls = self.tls == "starttls"
+            options = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": require_tls}
+        if self.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.certificate)
+            if self.tls == "starttls":
+                options.update(tls_context=context, require_starttls=True)
+            else:
+                options.update(ssl_context=context)
         self.controller = Controller(_Collect(self), hostname="127.0.0.1", port=self.port, **options)
         self.controller.start()
 
@@ -86,6 +98,18 @@ class SmtpSink:
     def messages(self) -> list:
         with self.lock:
             return [entry["message"] for entry in self.received]
+
+
+def self_signed_certificate(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 (and its key), made with the openssl command; trust it as the CA."""
+    certificate, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(certificate)],
+        check=True,
+        capture_output=True,
+    )
+    return str(certificate), str(key)
 
 
 DOVECOT_CONF = """\

@@ -20,6 +20,7 @@ from services.tickets.worker import fetch_mailbox, send_queued_mail
 from shared.unit_of_work import UnitOfWork
 from shared.webhooks import SIGNATURE_HEADER, sign_json
 from tests.support.auth import signed_client
+from tests.support.mailservers import SmtpSink, self_signed_certificate
 from tests.tickets.support import AGENT, events
 
 DESK = "support@desk.example"
@@ -358,3 +359,37 @@ def signed_as_supervisor():
     from tests.support.auth import signed_as
 
     return signed_as("sup-1", "supervisor")
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_replies_go_out_over_starttls_or_implicit_tls_with_authentication(
+    security, settings_factory, tmp_path, monkeypatch
+):
+    certificate = self_signed_certificate(tmp_path)
+    server = SmtpSink(auth=("desk", "desk-password"), tls=security, certificate=certificate)
+    server.start()
+    try:
+        options = {
+            "MAIL_SMTP_HOST": "127.0.0.1",
+            "MAIL_SMTP_PORT": str(server.port),
+            "MAIL_SMTP_SECURITY": security,
+            "MAIL_SMTP_USER": "desk",
+            "MAIL_SMTP_PASSWORD": "desk-password",
+            "MAIL_CA_FILE": certificate[0],  # the server's own certificate, trusted as its CA
+            "MAIL_FROM": DESK,
+        }
+        settings, _ = settings_factory("tickets", options=options)
+        app = create_app(settings)
+        desk = signed_client(app)
+        _, ticket = open_ticket_for(desk)
+        desk.post(f"/tickets/{ticket['id']}/comments", json={"body": "Over TLS", "public": True}, headers=AGENT)
+        assert send(app) == 1
+        assert server.messages()[0]["Subject"] == f"[#{ticket['number']}] Kettle broken"
+
+        untrusted = replace(settings, options={**options, "MAIL_CA_FILE": ""})  # the system's CAs: refused
+        desk.post(f"/tickets/{ticket['id']}/comments", json={"body": "again", "public": True}, headers=AGENT)
+        assert send_queued_mail(app.extensions["database"], untrusted) == 0
+        assert len(server.received) == 1
+        assert "certificate" in mails_of(app, status="queued")[0].reason.lower()
+    finally:
+        server.stop()
