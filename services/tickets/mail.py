@@ -443,12 +443,15 @@ def customer_mails(uow: UnitOfWork, customer_id: str, limit: int = 20) -> list[d
     rows = uow.session.scalars(
         select(Mail).where(Mail.customer_id == customer_id).order_by(Mail.created_at.desc(), Mail.id).limit(limit)
     )
-    views = []
-    for row in rows:
-        view = {key: value for key, value in mail_view(row).items() if key != "body_text"}
-        view["created_at"], view["sent_at"] = service._iso(row.created_at), service._iso(row.sent_at)
-        views.append(view)
-    return views
+    return [{key: value for key, value in mail_view(row).items() if key != "body_text"} for row in rows]
+
+
+def customer_mails_json(uow: UnitOfWork, customer_id: str, limit: int = 20) -> list[dict]:
+    """customer_mails with ISO times, for the customer overview (written without a schema)."""
+    return [
+        {**view, "created_at": service._iso(view["created_at"]), "sent_at": service._iso(view["sent_at"])}
+        for view in customer_mails(uow, customer_id, limit)
+    ]
 
 
 def attachment(uow: UnitOfWork, attachment_id: str) -> MailAttachment | None:

@@ -1,7 +1,8 @@
 """HTTP routes of the service desk's mail: a ticket's mail thread and attachments, the mail status,
 parked mail, and the signed inbound-mail webhook for providers that push mail instead of IMAP.
 
-**Inbound-mail webhook** ``POST /webhooks/mail/inbound`` (through the gateway too): body ``{"raw": "<the RFC 5322 mail, base64>"}``
+**Inbound-mail webhook** ``POST /webhooks/mail/inbound`` (through the gateway too):
+body ``{"raw": "<the RFC 5322 mail, base64>"}``
 (at most ``MAIL_WEBHOOK_MAX_BYTES``, 25 MB by default), header
 ``X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>">`` under
 ``MAIL_WEBHOOK_SECRET`` (the same scheme as the phone system's JSON webhook, with its own secret).
@@ -112,6 +113,15 @@ class TicketAttachment(MethodView):
                 abort(404, message=f"No attachment {attachment_id} on ticket {ticket_id}.")
             headers = {"Content-Disposition": f'attachment; filename="{item.filename.replace(chr(34), "")}"'}
             return Response(item.data, mimetype=item.content_type, headers=headers)
+
+
+@mails.route("/customers/<customer_id>/mails")
+class CustomerMails(MethodView):
+    @mails.response(200, MailOut(many=True))
+    def get(self, customer_id):
+        """The customer's latest mails (newest first, at most 20), without their text: the timeline's."""
+        with unit_of_work(read_only=True) as uow:
+            return mail.customer_mails(uow, customer_id)
 
 
 @mails.route("/mail/status")

@@ -1501,7 +1501,7 @@ def customer_overview(uow: UnitOfWork, customer_id: str, limit: int = OVERVIEW_L
 
     return {
         "customer": customer,
-        "mails": mail.customer_mails(uow, customer["id"], limit),
+        "mails": mail.customer_mails_json(uow, customer["id"], limit),
         "merged_from": customer_id if customer["id"] != customer_id else None,
         "purchases": {"items": purchases, "total": purchases_total},
         "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total},
