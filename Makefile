@@ -50,7 +50,7 @@ test-postgres: setup
 	scripts/with-postgres.sh $(PY) -m pytest -m "db and not console"
 
 bench: setup
-	@scripts/ensure-system.sh rabbitmq wrk chromium
+	@scripts/ensure-system.sh rabbitmq wrk chromium dovecot
 	$(PY) -m bench
 
 # The simulator comes in through the gateway like the phone system and a supervisor's script:

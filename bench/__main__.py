@@ -54,7 +54,7 @@ drain and the written-meanwhile figures; on 2 cores the second also pays for the
 p99 < 250 ms at 200 events/s. The "ref"
 figures are the ceilings the brief expects on a 2-core machine, to spot a sick machine.
 
-Service scenarios (tickets, call lists, inbound calls, surveys) follow; each says what it
+Service scenarios (tickets, call lists, inbound calls, surveys, mail) follow; each says what it
 measures in its own module's docstring.
 
 ``BENCH_ONLY=name,name`` runs only those scenarios (names in ``SCENARIOS`` below).
@@ -86,6 +86,7 @@ from bench import (
     gateway_view,
     httpload,
     inbound_calls,
+    mail,
     pipeline,
     rawbroker,
     report,
@@ -110,6 +111,7 @@ SCENARIOS = [
     ("call_lists", call_lists.run),
     ("gateway_view", gateway_view.run),
     ("console", console.run),
+    ("mail", mail.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 
