@@ -141,7 +141,7 @@ class MergeIn(Schema):
 
 
 class DuplicateGroup(Schema):
-    by = fields.String(metadata={"description": "phone or email"})
+    by = fields.String(metadata={"description": "phone, email, or name (a mail sender made into a customer)"})
     value = fields.String()
     customer_ids = fields.List(fields.String())
 

@@ -29,6 +29,7 @@ from .models import (
     Counter,
     Customer,
     CustomerPhone,
+    Mail,
     Purchase,
     SlaPolicyRow,
     Ticket,
@@ -272,7 +273,31 @@ def find_duplicates(uow: UnitOfWork, limit: int = 100) -> list[dict]:
         for email, customer_id in uow.session.execute(holders):
             by_email.setdefault(email, []).append(customer_id)
         groups += [{"by": "email", "value": email, "customer_ids": ids} for email, ids in by_email.items()]
-    return groups
+    return groups + _mail_sender_duplicates(uow, limit)
+
+
+def _mail_sender_duplicates(uow: UnitOfWork, limit: int) -> list[dict]:
+    """Customers made from an unknown mail sender who share their name with another active customer:
+    likely the same person writing from a new address (``by: "name"``, the mail-made one last)."""
+    made_by_mail = select(Mail.customer_id).where(Mail.created_customer.is_(True))
+    other = Customer.__table__.alias("other")
+    pairs = uow.session.execute(
+        select(Customer.id, Customer.name, other.c.id)
+        .join(other, func.lower(other.c.name) == func.lower(Customer.name))
+        .where(
+            Customer.id.in_(made_by_mail),
+            Customer.merged_into_id.is_(None),
+            other.c.merged_into_id.is_(None),
+            other.c.id != Customer.id,
+        )
+        .order_by(Customer.name, other.c.created_at, other.c.id)
+        .limit(limit * 10)
+    )
+    groups: dict[str, dict] = {}
+    for made_id, name, other_id in pairs:
+        group = groups.setdefault(made_id, {"by": "name", "value": name, "customer_ids": []})
+        group["customer_ids"].append(other_id)
+    return [{**group, "customer_ids": [*group["customer_ids"], made_id]} for made_id, group in groups.items()][:limit]
 
 
 def merge_customers(uow: UnitOfWork, merged_id: str, into_id: str, thresholds: SegmentThresholds) -> Customer:

@@ -393,3 +393,44 @@ def test_replies_go_out_over_starttls_or_implicit_tls_with_authentication(
         assert "certificate" in mails_of(app, status="queued")[0].reason.lower()
     finally:
         server.stop()
+
+
+def test_a_customer_mails_support_gets_a_ticket_the_reply_reaches_them_and_their_answer_lands_on_it(
+    desk, mail_app, smtp_server, mailbox
+):
+    first = customer_mail("My kettle leaks", body="It leaks at the bottom.", sender="Marie Curie <marie@example.fr>")
+    mailbox.deliver(first.as_bytes())
+    assert fetch(mail_app) == {"opened": 1}
+    [ticket] = desk.get("/tickets", headers=AGENT).json["items"]
+    assert ticket["description"] == "It leaks at the bottom."
+
+    reply = desk.post(
+        f"/tickets/{ticket['id']}/comments", json={"body": "Sorry! A new one is coming.", "public": True}, headers=AGENT
+    )
+    assert reply.json["mail"]["to"] == "marie@example.fr"
+    assert send(mail_app) == 1
+    ours = smtp_server.messages()[0]
+    assert ours["To"] == "Marie Curie <marie@example.fr>"
+    assert ours["In-Reply-To"] == first["Message-ID"] and ours["References"] == first["Message-ID"]
+    assert ours["Subject"] == f"Re: [#{ticket['number']}] My kettle leaks"
+
+    answer = customer_mail(ours["Subject"], body="Thank you!", sender="marie@example.fr")
+    answer["In-Reply-To"], answer["References"] = ours["Message-ID"], f"{first['Message-ID']} {ours['Message-ID']}"
+    mailbox.deliver(answer.as_bytes())
+    assert fetch(mail_app) == {"threaded": 1}
+    assert desk.get("/tickets", headers=AGENT).json["total"] == 1
+    assert desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json[-1]["body"] == "Thank you!"
+
+
+def test_a_customer_made_from_an_unknown_sender_is_listed_by_the_duplicate_finder_beside_a_namesake(
+    desk, mail_app, mailbox
+):
+    known = desk.post("/customers", json={"name": "Grace Hopper", "phone": "+4930123456"}, headers=AGENT).json
+    mailbox.deliver(customer_mail("Hello", sender="GRACE HOPPER <grace@new.example>").as_bytes())
+    mailbox.deliver(customer_mail("Hi", sender="Alan Turing <alan@example.org>").as_bytes())  # nobody shares the name
+    assert fetch(mail_app) == {"opened": 2}
+    made = mails_of(mail_app, direction="in")[0].customer_id
+    groups = desk.get("/customers/duplicates", headers=signed_as_supervisor()).json
+    assert [group for group in groups if group["by"] == "name"] == [
+        {"by": "name", "value": "GRACE HOPPER", "customer_ids": [known["id"], made]}
+    ]
