@@ -46,7 +46,7 @@ seed: setup
 	$(PY) -m services.seed $(if $(SEED),--seed $(SEED)) $(SEED_ARGS)
 
 test: setup
-	@scripts/ensure-system.sh rabbitmq chromium
+	@scripts/ensure-system.sh rabbitmq chromium dovecot
 	$(PY) -m pytest
 
 test-postgres: setup
@@ -63,7 +63,7 @@ test-pgbouncer: setup
 	scripts/with-postgres.sh scripts/with-pgbouncer.sh $(PY) -m pytest -m "db and not console and not fuzz and not scale"
 
 bench: setup
-	@scripts/ensure-system.sh rabbitmq wrk chromium postgresql haproxy
+	@scripts/ensure-system.sh rabbitmq wrk chromium postgresql haproxy dovecot
 	scripts/with-postgres.sh $(PY) -m bench
 
 # The simulator comes in through the gateway like the phone system and a supervisor's script:

@@ -54,7 +54,7 @@ drain and the written-meanwhile figures; on 2 cores the second also pays for the
 p99 < 250 ms at 200 events/s. The "ref"
 figures are the ceilings the brief expects on a 2-core machine, to spot a sick machine.
 
-Service scenarios (tickets, call lists, inbound calls, surveys, gateway view, console) follow,
+Service scenarios (tickets, call lists, inbound calls, surveys, gateway view, console, mail) follow,
 then ``replicas`` (two replicas on PostgreSQL and a 3-node cluster beside one; bench/replicas.py);
 each says what it measures in its own module's docstring.
 
@@ -90,6 +90,7 @@ from bench import (
     gateway_view,
     httpload,
     inbound_calls,
+    mail,
     pipeline,
     rawbroker,
     replicas,
@@ -119,6 +120,7 @@ SCENARIOS = [
     ("replicas", replicas.run),
     ("staffing_day", staffing.run),
     ("erasure", staffing.run_erasure),
+    ("mail", mail.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 

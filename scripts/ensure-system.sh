@@ -9,6 +9,7 @@
 #   scripts/ensure-system.sh chromium    the browser the console's tests drive (Playwright, no browser download)
 #   scripts/ensure-system.sh pgbouncer   the connection pooler the PostgreSQL runs put in front (transaction mode)
 #   scripts/ensure-system.sh haproxy     the load balancer and TLS proxy of make test-scale
+#   scripts/ensure-system.sh dovecot     an IMAP server the mail tests start on a free port (dovecot-imapd)
 set -euo pipefail
 
 have() {
@@ -21,6 +22,7 @@ have() {
     chromium) [ -x /usr/bin/chromium ] ;;
     pgbouncer) [ -x /usr/sbin/pgbouncer ] ;;
     haproxy) [ -x /usr/sbin/haproxy ] ;;
+    dovecot) [ -x /usr/sbin/dovecot ] ;;
   esac
 }
 package() {
@@ -33,6 +35,7 @@ package() {
     chromium) echo chromium ;;
     pgbouncer) echo pgbouncer ;;
     haproxy) echo haproxy ;;
+    dovecot) echo dovecot-imapd ;;
   esac
 }
 

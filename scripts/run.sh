@@ -35,6 +35,14 @@ for name in INTERNAL_AUTH_SECRET TWILIO_AUTH_TOKEN PHONE_WEBHOOK_SECRET SURVEY_L
   fi
 done
 
+# MAIL_DEV=1: a local SMTP sink (aiosmtpd) takes every mail the workers send and keeps it under var/mail/ (a maildir).
+if [ "${MAIL_DEV:-}" = 1 ]; then
+  mkdir -p "$VAR_DIR/mail"
+  python -m aiosmtpd -n -l "127.0.0.1:${MAIL_DEV_PORT:-8025}" -c aiosmtpd.handlers.Mailbox "$VAR_DIR/mail" & mail_sink=$!
+  trap 'kill $mail_sink 2>/dev/null; stop_broker' EXIT
+  export MAIL_SMTP_HOST=127.0.0.1 MAIL_SMTP_PORT="${MAIL_DEV_PORT:-8025}" MAIL_SMTP_SECURITY=none
+fi
+
 python -m services setup   # migrate every database, declare the broker topology
 
 # A fresh installation gets a month of demo data and demo users (make seed); SEED_DEMO_DATA=no skips it.

@@ -170,7 +170,10 @@ def _forwarded_headers() -> dict[str, str]:
 
 
 def webhook_service(path: str) -> str:
-    """Whose webhook ``/webhooks/<path>`` is: the keypad survey's is the surveys', the rest call routing's."""
+    """Whose webhook ``/webhooks/<path>`` is: the keypad survey's is the surveys', inbound mail the
+    tickets', the rest call routing's."""
+    if path.startswith("mail/"):
+        return "tickets"
     return "surveys" if path == "twilio/survey" or path.startswith("twilio/survey/") else "callrouting"
 
 
@@ -198,3 +201,12 @@ def survey_link(token: str):
 
 _route("/webhooks/<path:path>", webhooks, ["GET", "POST"])
 _route("/links/<token>", survey_link, ["GET", "POST"])
+
+
+@public
+def survey_mail_unsubscribe(token: str):
+    """The unsubscribe link of a survey mail (List-Unsubscribe; the signed token is the credential)."""
+    return pass_on("surveys", f"links/unsubscribe/{token}", _forwarded_headers(), user=ANONYMOUS)
+
+
+_route("/links/unsubscribe/<token>", survey_mail_unsubscribe, ["GET", "POST"])

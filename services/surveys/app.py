@@ -8,6 +8,7 @@ from shared.config import Settings
 from shared.web import create_service_app, unit_of_work
 
 from .api import customer_replicas, keypad, links, responses, survey_metrics, templates
+from .mail_api import survey_mail
 from .models import MIGRATIONS, PrivacyErasure
 from .privacy import export_customer
 
@@ -29,5 +30,5 @@ def create_app(settings: Settings | None = None):
         description="1-10 follow-up surveys, their metrics and the closed loop.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, templates, responses, links, survey_metrics, keypad, privacy_routes],
+        blueprints=[customer_replicas, templates, responses, survey_mail, links, survey_metrics, keypad, privacy_routes],
     )

@@ -11,17 +11,21 @@ Consumes: ``customer.created``/``updated``/``merged`` (the customer replica; a m
 duplicate's responses to the survivor), ``purchase.recorded`` (a score's product),
 ``callentry.completed`` (customers reached, for the response rate; provenance of a survey on that entry),
 ``ticket.resolved`` (closes the loop), ``customer.erased`` (comments and the replica's details
-removed, scores kept: ``privacy.erase_customer``).
+removed, scores kept: ``privacy.erase_customer``). A follow-up entry that ends without a survey gets its
+link by mail (``mail.after_call``).
 """
 
 from __future__ import annotations
 
+from shared.config import Settings
 from shared.consumer import Handler
 from shared.events import Envelope
+from shared.mail import MailSettings
 from shared.replicas import customer_replica_handlers
 from shared.unit_of_work import UnitOfWork
 
-from . import privacy, service
+from . import mail, privacy, service
+from .mail_api import public_base
 from .models import CustomerReplica, CustomerReplicaPhone
 
 _replica = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
@@ -38,6 +42,22 @@ def purchase_recorded(uow: UnitOfWork, envelope: Envelope) -> None:
 
 def callentry_completed(uow: UnitOfWork, envelope: Envelope) -> None:
     service.record_contact(uow, envelope.data)
+    invite_by_mail_after_call(uow, envelope.data)
+
+
+def invite_by_mail_after_call(uow: UnitOfWork, data: dict) -> None:
+    """An entry that ended without a survey: its link by mail (SURVEY_MAIL_AFTER_CALLS=0 turns it off)."""
+    settings = Settings.from_env("surveys")
+    if settings.option("SURVEY_MAIL_AFTER_CALLS", "1") != "1":
+        return
+    mail.after_call(
+        uow,
+        MailSettings.from_settings(settings),
+        settings.option("SURVEY_LINK_SECRET"),
+        public_base(settings),
+        data,
+        mail.default_template_id(uow, settings),
+    )
 
 
 def ticket_resolved(uow: UnitOfWork, envelope: Envelope) -> None:

@@ -178,4 +178,49 @@ class PrivacyErasure(ErasureColumns, Base):
 
 Index("ix_survey_responses_customer_started", SurveyResponse.customer_id, SurveyResponse.started_at)
 
+
+class SurveyMail(Base):
+    """Survey invitations by mail: the queue shared.mail_outbox sends (see services/surveys/mail.py).
+
+    With ``survey_mail_opt_outs`` the only mail data about a customer here: erasing it is
+    ``mail.erase_customer_mail`` (one place)."""
+
+    __tablename__ = "survey_mails"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "invitation"
+    status: Mapped[str] = mapped_column(String(16))  # queued -> sent | failed
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    customer_id: Mapped[str] = mapped_column(String(36), index=True)
+    link_id: Mapped[str | None] = mapped_column(String(36))
+    entry_id: Mapped[str | None] = mapped_column(String(36), unique=True)  # one invitation per follow-up entry
+    language: Mapped[str] = mapped_column(String(16))
+    from_address: Mapped[str] = mapped_column(String(320))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_text: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    extra_headers: Mapped[dict] = mapped_column(JSON, default=dict)  # List-Unsubscribe, Auto-Submitted
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_survey_mails_status_next_attempt_at", "status", "next_attempt_at"),)
+
+    in_reply_to = None  # an invitation starts no thread (shared.mail_outbox reads these)
+    references = None
+
+
+class SurveyMailOptOut(Base):
+    """Customers who unsubscribed from survey mail (List-Unsubscribe or the link in the mail)."""
+
+    __tablename__ = "survey_mail_opt_outs"
+
+    customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

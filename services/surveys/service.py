@@ -605,6 +605,32 @@ def issue_link(
     expires_in: timedelta,
 ) -> tuple[SurveyLink, str]:
     """A single-use link: the token signs only the link's id; what it may answer lives in the row."""
+    link, token = new_link(
+        uow,
+        secret,
+        customer_id=customer_id,
+        template_id=template_id,
+        template_version=template_version,
+        language=language,
+        provenance=provenance,
+        expires_in=expires_in,
+    )
+    uow.commit()
+    return link, token
+
+
+def new_link(
+    uow: UnitOfWork,
+    secret: str,
+    *,
+    customer_id: str,
+    template_id: str,
+    template_version: int | None,
+    language: str,
+    provenance: Provenance,
+    expires_in: timedelta,
+) -> tuple[SurveyLink, str]:
+    """issue_link without the commit (a survey invitation by mail issues its link in its own transaction)."""
     template = _answerable_template(uow, template_id, template_version)
     now = now_utc()
     link = SurveyLink(
@@ -618,7 +644,7 @@ def issue_link(
         **{name: getattr(provenance, name) for name in PROVENANCE_FIELDS},
     )
     uow.session.add(link)
-    uow.commit()
+    uow.session.flush()
     return link, link_serializer(secret).dumps({"link": link.link_id})
 
 

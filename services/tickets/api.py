@@ -152,7 +152,7 @@ class MergeIn(Schema):
 
 
 class DuplicateGroup(Schema):
-    by = fields.String(metadata={"description": "phone or email"})
+    by = fields.String(metadata={"description": "phone, email, or name (a mail sender made into a customer)"})
     value = fields.String()
     customer_ids = fields.List(fields.String())
 
@@ -524,7 +524,15 @@ class CommentIn(Schema):
     )
 
 
+class CommentMailOut(Schema):
+    to = fields.String(metadata={"description": "the customer's address the reply is mailed to"})
+    status = fields.String()
+    message_id = fields.String()
+    sending = fields.Boolean(metadata={"description": "false: no SMTP server is configured, the mail waits queued"})
+
+
 class CommentOut(CommentIn):
+    mail = fields.Nested(CommentMailOut, allow_none=True, dump_only=True)
     id = fields.String()
     ticket_id = fields.String()
     author_id = fields.String(allow_none=True)

@@ -9,6 +9,7 @@ from shared.web import create_service_app
 
 from . import privacy_api
 from .api import customers, reports, sla, tickets
+from .mail_api import mails
 from .models import MIGRATIONS
 
 # Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
@@ -19,6 +20,7 @@ ACCESS = [
     rule("/customers/duplicates", "supervisor"),
     rule("/reports/*", "supervisor"),
     *privacy.ACCESS,
+    rule("/mail/parked", "supervisor"),
 ]
 
 
@@ -29,5 +31,5 @@ def create_app(settings: Settings | None = None):
         description="The customer directory and the service desk.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customers, tickets, sla, reports, privacy_api.blueprint],
+        blueprints=[customers, tickets, sla, reports, privacy_api.blueprint, mails],
     )

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -219,6 +220,63 @@ class PrivacyRequest(Base):
 
 class PrivacyErasure(ErasureColumns, Base):
     """The erasure requests applied to this service's database."""
+class Mail(Base):
+    """Every mail in and out of the service desk, one row each.
+
+    Outbound rows are the mail queue: written in the transaction of the reply that causes them
+    (like the event outbox), then claimed and sent by the worker (``mail_send``); ``message_id``
+    is fixed when queued and the row is marked ``sent`` once, so a retry never makes a second mail.
+    Inbound rows are the dedupe (unique ``message_id``) and the trace of what became of each mail.
+
+    This table and ``mail_attachments`` hold all of mail's personal data (addresses, text, files):
+    erasing a customer's mail is ``mail.erase_customer_mail`` (one place).
+    """
+
+    __tablename__ = "mails"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    kind: Mapped[str] = mapped_column(String(32))  # "reply", "inbound"
+    # out: queued -> sent | failed; in: threaded | opened | ignored | parked
+    status: Mapped[str] = mapped_column(String(16))
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    ticket_id: Mapped[str | None] = mapped_column(String(36), ForeignKey("tickets.id"), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(36))
+    comment_id: Mapped[str | None] = mapped_column(String(36))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    to_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    body_text: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)
+    in_reply_to: Mapped[str | None] = mapped_column(String(255))
+    references: Mapped[list] = mapped_column("references_ids", JSON, default=list)
+    extra_headers = None  # replies need none beyond the thread's (shared.mail_outbox reads it)
+    reason: Mapped[str | None] = mapped_column(Text)  # why ignored, parked or not (yet) sent
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # a parked mail as it came, to look at
+    created_customer: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_mails_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_mails_customer_created_at", "customer_id", "created_at"),
+    )
+
+
+class MailAttachment(Base):
+    __tablename__ = "mail_attachments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    mail_id: Mapped[str] = mapped_column(String(36), ForeignKey("mails.id"), index=True)
+    ticket_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

@@ -29,6 +29,7 @@ from .models import (
     Counter,
     Customer,
     CustomerPhone,
+    Mail,
     Purchase,
     SlaPolicyRow,
     Ticket,
@@ -100,6 +101,32 @@ def create_customer(
     marketing_consent: bool = False,
 ) -> Customer:
     """Numbers arrive in E.164 (the API normalises them); the first is the primary one."""
+    customer = new_customer(
+        uow,
+        name=name,
+        phone=phone,
+        email=email,
+        phones=phones,
+        time_zone=time_zone,
+        do_not_call=do_not_call,
+        marketing_consent=marketing_consent,
+    )
+    uow.commit()
+    return customer
+
+
+def new_customer(
+    uow: UnitOfWork,
+    *,
+    name: str,
+    phone: str | None = None,
+    email: str | None = None,
+    phones: list[str] | None = None,
+    time_zone: str | None = None,
+    do_not_call: bool = False,
+    marketing_consent: bool = False,
+) -> Customer:
+    """create_customer without the commit, for use cases that do more in the same transaction."""
     numbers = _primary_first(phone, phones)
     if time_zone is None and numbers:
         time_zone = time_zone_of(numbers[0])
@@ -118,7 +145,6 @@ def create_customer(
     uow.session.add(customer)
     uow.session.flush()
     uow.publish("customer.created", _customer_event(customer))
-    uow.commit()
     return customer
 
 
@@ -248,7 +274,31 @@ def find_duplicates(uow: UnitOfWork, limit: int = 100) -> list[dict]:
         for email, customer_id in uow.session.execute(holders):
             by_email.setdefault(email, []).append(customer_id)
         groups += [{"by": "email", "value": email, "customer_ids": ids} for email, ids in by_email.items()]
-    return groups
+    return groups + _mail_sender_duplicates(uow, limit)
+
+
+def _mail_sender_duplicates(uow: UnitOfWork, limit: int) -> list[dict]:
+    """Customers made from an unknown mail sender who share their name with another active customer:
+    likely the same person writing from a new address (``by: "name"``, the mail-made one last)."""
+    made_by_mail = select(Mail.customer_id).where(Mail.created_customer.is_(True))
+    other = Customer.__table__.alias("other")
+    pairs = uow.session.execute(
+        select(Customer.id, Customer.name, other.c.id)
+        .join(other, func.lower(other.c.name) == func.lower(Customer.name))
+        .where(
+            Customer.id.in_(made_by_mail),
+            Customer.merged_into_id.is_(None),
+            other.c.merged_into_id.is_(None),
+            other.c.id != Customer.id,
+        )
+        .order_by(Customer.name, other.c.created_at, other.c.id)
+        .limit(limit * 10)
+    )
+    groups: dict[str, dict] = {}
+    for made_id, name, other_id in pairs:
+        group = groups.setdefault(made_id, {"by": "name", "value": name, "customer_ids": []})
+        group["customer_ids"].append(other_id)
+    return [{**group, "customer_ids": [*group["customer_ids"], made_id]} for made_id, group in groups.items()][:limit]
 
 
 def merge_customers(uow: UnitOfWork, merged_id: str, into_id: str, thresholds: SegmentThresholds) -> Customer:
@@ -924,6 +974,20 @@ def add_comment(
     they are never the desk's first response.
     """
     ticket = _load_ticket(uow, ticket_id, for_update=True)
+    comment = append_comment(uow, ticket, body, public, actor_id, from_customer)
+    comment["mail"] = None
+    if public and not from_customer:
+        from . import mail  # the reply goes out by mail, queued in this transaction
+
+        comment["mail"] = mail.queue_reply(uow, ticket, comment)
+    uow.commit()
+    return comment
+
+
+def append_comment(
+    uow: UnitOfWork, ticket: Ticket, body: str, public: bool, actor_id: str | None, from_customer: bool
+) -> dict:
+    """add_comment on a loaded (locked) ticket, without the commit."""
     if ticket.status == "closed":
         raise Conflict("A closed ticket takes no more comments.")
     now = utcnow()
@@ -936,8 +1000,21 @@ def add_comment(
     if public and ticket.first_responded_at is None and not from_customer:
         _first_response(uow, ticket, now, actor_id, {})
     uow.session.flush()
-    uow.commit()
     return comment_view(comment)
+
+
+def reopen_on_customer_answer(uow: UnitOfWork, ticket: Ticket, now: datetime) -> bool:
+    """The customer answered: a pending (or resolved) ticket is open again and its SLA clock runs."""
+    if ticket.status not in ("pending", "resolved"):
+        return False
+    old_status = ticket.status
+    _move(uow, ticket, "open", now)
+    _schedule_sla_check(ticket)
+    _record(uow, ticket, None, now, "status", old_status, ticket.status)
+    ticket.updated_at = now
+    uow.session.flush()
+    _announce_status(uow, ticket, old_status, None, now)
+    return True
 
 
 def comment_view(comment: TicketComment) -> dict:
@@ -1459,8 +1536,11 @@ def customer_overview(uow: UnitOfWork, customer_id: str, limit: int = OVERVIEW_L
     purchases_total = (
         len(purchases) if len(purchases) < limit else connection.execute(_PURCHASE_TOTALS, params).scalar_one()
     )
+    from . import mail
+
     return {
         "customer": customer,
+        "mails": mail.customer_mails_json(uow, customer["id"], limit),
         "merged_from": customer_id if customer["id"] != customer_id else None,
         "purchases": {"items": purchases, "total": purchases_total},
         "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total},

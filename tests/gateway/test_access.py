@@ -41,6 +41,10 @@ PUBLIC = {
     ("gateway", "/static/vendor/<name>"): "htmx and Chart.js from node_modules",
     ("gateway", "/webhooks/<path:path>"): "phone webhooks, passed on; the service checks the signature",
     ("gateway", "/links/<token>"): "a customer's survey link, passed on; the signed token is checked there",
+    (
+        "gateway",
+        "/links/unsubscribe/<token>",
+    ): "a survey mail's unsubscribe link, passed on; the token is checked there",
     # the phone system's signed webhooks
     ("callrouting", "/webhooks/twilio/voice"): "Twilio signature",
     ("callrouting", "/webhooks/twilio/wait"): "Twilio signature",
@@ -52,6 +56,9 @@ PUBLIC = {
     ("surveys", "/webhooks/twilio/survey/status"): "Twilio signature",
     # a customer's survey link
     ("surveys", "/links/<token>"): "signed, expiring, single-use token",
+    ("surveys", "/links/unsubscribe/<token>"): "signed token (List-Unsubscribe)",
+    # a mail provider's signed inbound-mail webhook
+    ("tickets", "/webhooks/mail/inbound"): "X-Signature HMAC under MAIL_WEBHOOK_SECRET",
 }
 
 # (app, method, URL rule, minimum role) for every route that needs a signed-in user. The services'
@@ -107,6 +114,11 @@ ROLE_MATRIX = [
     ("tickets", "GET", "/tickets/<ticket_id>/comments", "agent"),
     ("tickets", "POST", "/tickets/<ticket_id>/comments", "agent"),
     ("tickets", "GET", "/tickets/<ticket_id>/history", "agent"),
+    ("tickets", "GET", "/tickets/<ticket_id>/mails", "agent"),
+    ("tickets", "GET", "/tickets/<ticket_id>/attachments/<attachment_id>", "agent"),
+    ("tickets", "GET", "/customers/<customer_id>/mails", "agent"),
+    ("tickets", "GET", "/mail/status", "agent"),
+    ("tickets", "GET", "/mail/parked", "supervisor"),
     # call routing
     ("callrouting", "GET", "/agents", "agent"),
     ("callrouting", "POST", "/agents", "supervisor"),
@@ -143,6 +155,7 @@ ROLE_MATRIX = [
     ("surveys", "GET", "/customers/<customer_id>/survey-summary", "agent"),
     ("surveys", "GET", "/customers/<customer_id>/surveys", "agent"),
     ("surveys", "POST", "/links", "agent"),
+    ("surveys", "POST", "/links/email", "agent"),
     ("surveys", "GET", "/metrics", "agent"),
     ("surveys", "GET", "/openapi.json", "agent"),
     ("surveys", "GET", "/responses", "agent"),
@@ -153,6 +166,11 @@ ROLE_MATRIX = [
     ("surveys", "GET", "/templates/<template_id>", "agent"),
     # the console's pages and their actions (one list per screen, tests/gateway/console/access_rows.py)
     *CONSOLE_ROWS,
+    # the console's mail fragments (services/gateway/console/mail.py)
+    ("gateway", "GET", "/tickets/<ticket_id>/mail-thread", "agent"),
+    ("gateway", "GET", "/tickets/<ticket_id>/attachments/<attachment_id>", "agent"),
+    ("gateway", "GET", "/mail/note", "agent"),
+    ("gateway", "GET", "/customers/<customer_id>/mails", "agent"),
 ]
 
 _ARGUMENT = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")

@@ -9,15 +9,16 @@ htmx actions, and its ``ACCESS`` rules (which role each route needs beyond an ag
 - ``tickets`` and ``customers``: ticket queues and a ticket's history; customer search and one
   customer's timeline;
 - ``dashboard`` and ``wall``: the supervisor's daily dashboard and the live wall;
-- ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue.
+- ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue;
+- ``mail``: a ticket's mail thread and a customer's mails (fragments the ticket and timeline pages load).
 """
 
 from __future__ import annotations
 
-from . import agents, auth_pages, campaigns, customers, dashboard, desk, privacy_pages, recovery, tickets, wall
+from . import agents, auth_pages, campaigns, customers, dashboard, desk, mail, privacy_pages, recovery, tickets, wall
 from .base import console, denied
 
-SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery, privacy_pages)
+SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery, privacy_pages, mail)
 ACCESS = [rule for screen in SCREENS for rule in screen.ACCESS]
 
 __all__ = ["ACCESS", "console", "denied"]
