@@ -30,5 +30,14 @@ def create_app(settings: Settings | None = None):
         description="1-10 follow-up surveys, their metrics and the closed loop.",
         migrations=MIGRATIONS,
         access=ACCESS,
-        blueprints=[customer_replicas, templates, responses, survey_mail, links, survey_metrics, keypad, privacy_routes],
+        blueprints=[
+            customer_replicas,
+            templates,
+            responses,
+            survey_mail,
+            links,
+            survey_metrics,
+            keypad,
+            privacy_routes,
+        ],
     )

@@ -202,11 +202,11 @@ class SurveyMail(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     extra_headers: Mapped[dict] = mapped_column(JSON, default=dict)  # List-Unsubscribe, Auto-Submitted
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     reason: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_survey_mails_status_next_attempt_at", "status", "next_attempt_at"),)
 
@@ -220,7 +220,7 @@ class SurveyMailOptOut(Base):
     __tablename__ = "survey_mail_opt_outs"
 
     customer_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    opted_out_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    opted_out_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))

@@ -220,6 +220,8 @@ class PrivacyRequest(Base):
 
 class PrivacyErasure(ErasureColumns, Base):
     """The erasure requests applied to this service's database."""
+
+
 class Mail(Base):
     """Every mail in and out of the service desk, one row each.
 
