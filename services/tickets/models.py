@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from shared import backbone
+from shared import backbone, webhooks
 from shared.db import Migrations
 from shared.privacy import ErasureColumns
 from shared.sqltypes import UtcDateTime
@@ -281,4 +281,7 @@ class MailAttachment(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
-MIGRATIONS = Migrations(versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata))
+# webhooks.metadata: the signed inbound-mail webhook's replay claims (shared.webhooks).
+MIGRATIONS = Migrations(
+    versions=Path(__file__).parent / "migrations", metadata=(Base.metadata, backbone.metadata, webhooks.metadata)
+)
