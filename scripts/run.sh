@@ -37,9 +37,9 @@ done
 
 # MAIL_DEV=1: a local SMTP sink (aiosmtpd) takes every mail the workers send and keeps it under var/mail/ (a maildir).
 if [ "${MAIL_DEV:-}" = 1 ]; then
-  mkdir -p "$VAR_DIR/mail"
+  mkdir -p "$VAR_DIR"  # aiosmtpd makes the maildir (new/, cur/, tmp/) when var/mail/ does not exist yet
   python -m aiosmtpd -n -l "127.0.0.1:${MAIL_DEV_PORT:-8025}" -c aiosmtpd.handlers.Mailbox "$VAR_DIR/mail" & mail_sink=$!
-  trap 'kill $mail_sink 2>/dev/null; stop_broker' EXIT
+  trap 'kill $mail_sink 2>/dev/null || true; stop_broker' EXIT
   export MAIL_SMTP_HOST=127.0.0.1 MAIL_SMTP_PORT="${MAIL_DEV_PORT:-8025}" MAIL_SMTP_SECURITY=none
 fi
 

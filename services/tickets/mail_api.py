@@ -21,6 +21,7 @@ from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
+from sqlalchemy.exc import IntegrityError
 
 from shared.auth import public
 from shared.mail import MailSettings
@@ -158,8 +159,11 @@ class InboundMail(MethodView):
             raw = base64.b64decode(body["raw"], validate=True)
         except (binascii.Error, ValueError):
             raise Invalid({"raw": "Not base64."}) from None
-        with unit_of_work() as uow:
-            return mail.receive(uow, raw, config)
+        try:
+            with unit_of_work() as uow:
+                return mail.receive(uow, raw, config)
+        except IntegrityError:  # the same Message-ID taken in at this instant (IMAP, a retried push)
+            return {"status": "duplicate"}
 
 
 def _verify_mail_webhook():

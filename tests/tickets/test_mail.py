@@ -434,3 +434,16 @@ def test_a_customer_made_from_an_unknown_sender_is_listed_by_the_duplicate_finde
     assert [group for group in groups if group["by"] == "name"] == [
         {"by": "name", "value": "GRACE HOPPER", "customer_ids": [known["id"], made]}
     ]
+
+
+def test_a_mailbox_that_is_down_loses_nothing_the_next_round_takes_the_mail_in(desk, mail_app, mailbox):
+    mailbox.deliver(customer_mail("While the mailbox was down").as_bytes())
+    mailbox.stop(remove=False)  # the same maildir, the server unreachable
+    try:
+        with pytest.raises(OSError):  # the round fails (the worker logs it and tries at the next interval)
+            fetch(mail_app)
+        assert mails_of(mail_app) == []
+    finally:
+        mailbox.start()
+    assert fetch(mail_app) == {"opened": 1}
+    assert fetch(mail_app) == {}
