@@ -156,3 +156,36 @@ def test_a_204_carries_no_content_type(tickets):
 
     response = tickets.post("/nothing")
     assert response.status_code == 204 and "Content-Type" not in response.headers
+
+
+def has_zone(text: str) -> bool:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).tzinfo is not None
+
+
+def test_date_times_carry_their_zone_where_the_spec_says_date_time(database_factory, broker_url):
+    """SQLite keeps naive text: surveys' templates and links, and every customer replica's
+    updated_at, answered "2026-12-03T12:29:05" where the spec says date-time."""
+    surveys = signed_client(make_app("surveys", database_factory, broker_url, options={"SURVEY_LINK_SECRET": "s"}))
+    template = surveys.get("/templates").json[0]
+    assert has_zone(template["created_at"]), template["created_at"]
+    link = surveys.post("/links", json={"customer_id": "3f0c4a57-55a0-4a4e-9a53-5f9c2b0d7e11"})
+    assert link.status_code == 201, link.text
+    opened = surveys.get(f"/links/{link.json['token']}").json
+    assert has_zone(link.json["expires_at"]) and has_zone(opened["expires_at"])
+
+    callrouting = make_app("callrouting", database_factory, broker_url)
+    from services.callrouting.models import CustomerReplica
+
+    with callrouting.extensions["database"].sessions() as session:
+        session.add(CustomerReplica(customer_id="c-1", name="Ada"))  # updated_at from the server default
+        session.commit()
+    customer = signed_client(callrouting).get("/customers/c-1").json
+    assert has_zone(customer["updated_at"]), customer["updated_at"]
+
+
+def test_a_huge_page_number_is_a_4xx(tickets):
+    for path in ("/tickets", "/customers"):
+        response = tickets.get(f"{path}?page=99999999999999999999")
+        assert response.status_code == 422, response.text
