@@ -674,7 +674,9 @@ def next_call(
                 campaigns = _callable_campaigns(reader, uow.database.url, skills, now)
                 if held_id is not None:
                     held = reader.execute(select(_ENTRIES).where(_ENTRIES.c.entry_id == held_id)).one()
-                    if held.lease_expires_at > now:
+                    # On PostgreSQL each statement reads a fresh snapshot: the lease may have been
+                    # released (None) since the query above. Then it is not held; draw as usual.
+                    if held.lease_expires_at is not None and held.lease_expires_at > now:
                         customer = reader.execute(
                             select(_REPLICAS).where(_REPLICAS.c.customer_id == held.customer_id)
                         ).first()
