@@ -39,7 +39,7 @@ from sqlalchemy import Integer, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from .calls import queue_rules_or_default
-from .models import AgentRouting, AgentStateChange, Call
+from .models import Agent, AgentRouting, AgentStateChange, Call
 
 # The states in which an agent counts as staffed (taking or able to take calls).
 STAFFED_STATES = ("available", "reserved", "on_call", "wrap_up")
@@ -247,19 +247,20 @@ def agent_timelines(
     session: Session, start: datetime, end: datetime, queue: str | None = None
 ) -> dict[str, list[dict]]:
     """agent -> the segments of [start, end) in each state, from the state history."""
-    before = (
-        select(AgentStateChange.agent_id, func.max(AgentStateChange.id).label("last"))
-        .where(AgentStateChange.at < start)
-        .group_by(AgentStateChange.agent_id)
-        .subquery()
+    # Each registered agent's state when the span began: their last change before it, one index
+    # lookup per agent on (agent_id, at), not a scan of the whole history.
+    last_before = (
+        select(AgentStateChange.new_state)
+        .where(AgentStateChange.agent_id == Agent.agent_id, AgentStateChange.at < start)
+        .order_by(AgentStateChange.at.desc(), AgentStateChange.id.desc())
+        .limit(1)
+        .correlate(Agent)
+        .scalar_subquery()
     )
     opening = {
-        row.agent_id: row.new_state
-        for row in session.execute(
-            select(AgentStateChange.agent_id, AgentStateChange.new_state).join(
-                before, AgentStateChange.id == before.c.last
-            )
-        )
+        agent_id: state
+        for agent_id, state in session.execute(select(Agent.agent_id, last_before))
+        if state is not None and state != "offline"
     }
     changes = session.execute(
         select(AgentStateChange.agent_id, AgentStateChange.new_state, AgentStateChange.at)
