@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from shared.web import unit_of_work
+from shared.web import CSV_TOO, unit_of_work
 
 from . import staffing
 
@@ -79,6 +79,7 @@ class StaffingOut(Schema):
 class Staffing(MethodView):
     @blueprint.arguments(StaffingQuery, location="query")
     @blueprint.response(200, StaffingOut)
+    @blueprint.doc(**CSV_TOO)
     def get(self, query):
         """Per interval: calls, AHT, agents required (Erlang C), staffed agents and the service level they
         gave; a future day is a forecast from the same weekday of past weeks with its MAPE. ``format=csv``."""

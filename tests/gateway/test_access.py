@@ -150,6 +150,7 @@ ROLE_MATRIX = [
     ("callrouting", "GET", "/queues", "agent"),
     ("callrouting", "PUT", "/queues/<name>", "supervisor"),
     ("callrouting", "GET", "/reports/daily", "supervisor"),
+    ("callrouting", "GET", "/reports/staffing", "supervisor"),
     # surveys
     ("surveys", "GET", "/customers/<customer_id>", "agent"),
     ("surveys", "GET", "/customers/<customer_id>/survey-summary", "agent"),
@@ -247,6 +248,7 @@ _PRIVACY = {"privacy", "admin"}
 PRIVACY_MATRIX = [
     ("gateway", "GET", "/api/customers/<customer_id>/export", _PRIVACY),
     ("gateway", "POST", "/api/customers/<customer_id>/erase", _PRIVACY),
+    ("gateway", "POST", "/customers/<customer_id>/erase", _PRIVACY),  # the console's confirmed erasure
     ("gateway", "GET", "/api/privacy/requests", _SUPERVISING),
     ("gateway", "GET", "/api/privacy/requests/<request_id>", _SUPERVISING),
     ("gateway", "GET", "/api/audit", {"admin"}),
