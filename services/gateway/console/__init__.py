@@ -9,15 +9,17 @@ htmx actions, and its ``ACCESS`` rules (which role each route needs beyond an ag
 - ``tickets`` and ``customers``: ticket queues and a ticket's history; customer search and one
   customer's timeline;
 - ``dashboard`` and ``wall``: the supervisor's daily dashboard and the live wall;
-- ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue.
+- ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue;
+- ``preferences``: my language and time zone (``/profile``), the center's settings (``/settings``);
+- ``i18n``: the viewer's language and zone (Flask-Babel), and the formatting every template uses.
 """
 
 from __future__ import annotations
 
-from . import agents, auth_pages, campaigns, customers, dashboard, desk, recovery, tickets, wall
+from . import agents, auth_pages, campaigns, customers, dashboard, desk, i18n, preferences, recovery, tickets, wall
 from .base import console, denied
 
-SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery)
+SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery, preferences)
 ACCESS = [rule for screen in SCREENS for rule in screen.ACCESS]
 
-__all__ = ["ACCESS", "console", "denied"]
+__all__ = ["ACCESS", "console", "denied", "i18n"]

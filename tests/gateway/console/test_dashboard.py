@@ -132,7 +132,7 @@ def seed_today(console) -> datetime:
 
 
 def percent(share: float) -> str:
-    return f"{share * 100:.1f} %"
+    return f"{share * 100:.1f}%"  # Babel's English pattern
 
 
 def png_colours(png: bytes, enough: int = 16) -> int:
@@ -241,7 +241,7 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
     with page.expect_navigation():
         page.get_by_role("button", name="Show").click()
     assert f"date={before}" in page.url
-    expect(page.get_by_role("heading", level=1)).to_contain_text(before.strftime("%d %B %Y"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text(before.strftime("%B %-d, %Y"))  # Babel, English
     expect(tile("offered")).to_have_text("0")
     with page.expect_navigation():
         page.get_by_role("link", name="Next day →").click()
