@@ -60,7 +60,7 @@ seed: setup
 	$(PY) -m services.seed $(if $(SEED),--seed $(SEED)) $(SEED_ARGS)
 
 test: setup
-	@scripts/ensure-system.sh rabbitmq chromium
+	@scripts/ensure-system.sh rabbitmq chromium cjk-fonts
 	$(PY) -m pytest
 
 test-postgres: setup

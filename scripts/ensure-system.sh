@@ -7,6 +7,7 @@
 #   scripts/ensure-system.sh postgresql  a PostgreSQL server for the PostgreSQL test run
 #   scripts/ensure-system.sh npm         Node.js and npm, which install the console's front-end libraries
 #   scripts/ensure-system.sh chromium    the browser the console's tests drive (Playwright, no browser download)
+#   scripts/ensure-system.sh cjk-fonts   a Chinese font, so the console's zh-Hans/zh-Hant screenshots show the text
 set -euo pipefail
 
 have() {
@@ -17,6 +18,7 @@ have() {
     postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ;;
     npm) command -v npm >/dev/null 2>&1 ;;
     chromium) [ -x /usr/bin/chromium ] ;;
+    cjk-fonts) [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] ;;
   esac
 }
 package() {
@@ -27,6 +29,7 @@ package() {
     postgresql) echo postgresql ;;
     npm) echo npm ;;
     chromium) echo chromium ;;
+    cjk-fonts) echo fonts-wqy-microhei ;;
   esac
 }
 

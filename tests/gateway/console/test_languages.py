@@ -35,6 +35,12 @@ def signed_in(console, user_id: str, role: str, locale: str, viewport=DESK_SCREE
     return page
 
 
+def screen_name(url: str) -> str:
+    """'/tickets/8eef…' -> 'tickets-id': the screenshot's file name."""
+    path = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "id", url.split("?")[0])
+    return re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "start"
+
+
 def screens(console) -> dict[str, list[str]]:
     admin = console.api()
     customer = admin.post(
@@ -92,19 +98,17 @@ def test_every_screen_passes_axe_in_every_language_and_is_photographed_in_tradit
                 if violations := serious_violations(page):
                     found[f"{tag} {url}"] = violations
                 if tag == "zh-Hant":
-                    name = re.sub(r"[^a-z0-9]+", "-", url.split("?")[0].lower()).strip("-")
-                    name = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27,}", "id", name)
-                    console.screenshot(page, f"zh-Hant-{name}")
+                    console.screenshot(page, f"zh-Hant-{screen_name(url)}")
+            page.context.close()  # its live stream too: the gateway holds one open stream per page
     for role, urls in paths.items():
         phone = signed_in(console, f"lang-{role}-phone", role, "zh-TW", viewport=PHONE)
         for url in urls:
             phone.goto(url)
             phone.locator("body[data-live='ready']").wait_for(state="attached")
             width = phone.evaluate("document.documentElement.scrollWidth")
-            name = re.sub(r"[^a-z0-9]+", "-", url.split("?")[0].lower()).strip("-")
-            name = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27,}", "id", name)
-            console.screenshot(phone, f"zh-Hant-phone-{name}")
+            console.screenshot(phone, f"zh-Hant-phone-{screen_name(url)}")
             assert width <= PHONE["width"] + 1, f"{url} scrolls sideways on a phone ({width} px)"
+        phone.context.close()
     assert not found, "\n".join(
         f"{where}: {v['id']} ({v['impact']}) {v['help']}: {v['nodes']}" for where, vs in found.items() for v in vs
     )

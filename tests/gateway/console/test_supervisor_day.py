@@ -83,8 +83,8 @@ def test_the_dashboard_of_today_ends_at_now_in_the_centers_zone_with_utc_on_hove
 def test_tickets_list_the_customer_count_queues_fold_filters_and_show_the_customer_beside(console):
     stack = console.stack
     customer_id = make_customer(stack, "Cleo Column", "+14155550145")
-    agent = console.api("sup-tia", "agent")
     console.user("sup-tia", "agent")
+    agent = console.api("sup-tia", "agent")
     ticket = agent.post(
         "/api/tickets/tickets",
         json={"subject": "Lid cracked", "category": "complaint", "customer_id": customer_id, "assignee_id": "sup-tia"},
