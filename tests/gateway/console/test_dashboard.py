@@ -215,7 +215,7 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
     )
     expect(page.get_by_role("columnheader", name="1\N{EN DASH}10 NPS")).to_be_visible()
 
-    for chart in ("chart-hours", "chart-reasons", "chart-tickets", "chart-trend"):
+    for chart in ("chart-hours", "chart-reasons", "chart-tickets", "chart-trend-0", "chart-trend-1"):
         canvas = page.locator(f"#{chart}")
         expect(canvas).to_have_attribute("data-chart", "drawn")
         assert int(canvas.get_attribute("data-points")) > 0, chart

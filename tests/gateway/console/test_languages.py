@@ -1,6 +1,6 @@
 """The console in six languages, in a real browser: the sign-in page follows the browser's
 Accept-Language, a user's profile language wins over it, every screen passes axe-core in every
-language, and each screen is photographed in Traditional Chinese at 1366×768 and on a phone
+language, and each screen is photographed in Traditional Chinese at 1366x768 and on a phone
 (test-artifacts/screenshots/zh-Hant-*.png). Times carry their zone and UTC on hover."""
 
 from __future__ import annotations
