@@ -73,11 +73,18 @@ class TemplateIn(Schema):
     comment_enabled = fields.Boolean(load_default=True)
 
 
+def _languages(template) -> list[str]:
+    questions = template["questions"] if isinstance(template, dict) else template.questions
+    return list(questions[0]["texts"]) if questions else []
+
+
 class TemplateOut(Schema):
     template_id = fields.String()
     version = fields.Integer()
     name = fields.String()
     questions = fields.List(fields.Nested(QuestionSchema))
+    # In the template's order (JSON objects come out with sorted keys): the first is the fallback language.
+    languages = fields.Function(_languages, metadata={"description": "the languages of its texts, first the fallback"})
     comment_enabled = fields.Boolean()
     scale = fields.Constant({"min": 1, "max": 10})
     created_at = fields.DateTime()

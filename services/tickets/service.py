@@ -1334,6 +1334,7 @@ _OVERVIEW_CUSTOMER = select(
     _customers.do_not_call,
     _customers.marketing_consent,
     _customers.segment,
+    _customers.language,
     _customers.created_at,
     _customers.updated_at,
     _customers.merged_into_id,

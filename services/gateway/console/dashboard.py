@@ -219,10 +219,18 @@ def chart_data(report: dict, trend: dict | None, shown=HOURS, hour_label=lambda 
             "names": {"offered": _("Offered"), "answered": _("Answered"), "abandoned": _("Abandoned")},
         }
         reasons = calls["reasons"] or {}
-        charts["reasons"] = {"labels": [label(key) for key in reasons], "calls": list(reasons.values())}
+        charts["reasons"] = {
+            "labels": [label(key) for key in reasons],
+            "calls": list(reasons.values()),
+            "name": _("Calls"),
+        }
     if report["tickets"] is not None:
         categories = report["tickets"]["opened"]["by_category"]
-        charts["tickets"] = {"labels": [label(key) for key in categories], "opened": list(categories.values())}
+        charts["tickets"] = {
+            "labels": [label(key) for key in categories],
+            "opened": list(categories.values()),
+            "name": _("Opened"),
+        }
     if trend is not None:
         charts["trend"] = {
             "axis": _("mean (1\N{EN DASH}10)"),

@@ -233,7 +233,7 @@ def desk_outcome(entry_id: str):
 def survey_language(template: dict, wanted: str | None) -> str:
     """The language the questions are read in: the customer's if the template has it (zh-TW finds
     zh-Hant), else the template's first language."""
-    offered = [key for question in template["questions"][:1] for key in question["texts"]]
+    offered = template.get("languages") or [key for question in template["questions"][:1] for key in question["texts"]]
     if wanted:
         wanted_catalog = catalog_for(wanted)
         for key in offered:
@@ -362,13 +362,13 @@ def _wrap_up_context(call: dict) -> dict:
     customer_id = call.get("customer_id")
     view = _view_or_none(customer_id)
     caller = (view or {}).get("profile") or {}
-    who = caller.get("name") or call.get("from_number") or "unknown caller"
+    who = caller.get("name") or call.get("from_number") or _("unknown caller")
     return {
         "call": call,
         "view": view,
         "reasons": CALL_REASONS,
         "priorities": TICKET_PRIORITIES,
-        "subject": f"Phone call from {who}"[:MAX_SUBJECT],
+        "subject": _("Phone call from %(caller)s", caller=who)[:MAX_SUBJECT],
     }
 
 

@@ -205,3 +205,29 @@ def test_toasts_name_the_ticket_number_skip_my_own_actions_and_cover_no_button(c
     mine.post("/api/tickets/tickets", json={"subject": "My own", "category": "question", "assignee_id": "day-tom"})
     page.wait_for_timeout(2000)
     expect(toast).to_have_count(0)
+
+
+def test_the_survey_is_read_in_the_customers_language_and_stored_with_it(console):
+    stack = console.stack
+    page = console.signed_in("day-lin", "agent", viewport=DESK_SCREEN)
+    customer_id = make_customer(stack, "林美華", "+886223456701")  # a Taipei number: zh-Hant by default
+    campaign = api(
+        stack, "POST", "/api/callrouting/campaigns", supervisor(stack),
+        {"name": f"回訪 {uuid.uuid4().hex[:6]}", "calling_window": ALWAYS, "contact_frequency_days": 0},
+    )  # fmt: skip
+    api(
+        stack, "POST", f"/api/callrouting/campaigns/{campaign['campaign_id']}/entries", supervisor(stack),
+        {"customer_id": customer_id, "due_at": "2026-01-01T00:00:00+00:00"},
+    )  # fmt: skip
+    page.goto("/desk")
+    page.get_by_role("button", name="Next follow-up call").click()
+    page.get_by_role("button", name="Reached", exact=True).click()
+    expect(page.locator("[data-survey-language]")).to_have_attribute("data-survey-language", "zh-Hant")
+    expect(page.locator("fieldset.question legend").first).to_contain_text("產品在多大程度上符合您的期望")
+    expect(page.get_by_role("button", name="Submit answers")).to_be_visible()  # the console itself stays English
+    for key in "88888":
+        page.keyboard.press(key)
+    page.keyboard.press("Control+Enter")
+    expect(page.get_by_role("heading", name="Answers saved")).to_be_visible()
+    [response] = api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))
+    assert response["language"] == "zh-Hant"

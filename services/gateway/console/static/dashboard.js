@@ -65,8 +65,8 @@
     if (!source || !window.Chart) return;
     var data = JSON.parse(source.textContent);
     if (data.hours) hours(data.hours);
-    if (data.reasons) horizontal("chart-reasons", data.reasons.labels, data.reasons.calls, "Calls");
-    if (data.tickets) horizontal("chart-tickets", data.tickets.labels, data.tickets.opened, "Opened");
+    if (data.reasons) horizontal("chart-reasons", data.reasons.labels, data.reasons.calls, data.reasons.name || "Calls");
+    if (data.tickets) horizontal("chart-tickets", data.tickets.labels, data.tickets.opened, data.tickets.name || "Opened");
     if (data.trend) trend(data.trend);
   });
 })();
