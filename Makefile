@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help setup run seed test test-postgres test-pgbouncer test-scale fuzz bench lint format deadletters clean simulate
+.PHONY: help setup run seed test test-postgres test-pgbouncer test-scale fuzz bench lint format deadletters clean simulate translations
 
 help:
 	@echo "make run            set up and start the four services, their workers and (if AMQP_URL is unset) a local broker"
@@ -19,7 +19,10 @@ help:
 	@echo "make test-scale     two replicas of everything on a 3-node RabbitMQ cluster and PostgreSQL, under faults"
 	@echo "make bench          measure HTTP and event throughput beside a bare endpoint and raw pika"
 	@echo "make simulate       play a day of inbound calls through the signed webhooks of a running \`make run\`"
+	@echo "                    (its gateway at GATEWAY_URL, else 127.0.0.1:GATEWAY_PORT, 8000 by default)"
 	@echo "                    (SIMULATE_ARGS=\"--calls 200 --speed 600 --date 2026-11-23\")"
+	@echo "make translations   collect the console's strings into its catalogs (services/gateway/translations),"
+	@echo "                    new ones left to translate; \`make setup\` compiles them"
 	@echo "make lint           ruff"
 	@echo "make deadletters SERVICE=callrouting   list parked events (python -m shared.deadletters --help)"
 
@@ -35,8 +38,23 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed node_modules/.installed
+# The console's gettext catalogs (docs/console.md, "Languages"): the .po files are the source, compiled here.
+CATALOGS := $(wildcard services/gateway/translations/*/LC_MESSAGES/messages.po)
+COMPILED := $(CATALOGS:.po=.mo)
+services/gateway/translations/%/LC_MESSAGES/messages.mo: services/gateway/translations/%/LC_MESSAGES/messages.po $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --use-fuzzy -i $< -o $@ -l $* >/dev/null
+
+setup: $(VENV)/.installed node_modules/.installed $(COMPILED)
 	@mkdir -p var
+
+# Extract every _() of the console's templates and modules, and add what is new to each catalog
+# (an untranslated entry fails tests/gateway/console/test_translations.py until it is translated).
+translations: $(VENV)/.installed
+	cd services/gateway && ../../$(VENV)/bin/pybabel extract -F babel.cfg -k N_ --no-location --sort-output \
+	  --project=callcenter-console --copyright-holder="the call center's developers" -o translations/messages.pot . >/dev/null
+	cd services/gateway && ../../$(VENV)/bin/pybabel update -i translations/messages.pot -d translations \
+	  --no-fuzzy-matching --ignore-obsolete --width=120 --ignore-pot-creation-date >/dev/null
+	$(MAKE) --no-print-directory $(COMPILED)
 
 run: setup
 	scripts/run.sh
@@ -46,7 +64,7 @@ seed: setup
 	$(PY) -m services.seed $(if $(SEED),--seed $(SEED)) $(SEED_ARGS)
 
 test: setup
-	@scripts/ensure-system.sh rabbitmq chromium dovecot
+	@scripts/ensure-system.sh rabbitmq chromium dovecot cjk-fonts
 	$(PY) -m pytest
 
 test-postgres: setup

@@ -10,6 +10,7 @@
 #   scripts/ensure-system.sh pgbouncer   the connection pooler the PostgreSQL runs put in front (transaction mode)
 #   scripts/ensure-system.sh haproxy     the load balancer and TLS proxy of make test-scale
 #   scripts/ensure-system.sh dovecot     an IMAP server the mail tests start on a free port (dovecot-imapd)
+#   scripts/ensure-system.sh cjk-fonts   a Chinese font, so the console's zh-Hans/zh-Hant screenshots show the text
 set -euo pipefail
 
 have() {
@@ -23,6 +24,7 @@ have() {
     pgbouncer) [ -x /usr/sbin/pgbouncer ] ;;
     haproxy) [ -x /usr/sbin/haproxy ] ;;
     dovecot) [ -x /usr/sbin/dovecot ] ;;
+    cjk-fonts) [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] ;;
   esac
 }
 package() {
@@ -36,6 +38,7 @@ package() {
     pgbouncer) echo pgbouncer ;;
     haproxy) echo haproxy ;;
     dovecot) echo dovecot-imapd ;;
+    cjk-fonts) echo fonts-wqy-microhei ;;
   esac
 }
 

@@ -89,6 +89,8 @@ class CustomerFields(Schema):
     do_not_call = fields.Boolean(load_default=False)
     marketing_consent = fields.Boolean(load_default=False)
     segment = _optional(fields.String, validate=_one_of(SEGMENTS))
+    # BCP 47 ("zh-Hant", "tl", "de"): the language surveys and agents use with them; optional for older events
+    language = _optional(fields.String, validate=validate.Length(max=16))
 
 
 class CustomerCreatedV1(CustomerFields):
@@ -147,6 +149,7 @@ class TicketCreatedV1(Schema):
     first_response_due_at = _optional(fields.DateTime)
     resolution_due_at = _optional(fields.DateTime)
     created_at = fields.DateTime(required=True)
+    created_by = _optional(fields.String)  # who opened it (none: the system), so their own console stays quiet
 
 
 class FieldChange(Schema):

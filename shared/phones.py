@@ -50,3 +50,19 @@ def time_zone_of(e164: str) -> str | None:
     number = phonenumbers.parse(e164, None)
     zones = [zone for zone in phone_timezones.time_zones_for_number(number) if zone != "Etc/Unknown"]
     return zones[0] if len(zones) == 1 else None
+
+
+# The language a customer is first assumed to speak, from their number's country (BCP 47); they
+# may change it. Countries not listed: English.
+REGION_LANGUAGES = {
+    "PH": "tl", "TW": "zh-Hant", "HK": "zh-Hant", "MO": "zh-Hant", "CN": "zh-Hans", "SG": "zh-Hans",
+    "DE": "de", "AT": "de", "LI": "de", "FR": "fr", "MC": "fr", "LU": "fr",
+}  # fmt: skip
+
+
+def language_of(e164: str | None) -> str | None:
+    """The language of the country a number belongs to ('+886…' -> 'zh-Hant'), None without a number."""
+    if not e164:
+        return None
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    return REGION_LANGUAGES.get(region or "", "en")

@@ -43,6 +43,7 @@ class CustomerReplicaColumns:
     marketing_consent: Mapped[bool] = mapped_column(Boolean, server_default="0")
     segment: Mapped[str | None] = mapped_column(String(1))
     merged_into_id: Mapped[str | None] = mapped_column(String(36))
+    language: Mapped[str | None] = mapped_column(String(16))  # BCP 47 ("zh-Hant"): surveys and scripts in it
     # occurred_at of the event this row was last written from (ISO 8601 UTC, sorts as text)
     as_of: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), server_default=func.now())
@@ -98,6 +99,19 @@ def downgrade_customer_replicas_v2(op) -> None:
             batch.drop_column(column)
 
 
+def upgrade_customer_replicas_v3(op) -> None:
+    """The customer's language (frozen: add a v4 to change)."""
+    import sqlalchemy as sa
+
+    with op.batch_alter_table("customer_replicas") as batch:
+        batch.add_column(sa.Column("language", sa.String(16)))
+
+
+def downgrade_customer_replicas_v3(op) -> None:
+    with op.batch_alter_table("customer_replicas") as batch:
+        batch.drop_column("language")
+
+
 def customer_replica_handlers(replica_model, phone_model) -> dict[str, Handler]:
     """Handlers for ``customer.created``, ``customer.updated`` and ``customer.merged``."""
     replicas = replica_model.__table__
@@ -118,6 +132,7 @@ def customer_replica_handlers(replica_model, phone_model) -> dict[str, Handler]:
             "do_not_call": bool(data.get("do_not_call", False)),
             "marketing_consent": bool(data.get("marketing_consent", False)),
             "segment": data.get("segment"),
+            "language": data.get("language"),
             "as_of": envelope.occurred_at,
             "updated_at": datetime.now(UTC),
         }

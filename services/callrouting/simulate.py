@@ -4,7 +4,8 @@ the gateway, the one door (docs/gateway.md).
 
     python -m services.callrouting.simulate --token "$CALLCENTER_TOKEN" --calls 200 --speed 600
 
-The gateway is ``--base-url`` (``GATEWAY_URL``, else http://127.0.0.1:8000): the webhooks are
+The gateway is ``--base-url`` (``GATEWAY_URL``, else http://127.0.0.1:``GATEWAY_PORT``, 8000 by
+default, as ``make run`` starts it): the webhooks are
 at ``/webhooks/...``, the API at ``/api/callrouting/...`` with ``Authorization: Bearer`` and a
 supervisor's or admin's API token (``--token`` or ``CALLCENTER_TOKEN``; ``make simulate`` makes
 one for the dev admin).
@@ -15,13 +16,20 @@ that runs ``--speed`` times faster than real time: call times sent to the servic
 shows the day as played. Arrivals follow a two-peaked curve (late morning and early
 afternoon); callers hang up after an exponential patience (mean 90 s), some within seconds
 (short abandons); agents answer an offer after a few seconds or, now and then, not at all;
-talks last 1 to 10 minutes, and each ends with a wrap-up and a reason.
+talks last 1 to 10 minutes, and each ends with a wrap-up and a reason. Today is played up to now
+only (never into the future); another day, whole.
+
+Callers: about two thirds are customers on file (their numbers from the tickets API, so a pop
+shows a real card), the rest unknown numbers.
 
 Signs with ``TWILIO_AUTH_TOKEN`` (from the environment, else the one ``make run`` generated into
 ``var/dev-secrets.env``) for the gateway URL it calls (call routing checks the URL the gateway
 was called at), or for ``--public-url`` when the services check signatures against
 ``PUBLIC_BASE_URL``. Agents ``sim-agent-1..N`` are
-registered through ``POST /agents`` and made available; they stay available afterwards.
+registered through ``POST /agents`` with the skill ``simulation`` and made available; they stay
+available afterwards. The calls ring in the queue ``simulation``, which requires that skill, so
+they are offered to the simulator's agents only, never to a person signed in to the console; and
+the simulator answers, wraps up and reports only its own agents' legs.
 Wrap-up is measured on the service's clock, so after-call work is short at high speeds.
 """
 
@@ -57,6 +65,9 @@ REASON_WEIGHTS = {
     "other": 7,
 }
 OPEN_HOUR, CLOSE_HOUR = 8, 18
+SIM_QUEUE = SIM_SKILL = "simulation"  # the simulator's own queue, served only by agents with its skill
+KNOWN_SHARE = 2 / 3  # of the calls come from customers on file
+ENDINGS = ("hang_up", "give_up", "wrap_up")
 
 
 def arrival_weight(hour: float) -> float:
@@ -64,13 +75,15 @@ def arrival_weight(hour: float) -> float:
     return 0.2 + math.exp(-(((hour - 10.5) / 1.2) ** 2)) + 0.8 * math.exp(-(((hour - 14.5) / 1.5) ** 2))
 
 
-def arrival_times(day: date, count: int, rng: random.Random) -> list[datetime]:
-    """``count`` arrival times over the business day, drawn from the arrival curve."""
+def arrival_times(day: date, count: int, rng: random.Random, until: datetime | None = None) -> list[datetime]:
+    """``count`` arrival times over the business day, drawn from the arrival curve; those after
+    ``until`` (now, when the day is today) are dropped: the simulator never plays the future."""
     start = datetime(day.year, day.month, day.day, OPEN_HOUR, tzinfo=UTC)
     minutes = (CLOSE_HOUR - OPEN_HOUR) * 60
     weights = [arrival_weight(OPEN_HOUR + minute / 60) for minute in range(minutes)]
     picks = rng.choices(range(minutes), weights=weights, k=count)
-    return sorted(start + timedelta(minutes=minute, seconds=rng.uniform(0, 60)) for minute in picks)
+    times = sorted(start + timedelta(minutes=minute, seconds=rng.uniform(0, 60)) for minute in picks)
+    return [moment for moment in times if until is None or moment <= until]
 
 
 @dataclass
@@ -106,6 +119,7 @@ class Simulator:
         self.no_answer_rate = args.no_answer_rate
         self.out = out
         self.counts = {"answered": 0, "abandoned": 0, "wrapped_up": 0, "missed_offers": 0}
+        self.now = datetime.now(UTC)
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -135,17 +149,35 @@ class Simulator:
 
     # -- the day ----------------------------------------------------------------------------------
 
+    def known_numbers(self) -> list[str]:
+        """Numbers of customers on file (the tickets API through the gateway); none if it cannot say."""
+        response = self.http.get(
+            f"{self.base}/api/tickets/customers",
+            params={"per_page": 100},
+            headers=self.api_headers,
+            timeout=10,
+        )
+        if response.status_code != 200:
+            return []
+        return [customer["phone"] for customer in response.json().get("items", []) if customer.get("phone")]
+
     def run(self, count: int) -> dict:
+        # The simulation's own queue, which only its agents' skill serves.
+        self.api("PUT", f"/queues/{SIM_QUEUE}", {"required_skills": [SIM_SKILL]})
         for agent in self.agents:
-            self.api("POST", "/agents", {"agent_id": agent, "name": agent.replace("-", " ").title()})
+            self.api(
+                "POST", "/agents", {"agent_id": agent, "name": agent.replace("-", " ").title(), "skills": [SIM_SKILL]}
+            )
             state = self.api("GET", f"/agents/{agent}/routing").json()["state"]
             if state in ("offline", "on_break"):
                 self.api("PUT", f"/agents/{agent}/state", {"state": "available"})
-        for n, arrived in enumerate(arrival_times(self.day, count, self.rng)):
+        known = self.known_numbers()
+        for n, arrived in enumerate(arrival_times(self.day, count, self.rng, until=self.now)):
             short = self.rng.random() < 0.08
+            caller = self.rng.choice(known) if known and self.rng.random() < KNOWN_SHARE else None
             call = SimCall(
                 sid=f"CA{self.day:%Y%m%d}{n:05d}{self.rng.randrange(16**6):06x}",
-                caller=f"+1415555{self.rng.randrange(10_000):04d}",
+                caller=caller or f"+1415555{self.rng.randrange(10_000):04d}",
                 arrived=arrived,
                 patience=self.rng.uniform(1, 4.5) if short else self.rng.expovariate(1 / 90),
                 talk=min(600.0, max(45.0, self.rng.lognormvariate(math.log(180), 0.5))),
@@ -157,6 +189,12 @@ class Simulator:
         sim_start, real_start = self.events[0][0], time.monotonic()
         while self.events:
             moment, _, action, args = heapq.heappop(self.events)
+            if moment > self.now:
+                # The day is played up to now, never later: a call still under way at the end is
+                # ended now (hung up, given up, wrapped up), so no agent is left on a call; the rest is left out.
+                if action.__name__ not in ENDINGS:
+                    continue
+                moment = self.now
             delay = real_start + (moment - sim_start).total_seconds() / self.speed - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
@@ -166,7 +204,7 @@ class Simulator:
     def ring(self, now: datetime, call: SimCall) -> None:
         params = {"CallSid": call.sid, "From": call.caller, "To": "+14155550199", "Timestamp": _rfc2822(now)}
         params |= {"CallStatus": "ringing", "Direction": "inbound", "AccountSid": "ACsimulator"}
-        self.follow(now, call, self.twilio("/webhooks/twilio/voice", params).text)
+        self.follow(now, call, self.twilio(f"/webhooks/twilio/voice?queue={SIM_QUEUE}", params).text)
         self.at(call.arrived + timedelta(seconds=call.patience), self.give_up, call)
 
     def follow(self, now: datetime, call: SimCall, twiml: str) -> None:
@@ -178,6 +216,8 @@ class Simulator:
             for noun in dial:
                 query = parse_qs(urlparse(noun.get("statusCallback", "")).query)
                 agent, call.round = query["agent"][0], int(query["round"][0])
+                if agent not in self.agents:
+                    continue  # never a person's call: only the simulator's own agents are played
                 leg = f"CL{next(self.legs):08d}"
                 call.offers[agent] = leg
                 self.status(leg, "initiated", now, call.sid, agent, call.round)
@@ -268,6 +308,13 @@ def dev_secret(name: str) -> str | None:
     return None
 
 
+def gateway_url(environ=os.environ) -> str:
+    """Where the gateway is: ``GATEWAY_URL``, else this machine on ``GATEWAY_PORT`` (8000 by default)."""
+    if environ.get("GATEWAY_URL"):
+        return environ["GATEWAY_URL"]
+    return f"http://127.0.0.1:{environ.get('GATEWAY_PORT') or 8000}"
+
+
 def _rfc2822(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
 
@@ -276,9 +323,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m services.callrouting.simulate", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument(
-        "--base-url", default=os.environ.get("GATEWAY_URL", "http://127.0.0.1:8000"), help="the gateway"
-    )
+    parser.add_argument("--base-url", default=gateway_url(), help="the gateway (GATEWAY_URL, else GATEWAY_PORT)")
     parser.add_argument("--public-url", default=os.environ.get("PUBLIC_BASE_URL"), help="the URL the service signs for")
     parser.add_argument(
         "--token",

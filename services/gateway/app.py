@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None):
         denied=console.denied,
     )
     app.extensions["upstreams"] = Upstreams(settings, app.extensions["internal_tokens"])
+    console.i18n.init_app(app)
     return app

@@ -233,7 +233,12 @@ class LiveRouter:
         }
         out = []
         if data.get("assignee_id"):
-            assigned = {**ticket, "assignee_id": data["assignee_id"], "assigned_by": None, "previous_assignee_id": None}
+            assigned = {
+                **ticket,
+                "assignee_id": data["assignee_id"],
+                "assigned_by": data.get("created_by"),  # a ticket I open for myself is not news to me
+                "previous_assignee_id": None,
+            }
             out.append(
                 (to_user(data["assignee_id"]), Notice("ticket.assigned", f"{envelope.id}:ticket.assigned", assigned))
             )

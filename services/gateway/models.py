@@ -43,6 +43,19 @@ class UserAccount(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The console's language (a catalog of services/gateway/console/i18n.py) and time zone; None: the
+    # browser's Accept-Language and the center's zone.
+    language: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class CenterSetting(Base):
+    """One setting of the center, chosen by an admin in the console (its time zone, the wall's thresholds)."""
+
+    __tablename__ = "center_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 class SignInThrottle(Base):

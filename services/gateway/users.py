@@ -499,6 +499,17 @@ def update_user(
     return account
 
 
+def set_preferences(database: Database, user_id: str, *, language: str | None, time_zone: str | None) -> UserAccount:
+    """The user's console language and time zone (None: follow the browser and the center)."""
+    with database.sessions() as session:
+        account = session.get(UserAccount, user_id)
+        if account is None:
+            raise NotFound(f"No user {user_id}.")
+        account.language, account.time_zone = language, time_zone
+        session.commit()
+    return account
+
+
 def _other_active_admins(session, user_id: str) -> int:
     query = select(func.count()).where(
         UserAccount.role == "admin", UserAccount.active.is_(True), UserAccount.id != user_id

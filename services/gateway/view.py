@@ -287,6 +287,7 @@ def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
             "do_not_call": replica.do_not_call,
             "marketing_consent": replica.marketing_consent,
             "segment": replica.segment,
+            "language": replica.language,
             "source": "gateway replica",
         }
     else:

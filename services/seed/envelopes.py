@@ -8,6 +8,7 @@ event catalog as a publisher's would be, so a contract change breaks the seed lo
 from __future__ import annotations
 
 from shared.events import Envelope, isoformat_utc
+from shared.phones import language_of
 
 from .plan import DemoAttempt, DemoCampaign, DemoCustomer, DemoEntry, DemoPurchase, DemoWorld, demo_id
 
@@ -35,6 +36,7 @@ def customer_created(world: DemoWorld, customer: DemoCustomer) -> Envelope:
         "do_not_call": customer.do_not_call,
         "marketing_consent": customer.marketing_consent,
         "segment": customer.segment,
+        "language": language_of(customer.phone),
     }
     # Dated at the seeding: the customer's current state (segment included) is what it holds, and
     # any real change made later is newer and wins in every replica.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from services.tickets.domain import recovery_ticket_text
 from shared.phones import NotAPhoneNumber, time_zone_of, to_e164
 
 DEFAULT_SEED = 2026
@@ -998,18 +999,13 @@ class _World:
             opened = response.completed_at + timedelta(seconds=rng.uniform(2, 90))
             if not low or opened >= self.now:
                 continue
-            scores = ", ".join(f"{key} {response.answers[key]}" for key in low)
-            lines = [f"Survey response {response.id}: low scores ({scores})."]
-            if response.product:
-                lines.append(f"Product: {response.product}.")
-            if response.comment:
-                lines.append(f"Customer's comment: {response.comment}")
+            subject, description = recovery_ticket_text(low, response.answers, response.product, response.comment)
             ticket = DemoTicket(
                 id=self.id("ticket", len(self.tickets)),
                 number=0,
                 customer_id=response.customer_id,
-                subject=f"Service recovery: low survey score ({scores})"[:200],
-                description="\n".join(lines),
+                subject=subject,
+                description=description,
                 category="service_recovery",
                 priority="urgent",
                 channel="survey",

@@ -35,7 +35,9 @@ links = Blueprint("links", __name__, url_prefix="/links", description="Signed, e
 survey_metrics = Blueprint("survey_metrics", __name__, description="Metrics from the rollups")
 keypad = Blueprint("keypad", __name__, url_prefix="/webhooks/twilio/survey", description="Keypad surveys (Twilio)")
 
-LANGUAGE = validate.Regexp(r"^[a-z]{2}(-[A-Z]{2})?$", error="A language code such as en or de.")
+# BCP 47 as the templates key their texts: en, de, fr, tl, zh-Hans, zh-Hant (and region forms such as de-CH).
+CUSTOMERS_LANGUAGE = "default: the customer's language, else the template's first"
+LANGUAGE = validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", error="A language tag such as en, de or zh-Hant.")
 QUESTION_KEY = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="Lower-case letters, digits and _, 1 to 64.")
 MAX_LINK_DAYS = 90
 
@@ -71,11 +73,18 @@ class TemplateIn(Schema):
     comment_enabled = fields.Boolean(load_default=True)
 
 
+def _languages(template) -> list[str]:
+    questions = template["questions"] if isinstance(template, dict) else template.questions
+    return list(questions[0]["texts"]) if questions else []
+
+
 class TemplateOut(Schema):
     template_id = fields.String()
     version = fields.Integer()
     name = fields.String()
     questions = fields.List(fields.Nested(QuestionSchema))
+    # In the template's order (JSON objects come out with sorted keys): the first is the fallback language.
+    languages = fields.Function(_languages, metadata={"description": "the languages of its texts, first the fallback"})
     comment_enabled = fields.Boolean()
     scale = fields.Constant({"min": 1, "max": 10})
     created_at = fields.DateTime()
@@ -151,7 +160,11 @@ class ResponseIn(ProvenanceFields, AnswersFields):
     template_version = fields.Integer(load_default=None, validate=validate.Range(min=1))
     customer_id = fields.UUID(required=True)
     channel = fields.String(load_default="agent", validate=validate.OneOf(SURVEY_CHANNELS))
-    language = fields.String(load_default="en", validate=LANGUAGE)
+    language = fields.String(
+        load_default=None,
+        validate=LANGUAGE,
+        metadata={"description": CUSTOMERS_LANGUAGE},
+    )
 
     @validates_schema
     def _agent_channel_names_the_agent(self, data, **_kwargs):
@@ -296,7 +309,11 @@ class LinkIn(ProvenanceFields):
     customer_id = fields.UUID(required=True)
     template_id = fields.UUID(load_default=lambda: domain.DEFAULT_TEMPLATE_ID)
     template_version = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    language = fields.String(load_default="en", validate=LANGUAGE)
+    language = fields.String(
+        load_default=None,
+        validate=LANGUAGE,
+        metadata={"description": CUSTOMERS_LANGUAGE},
+    )
     expires_in = fields.Integer(
         load_default=7 * 24 * 3600,
         validate=validate.Range(min=60, max=MAX_LINK_DAYS * 24 * 3600),
@@ -494,7 +511,11 @@ class KeypadStartArgs(ProvenanceFields):
     customer_id = fields.UUID(required=True)
     template_id = fields.UUID(load_default=lambda: domain.DEFAULT_TEMPLATE_ID)
     template_version = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    language = fields.String(load_default="en", validate=validate.OneOf(sorted(domain.KEYPAD_PHRASES)))
+    language = fields.String(
+        load_default=None,
+        validate=validate.OneOf(sorted(domain.KEYPAD_PHRASES)),
+        metadata={"description": CUSTOMERS_LANGUAGE},
+    )
 
 
 def _twiml(voice: VoiceResponse) -> Response:

@@ -32,6 +32,10 @@ DEFAULT_QUESTIONS = [
         "texts": {
             "en": "How well did the product meet your expectations?",
             "de": "Wie gut hat das Produkt Ihre Erwartungen erfüllt?",
+            "fr": "Dans quelle mesure le produit a-t-il répondu à vos attentes ?",
+            "tl": "Gaano natugunan ng produkto ang inyong inaasahan?",
+            "zh-Hans": "产品在多大程度上符合您的期望？",
+            "zh-Hant": "產品在多大程度上符合您的期望？",
         },
     },
     {
@@ -41,13 +45,24 @@ DEFAULT_QUESTIONS = [
         "texts": {
             "en": "How well did our service meet your expectations?",
             "de": "Wie gut hat unser Service Ihre Erwartungen erfüllt?",
+            "fr": "Dans quelle mesure notre service a-t-il répondu à vos attentes ?",
+            "tl": "Gaano natugunan ng aming serbisyo ang inyong inaasahan?",
+            "zh-Hans": "我们的服务在多大程度上符合您的期望？",
+            "zh-Hant": "我們的服務在多大程度上符合您的期望？",
         },
     },
     {
         "key": "purchase",
         "kind": "rating",
         "required": True,
-        "texts": {"en": "How was the purchase experience?", "de": "Wie war Ihr Einkaufserlebnis?"},
+        "texts": {
+            "en": "How was the purchase experience?",
+            "de": "Wie war Ihr Einkaufserlebnis?",
+            "fr": "Comment s’est passé votre achat ?",
+            "tl": "Kumusta ang inyong karanasan sa pagbili?",
+            "zh-Hans": "您的购物体验如何？",
+            "zh-Hant": "您的購物體驗如何？",
+        },
     },
     {
         "key": "recommend_product",
@@ -56,6 +71,10 @@ DEFAULT_QUESTIONS = [
         "texts": {
             "en": "Would you recommend the product to your friends?",
             "de": "Würden Sie das Produkt Ihren Freunden empfehlen?",
+            "fr": "Recommanderiez-vous le produit à vos amis ?",
+            "tl": "Irerekomenda ba ninyo ang produkto sa inyong mga kaibigan?",
+            "zh-Hans": "您会向朋友推荐这款产品吗？",
+            "zh-Hant": "您會向朋友推薦這款產品嗎？",
         },
     },
     {
@@ -65,6 +84,10 @@ DEFAULT_QUESTIONS = [
         "texts": {
             "en": "Would you recommend our store as a whole?",
             "de": "Würden Sie unser Geschäft insgesamt weiterempfehlen?",
+            "fr": "Recommanderiez-vous notre magasin dans son ensemble ?",
+            "tl": "Irerekomenda ba ninyo ang aming tindahan sa kabuuan?",
+            "zh-Hans": "总体而言，您会推荐我们的商店吗？",
+            "zh-Hant": "整體而言，您會推薦我們的商店嗎？",
         },
     },
 ]
@@ -86,6 +109,38 @@ KEYPAD_PHRASES = {
         "invalid": "Das war leider keine Zahl von 1 bis 10.",
         "thanks": "Vielen Dank für Ihre Antworten. Auf Wiederhören.",
         "incomplete": "Wir konnten Ihre Antworten nicht aufnehmen. Auf Wiederhören.",
+    },
+    "fr": {
+        "voice_language": "fr-FR",
+        "intro": "Merci de répondre à notre courte enquête.",
+        "instructions": "Tapez un nombre de 1 à 10, puis la touche dièse.",
+        "invalid": "Désolé, ce n’était pas un nombre de 1 à 10.",
+        "thanks": "Merci pour vos réponses. Au revoir.",
+        "incomplete": "Nous n’avons pas pu enregistrer vos réponses. Au revoir.",
+    },
+    "tl": {
+        "voice_language": "fil-PH",
+        "intro": "Salamat sa pagsagot sa aming maikling survey.",
+        "instructions": "Mag-type po ng numero mula 1 hanggang 10, saka pindutin ang hash key.",
+        "invalid": "Paumanhin, hindi iyon numero mula 1 hanggang 10.",
+        "thanks": "Salamat po sa inyong mga sagot. Paalam.",
+        "incomplete": "Hindi namin naitala ang inyong mga sagot. Paalam.",
+    },
+    "zh-Hans": {
+        "voice_language": "cmn-CN",
+        "intro": "感谢您参加我们的简短调查。",
+        "instructions": "请输入 1 到 10 之间的数字，然后按井号键。",
+        "invalid": "抱歉，这不是 1 到 10 之间的数字。",
+        "thanks": "感谢您的回答。再见。",
+        "incomplete": "我们无法记录您的回答。再见。",
+    },
+    "zh-Hant": {
+        "voice_language": "cmn-TW",
+        "intro": "感謝您參加我們的簡短調查。",
+        "instructions": "請輸入 1 到 10 之間的數字，然後按井字鍵。",
+        "invalid": "抱歉，這不是 1 到 10 之間的數字。",
+        "thanks": "感謝您的回答。再見。",
+        "incomplete": "我們無法記錄您的回答。再見。",
     },
 }
 KEYPAD_REPROMPTS = 2  # a question is asked at most 1 + 2 times
@@ -124,7 +179,8 @@ class Question:
     texts: Mapping[str, str]
 
     def text(self, language: str) -> str:
-        return self.texts.get(language) or self.texts.get("en") or next(iter(self.texts.values()))
+        """The question in ``language``, else in the template's first language."""
+        return self.texts.get(language) or next(iter(self.texts.values()))
 
 
 @dataclass(frozen=True)
@@ -616,3 +672,26 @@ def metrics_report(
     for (questions, question, *_rest), figure in zip(wanted, figures, strict=True):
         questions[question] = figure
     return groups
+
+
+def language_key(tag: str) -> str:
+    """A language tag reduced to what the templates key texts by: 'zh-TW' -> 'zh-Hant', 'fil' -> 'tl'."""
+    lowered = tag.replace("_", "-").lower()
+    if lowered.startswith("zh"):
+        traditional = any(part in lowered for part in ("hant", "-tw", "-hk", "-mo"))
+        return "zh-Hant" if traditional else "zh-Hans"
+    if lowered.startswith("fil"):
+        return "tl"
+    return lowered.split("-")[0]
+
+
+def choose_language(offered: list[str], *wanted: str | None) -> str:
+    """The first of ``wanted`` (the language asked for, then the customer's) the template offers,
+    else the template's first language."""
+    by_key = {language_key(language): language for language in offered}
+    for tag in wanted:
+        if tag and tag in offered:
+            return tag
+        if tag and language_key(tag) in by_key:
+            return by_key[language_key(tag)]
+    return offered[0]

@@ -245,6 +245,16 @@ def _answerable_template(
 # Lookups of the write path, built once: SQLAlchemy Core on the session's connection, without
 # the ORM's per-statement work (what they read is a column or two, never an object to change).
 _MERGED_INTO = select(CustomerReplica.merged_into_id).where(CustomerReplica.customer_id == bindparam("customer_id"))
+_LANGUAGE_OF_CUSTOMER = select(CustomerReplica.language).where(CustomerReplica.customer_id == bindparam("customer_id"))
+
+
+def language_for(connection, template: TemplateVersion, customer_id: str, requested: str | None) -> str:
+    """The language a survey of ``template`` is asked in (``domain.choose_language``)."""
+    offered = list(template.domain.questions[0].texts) if template.domain.questions else ["en"]
+    customer = connection.execute(_LANGUAGE_OF_CUSTOMER, {"customer_id": customer_id}).scalar()
+    return domain.choose_language(offered, requested, customer)
+
+
 _PRODUCT_OF_PURCHASE = select(SurveyPurchase.product).where(SurveyPurchase.purchase_id == bindparam("purchase_id"))
 _LAST_CONTACT_OF_ENTRY = (
     select(SurveyContact.agent_id, SurveyContact.campaign_id, SurveyContact.purchase_id)
@@ -263,8 +273,10 @@ def _new_response(
     provenance: Provenance,
     now: datetime,
 ) -> dict:
-    """A new response's row, in progress, with its provenance completed from the replicas."""
+    """A new response's row, in progress, with its provenance completed from the replicas; asked in
+    the language named, else the customer's (their replica), else the template's first."""
     connection = uow.session.connection()
+    language = language_for(connection, template, customer_id, language)
     provenance = _completed_provenance(connection, provenance)
     product = None
     if provenance.purchase_id:
@@ -600,7 +612,7 @@ def issue_link(
     customer_id: str,
     template_id: str,
     template_version: int | None,
-    language: str,
+    language: str | None,
     provenance: Provenance,
     expires_in: timedelta,
 ) -> tuple[SurveyLink, str]:
@@ -633,6 +645,7 @@ def new_link(
     """issue_link without the commit (a survey invitation by mail issues its link in its own transaction)."""
     template = _answerable_template(uow, template_id, template_version)
     now = now_utc()
+    language = language_for(uow.session.connection(), template, customer_id, language)
     link = SurveyLink(
         link_id=str(uuid.uuid4()),
         customer_id=resolve_customer_id(uow.session, CustomerReplica, customer_id),

@@ -86,6 +86,13 @@ class CustomerIn(Schema):
     )
     do_not_call = fields.Boolean()
     marketing_consent = fields.Boolean()
+    language = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$", error="A BCP 47 language tag, e.g. zh-Hant."
+        ),
+        metadata={"description": "BCP 47 (zh-Hant, tl, de): surveys ask in it; from the primary number when not given"},
+    )
 
     @validates_schema(skip_on_field_errors=False)
     def _numbers_are_numbers(self, data, **_):
@@ -128,6 +135,7 @@ class CustomerOut(Schema):
     do_not_call = fields.Boolean()
     marketing_consent = fields.Boolean()
     segment = fields.String(allow_none=True, validate=validate.OneOf(SEGMENTS))
+    language = fields.String(allow_none=True)
     merged_into = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime(allow_none=True)

@@ -8,6 +8,7 @@ calendar of 09:00-17:00 in Europe/Berlin stays 09:00-17:00 local across a DST ch
 from __future__ import annotations
 
 import statistics
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -258,3 +259,36 @@ def median_and_p90(values: list[float]) -> tuple[float | None, float | None]:
     if len(values) == 1:
         return values[0], values[0]
     return statistics.median(values), statistics.quantiles(values, n=10, method="inclusive")[8]
+
+
+# The default survey template's questions as a ticket names them (the keys are template data:
+# a ticket reads as text, never as `recommend_product`). A key not listed reads with spaces.
+QUESTION_NAMES = {
+    "product": "the product",
+    "service": "our service",
+    "purchase": "the purchase",
+    "recommend_product": "would recommend the product",
+    "recommend_store": "would recommend the store",
+}
+
+
+def recovery_ticket_text(
+    low_questions: Iterable[str], answers: dict, product: str | None, comment: str | None
+) -> tuple[str, str]:
+    """The subject and description of a service-recovery ticket opened by a low survey score."""
+    scores = ", ".join(
+        f"{QUESTION_NAMES.get(key, key.replace('_', ' '))} {answers.get(key)}/10" for key in low_questions
+    )
+    subject = (f"Low survey score from {product}: {scores}" if product else f"Low survey score: {scores}")[:200]
+    lines = [f"The customer scored {scores} in the follow-up survey."]
+    if product:
+        lines.append(f"Product: {product}.")
+    lines.append(f"Customer's comment: {comment}" if comment else "No comment given.")
+    lines.append("Call the customer back and put it right before the SLA runs out.")
+    return subject, "\n".join(lines)
+
+
+def search_form(text: str) -> str:
+    """Text as a search compares it: case folded and accents taken off ('Inès Müller' -> 'ines muller')."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(char for char in decomposed if not unicodedata.combining(char)).strip()

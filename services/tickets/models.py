@@ -54,6 +54,9 @@ class Customer(Base):
     marketing_consent: Mapped[bool] = mapped_column(Boolean, server_default="0", default=False)
     segment: Mapped[str | None] = mapped_column(String(1))
     merged_into_id: Mapped[str | None] = mapped_column(String(36))  # the survivor, once merged
+    language: Mapped[str | None] = mapped_column(String(16))  # BCP 47; defaults from the primary number's country
+    # The name folded for search (lower case, accents off: "Inès" -> "ines"), kept with every name change.
+    search_name: Mapped[str | None] = mapped_column(String(200), index=True)
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # personal data erased (privacy.py)
     numbers: Mapped[list[CustomerPhone]] = relationship(

@@ -15,9 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select, update
 
 from shared.db import Database
+from shared.phones import language_of
 from shared.unit_of_work import UnitOfWork
 
 from . import domain, service
+from .domain import search_form
 from .models import Counter, Customer, CustomerPhone, Purchase, Ticket, TicketChange, TicketComment
 
 BREACH_JOB_LAG = timedelta(seconds=30)  # how long after a due time the breach job notices (SLA_CHECK_SECONDS)
@@ -72,6 +74,8 @@ def _customer_row(customer) -> dict:
         "do_not_call": customer.do_not_call,
         "marketing_consent": customer.marketing_consent,
         "segment": customer.segment,
+        "language": language_of(customer.phone),
+        "search_name": search_form(customer.name),
         "merged_into_id": None,
         "updated_at": customer.created_at,
     }

@@ -19,7 +19,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import upsert
-from shared.phones import time_zone_of
+from shared.phones import language_of, time_zone_of
 from shared.problems import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
@@ -66,7 +66,9 @@ class SegmentThresholds:
 
 # --- customers ------------------------------------------------------------------------------
 
-CUSTOMER_EVENT_FIELDS = ("name", "phone", "email", "phones", "time_zone", "do_not_call", "marketing_consent", "segment")
+CUSTOMER_EVENT_FIELDS = (
+    "name", "phone", "email", "phones", "time_zone", "do_not_call", "marketing_consent", "segment", "language",
+)  # fmt: skip
 
 
 def _set_phones(customer: Customer, phones: list[str]) -> None:
@@ -99,8 +101,10 @@ def create_customer(
     time_zone: str | None = None,
     do_not_call: bool = False,
     marketing_consent: bool = False,
+    language: str | None = None,
 ) -> Customer:
-    """Numbers arrive in E.164 (the API normalises them); the first is the primary one."""
+    """Numbers arrive in E.164 (the API normalises them); the first is the primary one. The time
+    zone and the language default from the primary number's country."""
     customer = new_customer(
         uow,
         name=name,
@@ -110,6 +114,7 @@ def create_customer(
         time_zone=time_zone,
         do_not_call=do_not_call,
         marketing_consent=marketing_consent,
+        language=language,
     )
     uow.commit()
     return customer
@@ -125,14 +130,19 @@ def new_customer(
     time_zone: str | None = None,
     do_not_call: bool = False,
     marketing_consent: bool = False,
+    language: str | None = None,
 ) -> Customer:
     """create_customer without the commit, for use cases that do more in the same transaction."""
     numbers = _primary_first(phone, phones)
     if time_zone is None and numbers:
         time_zone = time_zone_of(numbers[0])
+    if language is None and numbers:
+        language = language_of(numbers[0])
     now = utcnow()
     customer = Customer(
         name=name.strip(),
+        search_name=domain.search_form(name),
+        language=language,
         email=email.strip().lower() if email else None,
         time_zone=time_zone,
         do_not_call=do_not_call,
@@ -187,11 +197,12 @@ def update_customer(uow: UnitOfWork, customer_id: str, changes: dict) -> Custome
         _set_phones(customer, phones)
         if customer.time_zone is None and phones and "time_zone" not in changes:
             customer.time_zone = time_zone_of(phones[0])
-    for name in ("name", "email", "time_zone", "do_not_call", "marketing_consent"):
+    for name in ("name", "email", "time_zone", "do_not_call", "marketing_consent", "language"):
         if name in changes:
             value = changes[name]
             if name == "name":
                 value = value.strip()
+                customer.search_name = domain.search_form(value)
             if name == "email" and value:
                 value = value.strip().lower()
             setattr(customer, name, value)
@@ -216,9 +227,11 @@ def find_customers(
     if email is not None:
         query = query.where(Customer.email == email.strip().lower())
     if q:
-        pattern = f"%{_escape_like(q.strip().lower())}%"
+        # Names compare folded (case and accents off: "Ines" finds "Inès"); e-mail addresses are stored lower-case.
+        pattern = f"%{_escape_like(domain.search_form(q))}%"
+        plain = f"%{_escape_like(q.strip().lower())}%"
         query = query.where(
-            or_(func.lower(Customer.name).like(pattern, escape="\\"), Customer.email.like(pattern, escape="\\"))
+            or_(Customer.search_name.like(pattern, escape="\\"), Customer.email.like(plain, escape="\\"))
         )
     offset = (page - 1) * per_page
     customers = list(uow.session.scalars(query.order_by(Customer.name, Customer.id).limit(per_page).offset(offset)))
@@ -786,6 +799,7 @@ def _open_ticket(uow: UnitOfWork, body: dict, actor_id: str | None, now: datetim
             "first_response_due_at": _iso(row["first_response_due_at"]),
             "resolution_due_at": _iso(row["resolution_due_at"]),
             "created_at": now.isoformat(),
+            "created_by": actor_id,
         },
     )
     view = {name: row.get(name) for name in TICKET_VIEW_FIELDS}  # the columns a new ticket leaves empty: None
@@ -1139,16 +1153,12 @@ def open_service_recovery(uow: UnitOfWork, data: dict) -> None:
     except NotFound:
         log.warning("low score of an unknown customer", extra={"customer_id": customer_id})
         customer_id = None
-    answers = data.get("answers") or {}
-    low = ", ".join(f"{key} {answers.get(key)}" for key in data["low_questions"])
-    lines = [f"Survey response {response_id}: low scores ({low})."]
-    if data.get("product"):
-        lines.append(f"Product: {data['product']}.")
-    if data.get("comment"):
-        lines.append(f"Customer's comment: {data['comment']}")
+    subject, description = domain.recovery_ticket_text(
+        data["low_questions"], data.get("answers") or {}, data.get("product"), data.get("comment")
+    )
     body = {
-        "subject": f"Service recovery: low survey score ({low})"[:200],
-        "description": "\n".join(lines),
+        "subject": subject,
+        "description": description,
         "category": "service_recovery",
         "priority": "urgent",
         "channel": "survey",
@@ -1417,6 +1427,7 @@ _OVERVIEW_CUSTOMER = select(
     _customers.do_not_call,
     _customers.marketing_consent,
     _customers.segment,
+    _customers.language,
     _customers.created_at,
     _customers.updated_at,
     _customers.merged_into_id,

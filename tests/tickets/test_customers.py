@@ -35,6 +35,7 @@ def test_numbers_in_any_format_are_stored_in_e164_with_the_time_zone_they_imply(
     assert customer["phone"] == "+49301234567"
     assert customer["phones"] == ["+49301234567", "+4915112345678"]
     assert customer["time_zone"] == "Europe/Berlin"
+    assert customer["language"] == "de"  # from the number's country, like the time zone
     assert customer["email"] == "ada@example.org"
     assert (customer["segment"], customer["do_not_call"], customer["merged_into"]) == ("C", False, None)
     (created,) = events(database, "customer.created")
@@ -48,6 +49,7 @@ def test_numbers_in_any_format_are_stored_in_e164_with_the_time_zone_they_imply(
         "do_not_call": False,
         "marketing_consent": False,
         "segment": "C",
+        "language": "de",
     }
 
 
@@ -307,3 +309,20 @@ def test_segments_fall_when_purchases_age_out_of_the_12_months(client, database,
     assert client.get(f"/customers/{ada['id']}").json["segment"] == "C"
     segment_updates = [e["data"] for e in events(database, "customer.updated")]
     assert [(u["segment"], u["changed"]) for u in segment_updates] == [("A", ["segment"]), ("C", ["segment"])]
+
+
+def test_names_are_found_with_or_without_their_accents_and_the_language_can_be_chosen(client):
+    for name in ("Inès Müller", "Ines Muller", "José Rizal"):
+        assert client.post("/customers", json={"name": name}).status_code == 201
+    found = client.get("/customers?q=Ines").get_json()
+    assert sorted(customer["name"] for customer in found["items"]) == ["Ines Muller", "Inès Müller"]
+    assert [c["name"] for c in client.get("/customers?q=müll").get_json()["items"]] == ["Ines Muller", "Inès Müller"]
+    assert [c["name"] for c in client.get("/customers?q=JOSE").get_json()["items"]] == ["José Rizal"]
+    manila = client.post("/customers", json={"name": "Maria Santos", "phones": ["+63 917 123 4567"]}).get_json()
+    assert manila["language"] == "tl"
+    taipei = client.post("/customers", json={"name": "王小明", "phones": ["+886 2 2345 6789"], "language": "zh-Hant"})
+    assert taipei.get_json()["language"] == "zh-Hant"
+    assert client.post("/customers", json={"name": "X", "language": "not a tag"}).status_code == 422
+    renamed = client.patch(f"/customers/{manila['id']}", json={"name": "María Santos", "language": "en"}).get_json()
+    assert renamed["language"] == "en"
+    assert [c["name"] for c in client.get("/customers?q=maria").get_json()["items"]] == ["María Santos"]

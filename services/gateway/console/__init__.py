@@ -11,14 +11,43 @@ htmx actions, and its ``ACCESS`` rules (which role each route needs beyond an ag
 - ``dashboard`` and ``wall``: the supervisor's daily dashboard and the live wall;
 - ``campaigns``, ``agents`` and ``recovery``: call lists, agents and the service-recovery queue;
 - ``mail``: a ticket's mail thread and a customer's mails (fragments the ticket and timeline pages load).
+- ``preferences``: my language and time zone (``/profile``), the center's settings (``/settings``);
+- ``i18n``: the viewer's language and zone (Flask-Babel), and the formatting every template uses.
 """
 
 from __future__ import annotations
 
-from . import agents, auth_pages, campaigns, customers, dashboard, desk, mail, privacy_pages, recovery, tickets, wall
+from . import (
+    agents,
+    auth_pages,
+    campaigns,
+    customers,
+    dashboard,
+    desk,
+    i18n,
+    mail,
+    preferences,
+    privacy_pages,
+    recovery,
+    tickets,
+    wall,
+)
 from .base import console, denied
 
-SCREENS = (auth_pages, desk, tickets, customers, dashboard, wall, campaigns, agents, recovery, privacy_pages, mail)
+SCREENS = (
+    auth_pages,
+    desk,
+    tickets,
+    customers,
+    dashboard,
+    wall,
+    campaigns,
+    agents,
+    recovery,
+    preferences,
+    privacy_pages,
+    mail,
+)
 ACCESS = [rule for screen in SCREENS for rule in screen.ACCESS]
 
-__all__ = ["ACCESS", "console", "denied"]
+__all__ = ["ACCESS", "console", "denied", "i18n"]

@@ -26,12 +26,17 @@ from .. import users
 from ..auth_api import UserIn, now
 from ..upstream import upstreams
 from .base import Refused, ask, console, page, render
+from .i18n import N_
 
 ACCESS: list = [rule("/agents*", "supervisor")]
 
 # States a supervisor may set (call routing's own: the others belong to its routing engine).
 SETTABLE_STATES = ("available", "on_break", "offline")
-ENDPOINT_KINDS = (("client", "Browser phone (Twilio client)"), ("sip", "SIP address"), ("number", "Phone number"))
+ENDPOINT_KINDS = (
+    ("client", N_("Browser phone (Twilio client)")),
+    ("sip", N_("SIP address")),
+    ("number", N_("Phone number")),
+)
 STATE_BADGES = {
     "available": "badge-ok",
     "on_call": "badge-ok",

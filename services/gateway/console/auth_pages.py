@@ -11,6 +11,7 @@ from shared.auth import acting_user, public
 from .. import users
 from ..auth_api import end_session, now, policy, set_session_cookie
 from .base import console, page, render
+from .i18n import _
 
 ACCESS: list = []
 HOME_BY_ROLE = {"agent": "/desk", "supervisor": "/dashboard", "admin": "/dashboard"}
@@ -46,11 +47,19 @@ def sign_in_form():
     user_id, password = form.get("user_id", "").strip(), form.get("password", "")
     if not _same_origin():
         return render(
-            "console/sign_in.html", 403, next=target, user_id=user_id[:64], message="Sign in from this site's own page."
+            "console/sign_in.html",
+            403,
+            next=target,
+            user_id=user_id[:64],
+            message=_("Sign in from this site's own page."),
         )
     if not user_id or not password or len(user_id) > 64 or len(password) > users.MAX_PASSWORD_LENGTH:
         return render(
-            "console/sign_in.html", 400, next=target, user_id=user_id[:64], message="Enter your user id and password."
+            "console/sign_in.html",
+            400,
+            next=target,
+            user_id=user_id[:64],
+            message=_("Enter your user id and password."),
         )
     at = now()
     try:
@@ -61,13 +70,13 @@ def sign_in_form():
             429,
             next=target,
             user_id=user_id[:64],
-            message=f"Too many failed sign-ins: try again in {throttled.retry_after} s.",
+            message=_("Too many failed sign-ins: try again in %(seconds)s s.", seconds=throttled.retry_after),
         )
         answer.headers["Retry-After"] = str(throttled.retry_after)
         return answer
     if signed_in is None:
         return render(
-            "console/sign_in.html", 401, next=target, user_id=user_id[:64], message="Wrong user id or password."
+            "console/sign_in.html", 401, next=target, user_id=user_id[:64], message=_("Wrong user id or password.")
         )
     set_session_cookie(signed_in, persistent=form.get("remember") == "on", at=at)
     if target == "/":

@@ -25,25 +25,26 @@ from shared.auth import rule
 
 from ..upstream import UpstreamUnavailable, upstreams
 from .base import Refused, ServiceDown, ask, console, is_htmx, page, refused, render
+from .i18n import N_
 
 ACCESS: list = [rule("/campaigns*", "supervisor")]
 
 # Call routing's vocabulary (docs/callrouting.md, "Call lists"); the service stays the judge of it.
 PURPOSES = ("post_purchase", "resurvey", "callback")
 WEEKDAYS = (
-    ("mon", "Monday"),
-    ("tue", "Tuesday"),
-    ("wed", "Wednesday"),
-    ("thu", "Thursday"),
-    ("fri", "Friday"),
-    ("sat", "Saturday"),
-    ("sun", "Sunday"),
+    ("mon", N_("Monday")),
+    ("tue", N_("Tuesday")),
+    ("wed", N_("Wednesday")),
+    ("thu", N_("Thursday")),
+    ("fri", N_("Friday")),
+    ("sat", N_("Saturday")),
+    ("sun", N_("Sunday")),
 )
 RETRYABLE_OUTCOMES = (
-    ("no_answer", "No answer"),
-    ("busy", "Busy"),
-    ("voicemail", "Voicemail"),
-    ("callback_requested", "Callback requested"),
+    ("no_answer", N_("No answer")),
+    ("busy", N_("Busy")),
+    ("voicemail", N_("Voicemail")),
+    ("callback_requested", N_("Callback requested")),
 )
 ENTRY_STATES = ("pending", "leased", "completed", "exhausted", "cancelled")
 # What a new list starts with in the form: call routing's own defaults, so the form shows them.

@@ -15,10 +15,11 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
-from flask import redirect, request
+from flask import make_response, redirect, request
 
 from .. import view as customer_views
 from .base import Refused, ask, console, field_errors, is_htmx, page, render
+from .i18n import _, center_settings, country_name
 from .tickets import relative, shown_time, sla_of
 
 # Which role these routes need beyond an agent: none.
@@ -40,25 +41,41 @@ def customers_page():
     """The search form, and with ``q`` the customers found (a page of them)."""
     query = request.args.get("q", "").strip()
     region = request.args.get("region", "").strip().upper()
-    context = {"q": query, "region": region, "results": None, "by": None, "alert": None}
+    # A national number ("0917 123 4567") is read in the country asked for, else the center's.
+    default_region = (center_settings().get("default_region") or "US").upper()
+    context = {"q": query, "region": region, "default_region": default_region, "results": None, "by": None,
+               "alert": None}  # fmt: skip
     if query:
         by = "phone" if looks_like_phone(query) else "q"
         params = {by: query, "page": request.args.get("page", "1"), "per_page": str(PER_PAGE)}
-        if region and by == "phone":
-            params["region"] = region
+        if by == "phone":
+            params["region"] = region or default_region
         try:
             found = ask("tickets", "GET", "/customers", params=params)
         except Refused as refused:
             if is_htmx():
                 raise
-            # A full page keeps the form, with the problem (e.g. "phone: not a number") beside it.
+            # A full page keeps the form, with the problem beside it; a number that cannot be read says so plainly.
             problem = refused.problem
-            context["alert"] = {
-                "status": refused.code,
-                "title": problem.get("title") or "Refused",
-                "detail": problem.get("detail") or "",
-                "errors": field_errors(problem.get("errors")),
-            }
+            if by == "phone" and refused.code == 422:
+                context["alert"] = {
+                    "status": 422,
+                    "title": _("Not a phone number we can read"),
+                    "detail": _(
+                        "“%(number)s” is not a phone number of %(country)s. Type it with its country code "
+                        "(+…), or choose the country of the number.",
+                        number=query,
+                        country=country_name(params["region"]),
+                    ),
+                    "errors": [],
+                }
+            else:
+                context["alert"] = {
+                    "status": refused.code,
+                    "title": problem.get("title") or _("Refused"),
+                    "detail": problem.get("detail") or "",
+                    "errors": field_errors(problem.get("errors")),
+                }
             return render("console/customers/search.html", refused.code, **context)
         page_number, last_page = found["page"], max(1, -(-found["total"] // found["per_page"]))
         context.update(
@@ -134,3 +151,38 @@ def customer_timeline(customer_id: str):
         relative=relative,
         sla_of=sla_of,
     )
+
+
+# --- a new customer (the screen-pop's "Create customer" for an unknown caller) --------------------
+
+
+@console.route("/customers/new")
+@page
+def new_customer_page():
+    return render(
+        "console/customers/new.html",
+        phone=request.args.get("phone", "")[:40],
+        default_region=(center_settings().get("default_region") or "US").upper(),
+    )
+
+
+@console.route("/customers/new", methods=["POST"])
+@page
+def create_customer():
+    """The tickets service validates (its 422 names the fields); the new customer's page follows."""
+    form = request.form
+    body = {"name": form.get("name", "").strip()}
+    if form.get("phone", "").strip():
+        body["phones"] = [form["phone"].strip()]
+        body["region"] = (form.get("region", "").strip() or center_settings().get("default_region") or "US").upper()
+    if form.get("email", "").strip():
+        body["email"] = form["email"].strip()
+    if form.get("language", "").strip():
+        body["language"] = form["language"].strip()
+    created = ask("tickets", "POST", "/customers", json=body, idempotency_key=form.get("key"))
+    target = f"/customers/{quote(created['id'], safe='')}/timeline"
+    if is_htmx():
+        answer = make_response("", 201)
+        answer.headers["HX-Redirect"] = target
+        return answer
+    return redirect(target, 303)

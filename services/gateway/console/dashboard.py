@@ -16,14 +16,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from flask import request
+from flask_babel import get_locale
 
 from shared.auth import rule
 
 from .. import reports
 from ..upstream import upstreams
 from .base import Refused, console, page, render
+from .i18n import N_, _, center_settings, num, pct, valid_zone, word
 
 ACCESS: list = [rule("/dashboard*", "supervisor")]
 
@@ -32,15 +36,15 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 HOURS = range(24)
 NO_VALUE = "\N{EN DASH}"  # a figure with nothing to show (no calls, nothing to divide by)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # date.fromisoformat alone also takes 20261120 and week dates
-SERVICE_PARTS = {"callrouting": "Calls, agents and reasons", "tickets": "Tickets", "surveys": "Surveys"}
+SERVICE_PARTS = {"callrouting": N_("Calls, agents and reasons"), "tickets": N_("Tickets"), "surveys": N_("Surveys")}
 
 
 # --- formatting (shared with the wall) -----------------------------------------------------------
 
 
 def percent(share: float | None, digits: int = 1) -> str:
-    """0.5 -> '50.0 %'; no value (nothing to divide by) -> a dash."""
-    return NO_VALUE if share is None else f"{share * 100:.{digits}f} %"
+    """0.5 -> '50.0%' (en) or '50,0 %' (fr): Babel's pattern for the viewer's language; no value -> a dash."""
+    return pct(share, digits)
 
 
 def duration(seconds: float | None) -> str:
@@ -48,7 +52,7 @@ def duration(seconds: float | None) -> str:
     if seconds is None:
         return NO_VALUE
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return f"{num(seconds, 1)} s"
     whole = round(seconds)
     if whole < 3600:
         return f"{whole // 60} min {whole % 60:02d} s"
@@ -61,16 +65,14 @@ def minutes(value: float | None) -> str:
 
 
 def number(value: float | None, digits: int = 1) -> str:
-    return NO_VALUE if value is None else f"{value:.{digits}f}"
+    return NO_VALUE if value is None else num(value, digits)
 
 
 def label(key: str | None) -> str:
-    """A reason, category or question key as words: 'quality_issue' -> 'Quality issue'."""
+    """A reason, category or question key as words in the viewer's language: 'quality_issue' -> 'Quality issue'."""
     if key is None:
         return NO_VALUE
-    if key == "none":
-        return "No reason (wrap-up ran out)"
-    return key.replace("_", " ").capitalize()
+    return word(key).capitalize()
 
 
 FORMATS = {"percent": percent, "duration": duration, "minutes": minutes, "number": number, "label": label}
@@ -124,9 +126,15 @@ def dashboard_page():
     names = {agent["agent_id"]: agent.get("name") for agent in extras.get("agents") or ()}
     trend = survey_trend(extras["trend"], day) if "trend" in extras else None
     query = {"date": day.isoformat(), **({"min_n": min_n} if min_n else {})}
+    shown = hours_shown(day)
+    zone = center_zone()
     return render(
         "console/dashboard/page.html",
         day=day,
+        day_long=format_date(day, "full", locale=get_locale()),
+        hours_shown=shown,
+        hour_label=lambda hour: hour_in_zone(day, hour, zone),
+        center_zone=zone,
         min_n=min_n,
         report=report,
         names=names,
@@ -136,7 +144,7 @@ def dashboard_page():
         previous_day=day - timedelta(days=1),
         next_day=day + timedelta(days=1) if day < today() else None,
         csv_url="/api/reports/daily?" + urlencode({**query, "format": "csv"}),
-        charts=chart_data(report, trend),
+        charts=chart_data(report, trend, shown, lambda hour: hour_in_zone(day, hour, zone)),
         **FORMATS,
     )
 
@@ -176,25 +184,57 @@ def survey_trend(metrics: dict, day: date) -> dict:
     return {"days": days, "questions": questions, "rows": rows, "min_n": metrics.get("min_n")}
 
 
-def chart_data(report: dict, trend: dict | None) -> dict:
-    """What dashboard.js draws: plain lists, the same numbers as the tables beside the charts."""
+def hours_shown(day: date, now: datetime | None = None) -> list[int]:
+    """The report's hours (UTC) that have begun: today ends at now, a day to come has none."""
+    now = now or datetime.now(UTC)
+    if day < now.date():
+        return list(HOURS)
+    if day > now.date():
+        return []
+    return list(range(now.hour + 1))
+
+
+def center_zone() -> str:
+    zone = center_settings().get("time_zone")
+    return zone if valid_zone(zone) else "UTC"
+
+
+def hour_in_zone(day: date, hour: int, zone: str) -> str:
+    """The UTC hour ``hour`` of ``day`` as the center's clock reads it ('17:00')."""
+    moment = datetime(day.year, day.month, day.day, hour, tzinfo=UTC).astimezone(ZoneInfo(zone))
+    return moment.strftime("%H:%M")
+
+
+def chart_data(report: dict, trend: dict | None, shown=HOURS, hour_label=lambda hour: f"{hour:02d}:00") -> dict:
+    """What dashboard.js draws: plain lists, the same numbers as the tables beside the charts; the
+    hours that have not begun are not drawn."""
     charts: dict = {}
     if (calls := report["calls"]) is not None:
         hours = {hour["hour"]: hour for hour in calls["hours"] or ()}
         charts["hours"] = {
-            "labels": [f"{hour:02d}:00" for hour in HOURS],
-            "offered": [hours.get(hour, {}).get("offered", 0) for hour in HOURS],
-            "answered": [hours.get(hour, {}).get("answered", 0) for hour in HOURS],
-            "abandoned": [hours.get(hour, {}).get("abandoned", 0) for hour in HOURS],
+            "labels": [hour_label(hour) for hour in shown],
+            "offered": [hours.get(hour, {}).get("offered", 0) for hour in shown],
+            "answered": [hours.get(hour, {}).get("answered", 0) for hour in shown],
+            "abandoned": [hours.get(hour, {}).get("abandoned", 0) for hour in shown],
+            "names": {"offered": _("Offered"), "answered": _("Answered"), "abandoned": _("Abandoned")},
         }
         reasons = calls["reasons"] or {}
-        charts["reasons"] = {"labels": [label(key) for key in reasons], "calls": list(reasons.values())}
+        charts["reasons"] = {
+            "labels": [label(key) for key in reasons],
+            "calls": list(reasons.values()),
+            "name": _("Calls"),
+        }
     if report["tickets"] is not None:
         categories = report["tickets"]["opened"]["by_category"]
-        charts["tickets"] = {"labels": [label(key) for key in categories], "opened": list(categories.values())}
+        charts["tickets"] = {
+            "labels": [label(key) for key in categories],
+            "opened": list(categories.values()),
+            "name": _("Opened"),
+        }
     if trend is not None:
         charts["trend"] = {
-            "labels": trend["days"],
+            "axis": _("mean (1\N{EN DASH}10)"),
+            "labels": [format_date(date.fromisoformat(name), "d MMM", locale=get_locale()) for name in trend["days"]],
             "series": [
                 {"label": label(question), "means": [row["questions"][question]["mean"] for row in trend["rows"]]}
                 for question in trend["questions"]

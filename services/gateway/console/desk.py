@@ -20,8 +20,9 @@ field.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from flask import request
 
@@ -29,7 +30,10 @@ from shared.auth import acting_user
 from shared.event_catalog import CALL_OUTCOMES, CALL_REASONS, TICKET_PRIORITIES
 
 from .. import view as customer_views
-from .base import Refused, ask, console, new_key, page, render
+from .base import Refused, ServiceDown, ask, console, new_key, page, render
+from .dashboard import duration
+from .i18n import _, catalog_for, valid_zone
+from .wall import clock
 
 # No rule: every desk route needs an agent (the default), and supervisors may use it too.
 ACCESS: list = []
@@ -97,6 +101,46 @@ def desk_set_state():
     return render("console/desk/state.html", agent=agent, settable=SETTABLE_STATES)
 
 
+@console.route("/desk/strip")
+@page
+def desk_strip():
+    """The agent status strip on every agent page: calls waiting in my queues and the longest
+    wait, my calls and average handle time today, my tickets due within 2 hours. A service that
+    does not answer leaves its figure out."""
+    me = _me()
+    strip: dict = {"waiting": None, "longest": None, "calls": None, "aht": None, "due_soon": None}
+    try:
+        routing = ask("callrouting", "GET", f"/agents/{_path_id(me)}/routing", missing_ok=True) or {}
+        mine = set(routing.get("queues") or ())
+        live = ask("callrouting", "GET", "/live")
+        queues = [queue for queue in live.get("queues", ()) if not mine or queue["queue"] in mine]
+        strip["waiting"] = sum(queue.get("waiting", 0) for queue in queues)
+        strip["longest"] = max((queue.get("longest_wait_seconds") or 0 for queue in queues), default=0)
+        report = ask("callrouting", "GET", "/reports/daily", params={"date": datetime.now(UTC).date().isoformat()})
+        row = next((agent for agent in report.get("agents") or () if agent["agent_id"] == me), None)
+        strip["calls"] = row["calls"] if row else 0
+        strip["aht"] = row.get("aht_seconds") if row else None
+    except (Refused, ServiceDown):
+        pass
+    try:
+        due = ask(
+            "tickets",
+            "GET",
+            "/tickets",
+            params={
+                "assignee": me,
+                "status": "new,open",
+                "breached": "false",
+                "per_page": 1,
+                "due_before": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
+            },
+        )
+        strip["due_soon"] = due["total"]
+    except (Refused, ServiceDown):
+        pass
+    return render("console/desk/strip.html", strip=strip, clock=clock, duration=duration)
+
+
 def _my_wrap_ups() -> list[dict]:
     page_of_calls = ask("callrouting", "GET", "/calls", params={"agent_id": _me(), "state": "wrap_up", "limit": 20})
     return page_of_calls["items"]
@@ -139,15 +183,18 @@ def desk_next_call():
     )
 
 
-def _callback_at(text: str) -> str | None:
-    """The callback time as ISO 8601; desk.js sends the browser's local time with its offset."""
+def _callback_at(text: str, zone: str | None = None) -> str | None:
+    """The callback time as ISO 8601: typed in the customer's zone when it is known (``zone``),
+    else desk.js sends the browser's local time with its offset."""
     if not text:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _invalid({"callback_at": "Not a date and time."}) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+        raise _invalid({"callback_at": _("Not a date and time.")}) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone) if zone and valid_zone(zone) else UTC)
+    return moment.isoformat()
 
 
 @console.route("/desk/entries/<entry_id>/outcome", methods=["POST"])
@@ -163,16 +210,36 @@ def desk_outcome(entry_id: str):
         "outcome": outcome,
         "offer_accepted": offer,
         "notes": form.get("notes", "").strip() or None,
-        "callback_at": _callback_at(form.get("callback_at", "").strip()),
+        "callback_at": _callback_at(form.get("callback_at", "").strip(), form.get("callback_zone", "").strip()),
     }
     recorded = ask(
         "callrouting", "POST", f"/entries/{_path_id(entry_id)}/outcome", json=body, idempotency_key=form.get("key")
     )
     entry = recorded["entry"]
     if outcome != "reached":
-        return render("console/desk/outcome_done.html", entry=entry, attempt=recorded["attempt"])
+        zone = form.get("callback_zone", "").strip()
+        return render(
+            "console/desk/outcome_done.html",
+            entry=entry,
+            attempt=recorded["attempt"],
+            callback_zone=zone if valid_zone(zone) else None,
+        )
     template = ask("surveys", "GET", f"/templates/{SURVEY_TEMPLATE_ID}")
-    return render("console/desk/survey.html", entry=entry, survey=template, language=SURVEY_LANGUAGE)
+    who = {"name": form.get("customer_name", "")[:200], "number": form.get("customer_number", "")[:40]}
+    language = survey_language(template, form.get("customer_language", ""))
+    return render("console/desk/survey.html", entry=entry, survey=template, language=language, who=who)
+
+
+def survey_language(template: dict, wanted: str | None) -> str:
+    """The language the questions are read in: the customer's if the template has it (zh-TW finds
+    zh-Hant), else the template's first language."""
+    offered = template.get("languages") or [key for question in template["questions"][:1] for key in question["texts"]]
+    if wanted:
+        wanted_catalog = catalog_for(wanted)
+        for key in offered:
+            if key.lower() == wanted.lower() or (wanted_catalog and catalog_for(key) == wanted_catalog):
+                return key
+    return offered[0] if offered else SURVEY_LANGUAGE
 
 
 def _answer_value(text: str):
@@ -210,14 +277,14 @@ def desk_survey():
         "purchase_id": entry.get("purchase_id"),
         "answers": answers,
         "comment": form.get("comment", "").strip() or None,
-        "language": SURVEY_LANGUAGE,
+        "language": survey_language(template, form.get("language", "")),
     }
     response = ask("surveys", "POST", "/responses", json=body, idempotency_key=form.get("key"))
     return render(
         "console/desk/survey_done.html",
         response=response,
         survey=template,
-        language=SURVEY_LANGUAGE,
+        language=body["language"],
         low=response.get("low_questions") or [],
     )
 
@@ -295,13 +362,13 @@ def _wrap_up_context(call: dict) -> dict:
     customer_id = call.get("customer_id")
     view = _view_or_none(customer_id)
     caller = (view or {}).get("profile") or {}
-    who = caller.get("name") or call.get("from_number") or "unknown caller"
+    who = caller.get("name") or call.get("from_number") or _("unknown caller")
     return {
         "call": call,
         "view": view,
         "reasons": CALL_REASONS,
         "priorities": TICKET_PRIORITIES,
-        "subject": f"Phone call from {who}"[:MAX_SUBJECT],
+        "subject": _("Phone call from %(caller)s", caller=who)[:MAX_SUBJECT],
     }
 
 

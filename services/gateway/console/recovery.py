@@ -27,6 +27,7 @@ from ..models import CustomerReplica
 from ..upstream import upstreams
 from .agents import time_in_state
 from .base import Refused, ask, console, page, render
+from .i18n import N_, _
 
 ACCESS: list = [rule("/recovery*", "supervisor")]
 
@@ -35,7 +36,12 @@ OPEN_STATUSES = "new,open,pending"
 QUEUE_SIZE = 100
 LOOP_DAYS = 30
 SURVEYS_DEADLINE_SECONDS = 2.0
-FILTERS = (("all", "All open"), ("unassigned", "Unassigned"), ("mine", "Mine"), ("breached", "Breached"))
+FILTERS = (
+    ("all", N_("All open")),
+    ("unassigned", N_("Unassigned")),
+    ("mine", N_("Mine")),
+    ("breached", N_("Breached")),
+)
 
 
 def _parse(moment: str | None) -> datetime | None:
@@ -58,7 +64,7 @@ def sla_of(ticket: dict, at: datetime) -> dict:
     resolution_broken = ticket.get("resolution_breached_at") is not None or (
         resolution_due is not None and resolution_due <= at and ticket["status"] != "pending"
     )
-    due, target = (first_due, "first response") if not responded and first_due else (resolution_due, "resolution")
+    due, target = (first_due, _("first response")) if not responded and first_due else (resolution_due, _("resolution"))
     return {
         "due": due,
         "target": target,
@@ -74,7 +80,7 @@ def _left(due: datetime, at: datetime) -> str:
     said = f"{span // 60} min" if span < 3600 else f"{span // 3600} h {span % 3600 // 60} min"
     if span >= 86400:
         said = f"{span // 86400} d {span % 86400 // 3600} h"
-    return f"in {said}" if seconds >= 0 else f"{said} ago"
+    return _("in %(span)s", span=said) if seconds >= 0 else _("%(span)s ago", span=said)
 
 
 def _customer_names(customer_ids: set[str]) -> dict[str, str]:

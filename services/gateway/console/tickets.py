@@ -23,34 +23,39 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
-from flask import make_response, redirect, request
+from flask import current_app, make_response, redirect, request
+from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import NotFound
 
 from shared.auth import acting_user
 from shared.event_catalog import TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
 
+from .. import view as customer_views
 from .base import Refused, ServiceDown, ask, console, is_htmx, page, render
+from .i18n import N_, _, when, word
 
 # Which role these routes need beyond an agent: none (supervisors see what agents see, and more).
 ACCESS: list = []
 
 OPEN_STATUSES = "new,open,pending"
 QUEUES = {
-    "mine": "My tickets",
-    "unassigned": "Unassigned",
-    "open": "All open",
-    "all": "All tickets",
+    "mine": N_("My tickets"),
+    "unassigned": N_("Unassigned"),
+    "open": N_("All open"),
+    "all": N_("All tickets"),
 }
 SORTS = {
-    "due": "Resolution due, soonest first",
-    "-created_at": "Newest first",
-    "created_at": "Oldest first",
-    "priority": "Most urgent first",
+    "due": N_("Resolution due, soonest first"),
+    "-created_at": N_("Newest first"),
+    "created_at": N_("Oldest first"),
+    "priority": N_("Most urgent first"),
 }
-SLA_FILTERS = {"breached": "Breached", "due_soon": "Due within 2 hours"}
+SLA_FILTERS = {"breached": N_("Breached"), "due_soon": N_("Due within 2 hours")}
 # "Due soon": an SLA due time still open within this window.
 DUE_SOON = timedelta(hours=2)
 PER_PAGE = 25
+SIDE_VIEW_DEADLINE_SECONDS = 1.0
 # The list filters passed on to the tickets API as they are (comma-separated lists allowed there).
 PASSED_ON = ("status", "priority", "category", "assignee", "q")
 TICKET_CHANNELS = ("phone", "email", "web", "survey")
@@ -67,9 +72,8 @@ def moment(text: str | None) -> datetime | None:
 
 
 def shown_time(text: str | None) -> str:
-    """An ISO time as the console shows it: UTC to the minute."""
-    value = moment(text)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+    """An ISO time as the console shows it: in the viewer's zone, for their language, the zone named."""
+    return when(text)
 
 
 def relative(text: str | None, now: datetime | None = None) -> str:
@@ -87,7 +91,7 @@ def relative(text: str | None, now: datetime | None = None) -> str:
     if not days and (minutes or not parts):
         parts.append(f"{minutes} min")
     span = " ".join(parts)
-    return f"in {span}" if delta.total_seconds() >= 0 else f"{span} ago"
+    return _("in %(span)s", span=span) if delta.total_seconds() >= 0 else _("%(span)s ago", span=span)
 
 
 @dataclass(frozen=True)
@@ -115,8 +119,8 @@ class Sla:
     @property
     def label(self) -> str:
         if self.state == "running" and self.due_soon:
-            return "SLA due soon"
-        return f"SLA {self.state}"
+            return _("SLA due soon")
+        return _("SLA %(state)s", state=word(self.state))
 
 
 def sla_of(ticket: dict, now: datetime | None = None) -> Sla:
@@ -156,12 +160,17 @@ def sla_of(ticket: dict, now: datetime | None = None) -> Sla:
 
 
 HISTORY_LABELS = {
-    "assignee_id": "Assignee",
-    "first_responded_at": "First response",
-    "first_response_breached_at": "First response SLA breached",
-    "resolution_breached_at": "Resolution SLA breached",
-    "resolution_due_at": "Resolution due",
-    "customer_id": "Customer",
+    "assignee_id": N_("Assignee"),
+    "first_responded_at": N_("First response"),
+    "first_response_breached_at": N_("First response SLA breached"),
+    "resolution_breached_at": N_("Resolution SLA breached"),
+    "resolution_due_at": N_("Resolution due"),
+    "customer_id": N_("Customer"),
+    "status": N_("Status"),
+    "priority": N_("Priority"),
+    "category": N_("Category"),
+    "subject": N_("Subject"),
+    "tags": N_("Tags"),
 }
 ISO_MOMENT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d")
 
@@ -173,19 +182,19 @@ def _history_value(value) -> str:
         return ", ".join(str(item) for item in value) or "—"
     if isinstance(value, str) and ISO_MOMENT.match(value):
         return shown_time(value)
-    return str(value)
+    return word(value) if isinstance(value, str) else str(value)
 
 
 def history_line(change: dict) -> str:
     """One row of a ticket's history as a sentence: "Status: new → open", "Public reply added"."""
     field = change["field"]
     if field == "created":
-        return "Created"
+        return _("Created")
     if field in ("public_reply", "internal_note"):
-        return "Public reply added" if field == "public_reply" else "Internal note added"
+        return _("Public reply added") if field == "public_reply" else _("Internal note added")
     if field.endswith("_breached_at"):
-        return HISTORY_LABELS.get(field, field)
-    label = HISTORY_LABELS.get(field, field.replace("_", " ").capitalize())
+        return str(HISTORY_LABELS.get(field, field))
+    label = str(HISTORY_LABELS.get(field, field.replace("_", " ").capitalize()))
     if field == "first_responded_at":
         return f"{label}: {_history_value(change.get('new'))}"
     return f"{label}: {_history_value(change.get('old'))} → {_history_value(change.get('new'))}"
@@ -266,11 +275,12 @@ def tickets_page():
         "priorities": TICKET_PRIORITIES,
         "categories": TICKET_CATEGORIES,
         "now": datetime.now(UTC),
+        "names": customer_names(ticket.get("customer_id") for ticket in listed["items"]),
         **_helpers(),
     }
     if fragment:
         return render("console/tickets/_results.html", **context)
-    return render("console/tickets/list.html", **context)
+    return render("console/tickets/list.html", counts=queue_counts(form), **context)
 
 
 # --- a new ticket --------------------------------------------------------------------------------
@@ -346,6 +356,7 @@ def _detail_context(ticket: dict, notice: str | None = None) -> dict:
     return {
         "ticket": ticket,
         "customer": customer or {},
+        "customer_view": _side_view(ticket.get("customer_id")),
         "sla": sla_of(ticket),
         "comments": comments,
         "history": list(reversed(history)),  # newest first
@@ -355,6 +366,44 @@ def _detail_context(ticket: dict, notice: str | None = None) -> dict:
         "notice": notice,
         **_helpers(),
     }
+
+
+def _side_view(customer_id: str | None) -> dict | None:
+    """The customer side panel (purchases, last scores, open tickets, recent calls): the gateway's
+    customer view, with a short deadline so a slow service leaves only its part out."""
+    if not customer_id:
+        return None
+    try:
+        return customer_views.customer_view(customer_id, deadline=SIDE_VIEW_DEADLINE_SECONDS)
+    except customer_views.CustomerNotFound:
+        return None
+
+
+def customer_names(customer_ids) -> dict[str, str]:
+    """The names of these customers from the gateway's own replica (no call to the tickets service)."""
+    wanted = {customer_id for customer_id in customer_ids if customer_id}
+    if not wanted:
+        return {}
+    from ..models import CustomerReplica
+
+    with current_app.extensions["database"].read_sessions() as session:
+        rows = session.execute(
+            select(CustomerReplica.customer_id, CustomerReplica.name).where(CustomerReplica.customer_id.in_(wanted))
+        )
+        return {customer_id: name for customer_id, name in rows}
+
+
+def queue_counts(form: dict) -> dict[str, int | None]:
+    """How many tickets each queue tab holds (open ones, as the tab lists them by default)."""
+    counts: dict[str, int | None] = {}
+    for queue in QUEUES:
+        _form, params = _list_query(MultiDict({"queue": queue}))
+        params["per_page"] = 1
+        try:
+            counts[queue] = ask("tickets", "GET", "/tickets", params=params)["total"]
+        except (Refused, ServiceDown):
+            counts[queue] = None
+    return counts
 
 
 def _detail_answer(ticket: dict, notice: str | None = None):
@@ -382,9 +431,10 @@ def change_ticket(ticket_id: str):
         wanted["assignee_id"] = acting_user().id if assignee == "me" else (assignee or None)
     changes = {name: value for name, value in wanted.items() if value != ticket.get(name)}
     if not changes:
-        return _detail_answer(ticket, "Nothing to change.")
+        return _detail_answer(ticket, _("Nothing to change."))
     changed = ask("tickets", "PATCH", _ticket_path(ticket["id"]), json=changes)
-    return _detail_answer(changed, "Saved: " + ", ".join(name.replace("_id", "") for name in changes) + ".")
+    names = ", ".join(str(HISTORY_LABELS.get(name, name)) for name in changes)
+    return _detail_answer(changed, _("Saved: %(fields)s.", fields=names))
 
 
 @console.route("/tickets/<ticket_id>/comments", methods=["POST"])
@@ -401,5 +451,5 @@ def comment_on_ticket(ticket_id: str):
         json={"body": request.form.get("body", ""), "public": visibility == "public"},
         idempotency_key=request.form.get("idempotency_key"),
     )
-    notice = "Reply sent." if visibility == "public" else "Note added."
+    notice = _("Reply sent.") if visibility == "public" else _("Note added.")
     return _detail_answer(_ticket_or_404(ticket_id), notice)

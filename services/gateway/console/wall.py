@@ -15,19 +15,20 @@ from datetime import UTC, datetime
 
 from shared.auth import rule
 
-from .base import ServiceDown, ask, console, page, render
+from .base import Refused, ServiceDown, ask, console, page, render
 from .dashboard import NO_VALUE
+from .i18n import CENTER_DEFAULTS, N_, center_settings
 
 ACCESS: list = [rule("/wall*", "supervisor")]
 
 # Call routing's agent states (shared.event_catalog.AGENT_STATES), in the order the wall shows them.
 STATE_COLUMNS = (
-    ("available", "Available"),
-    ("reserved", "Ringing"),
-    ("on_call", "On call"),
-    ("wrap_up", "Wrap-up"),
-    ("on_break", "On break"),
-    ("offline", "Offline"),
+    ("available", N_("Available")),
+    ("reserved", N_("Ringing")),
+    ("on_call", N_("On call")),
+    ("wrap_up", N_("Wrap-up")),
+    ("on_break", N_("On break")),
+    ("offline", N_("Offline")),
 )
 
 
@@ -45,6 +46,57 @@ def _moment(text: str | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # the services' times are UTC
+
+
+def thresholds() -> dict:
+    """The warning colours' thresholds, as an admin set them on /settings (i18n.CENTER_DEFAULTS)."""
+    settings = center_settings()
+
+    def number(key: str) -> float:
+        try:
+            return float(settings[key])
+        except (KeyError, ValueError):
+            return float(CENTER_DEFAULTS[key])
+
+    return {
+        "wait_seconds": number("wall_wait_warn_seconds"),
+        "service_level": number("wall_service_level_warn"),
+        "abandon_rate": number("wall_abandon_warn"),
+    }
+
+
+def today_figures() -> dict | None:
+    """Today's service level, abandon rate, offered and answered: call routing's daily report (UTC day)."""
+    try:
+        report = ask("callrouting", "GET", "/reports/daily", params={"date": datetime.now(UTC).date().isoformat()})
+    except (ServiceDown, Refused):
+        return None
+    totals = report.get("totals") or {}
+    return {
+        "service_level": totals.get("service_level"),
+        "threshold_seconds": report.get("service_level_threshold_seconds"),
+        "abandon_rate": totals.get("abandon_rate"),
+        "offered": totals.get("offered", 0),
+        "answered": totals.get("answered", 0),
+    }
+
+
+def queue_rows(live: dict) -> list[dict]:
+    """Every queue, with 0 waiting too: call routing's queues, and the live view's counts on them."""
+    counted = {queue["queue"]: queue for queue in live.get("queues", [])}
+    try:
+        known = [queue["name"] for queue in ask("callrouting", "GET", "/queues")]
+    except (ServiceDown, Refused):
+        known = []
+    names = list(dict.fromkeys([*known, *counted]))
+    return [
+        {
+            "queue": name,
+            "waiting": counted.get(name, {}).get("waiting", 0),
+            "longest_wait_seconds": counted.get(name, {}).get("longest_wait_seconds") or 0.0,
+        }
+        for name in names
+    ]
 
 
 def board() -> dict:
@@ -76,8 +128,10 @@ def board() -> dict:
         "longest_wait_seconds": live.get("longest_wait_seconds") or 0.0,
         "calls_ringing": live.get("calls_ringing", 0),
         "calls_connected": live.get("calls_connected", 0),
-        "queues": live.get("queues", []),
+        "queues": queue_rows(live),
         "columns": [(state, title, columns.get(state, [])) for state, title in STATE_COLUMNS],
+        "today": today_figures(),
+        "limits": thresholds(),
     }
 
 

@@ -12,6 +12,7 @@ DESK = [
     ("gateway", "GET", "/desk/state", "agent"),
     ("gateway", "POST", "/desk/state", "agent"),
     ("gateway", "GET", "/desk/wrap-ups", "agent"),
+    ("gateway", "GET", "/desk/strip", "agent"),
     ("gateway", "POST", "/desk/next-call", "agent"),
     ("gateway", "POST", "/desk/entries/<entry_id>/outcome", "agent"),
     ("gateway", "POST", "/desk/surveys", "agent"),
@@ -31,6 +32,8 @@ TICKETS = [
 CUSTOMERS = [
     ("gateway", "GET", "/customers", "agent"),
     ("gateway", "GET", "/customers/<customer_id>/timeline", "agent"),
+    ("gateway", "GET", "/customers/new", "agent"),
+    ("gateway", "POST", "/customers/new", "agent"),
 ]
 DASHBOARD = [
     ("gateway", "GET", "/dashboard", "supervisor"),
@@ -66,4 +69,11 @@ RECOVERY = [
     ("gateway", "POST", "/recovery/<ticket_id>/assign", "supervisor"),
 ]
 
-CONSOLE_ROWS = BASE + DESK + TICKETS + CUSTOMERS + DASHBOARD + WALL + CAMPAIGNS + AGENTS + RECOVERY
+PREFERENCES = [
+    ("gateway", "GET", "/profile", "agent"),
+    ("gateway", "POST", "/profile", "agent"),
+    ("gateway", "GET", "/settings", "admin"),
+    ("gateway", "POST", "/settings", "admin"),
+]
+
+CONSOLE_ROWS = BASE + DESK + TICKETS + CUSTOMERS + DASHBOARD + WALL + CAMPAIGNS + AGENTS + RECOVERY + PREFERENCES

@@ -132,7 +132,7 @@ def seed_today(console) -> datetime:
 
 
 def percent(share: float) -> str:
-    return f"{share * 100:.1f} %"
+    return f"{share * 100:.1f}%"  # Babel's English pattern
 
 
 def png_colours(png: bytes, enough: int = 16) -> int:
@@ -215,7 +215,7 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
     )
     expect(page.get_by_role("columnheader", name="1\N{EN DASH}10 NPS")).to_be_visible()
 
-    for chart in ("chart-hours", "chart-reasons", "chart-tickets", "chart-trend"):
+    for chart in ("chart-hours", "chart-reasons", "chart-tickets", "chart-trend-0", "chart-trend-1"):
         canvas = page.locator(f"#{chart}")
         expect(canvas).to_have_attribute("data-chart", "drawn")
         assert int(canvas.get_attribute("data-points")) > 0, chart
@@ -241,7 +241,7 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
     with page.expect_navigation():
         page.get_by_role("button", name="Show").click()
     assert f"date={before}" in page.url
-    expect(page.get_by_role("heading", level=1)).to_contain_text(before.strftime("%d %B %Y"))
+    expect(page.get_by_role("heading", level=1)).to_contain_text(before.strftime("%B %-d, %Y"))  # Babel, English
     expect(tile("offered")).to_have_text("0")
     with page.expect_navigation():
         page.get_by_role("link", name="Next day →").click()

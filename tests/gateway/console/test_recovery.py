@@ -50,7 +50,9 @@ def test_a_low_score_opens_a_case_the_queue_shows_with_its_sla_and_the_superviso
     expect(customer_link).to_have_attribute("href", f"/customers/{customer_id}/timeline")
     expect(row.locator(".badge").first).to_have_text("service 2")  # the lowest score leads
     due = case["first_response_due_at"][:16].replace("T", " ")
-    expect(row.get_by_role("cell").nth(4)).to_contain_text(f"{due} UTC")
+    # shown in the viewer's zone (UTC here), labelled, with the UTC time on hover
+    expect(row.get_by_role("cell").nth(4).locator("time")).to_have_attribute("title", f"{due} UTC")
+    expect(row.get_by_role("cell").nth(4)).to_contain_text("(UTC)")
     expect(row.get_by_role("cell").nth(4)).to_contain_text("first response in")
     expect(row).to_contain_text("unassigned")
     console.screenshot(page, "recovery-queue")

@@ -117,7 +117,7 @@ def test_an_agent_works_a_ticket_from_their_queue_and_the_history_shows_it(conso
     expect(notice).to_have_text(re.compile("Reply sent."))
     page.get_by_label("Status").select_option("pending")
     page.get_by_role("button", name="Save changes").click()
-    expect(notice).to_have_text(re.compile("Saved: status."))
+    expect(notice).to_have_text(re.compile("Saved: Status."))
     expect(page.locator(".ticket-facts [data-field='status']")).to_have_text("pending")
     expect(page.locator(".comments li")).to_have_count(2)
     expect(page.locator("dl.sla")).to_contain_text("paused")

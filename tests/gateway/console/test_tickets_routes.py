@@ -115,7 +115,7 @@ def test_changes_and_comments_are_checked_by_the_service_and_shown_in_the_histor
     )
     assert changed.status_code == 200
     detail = page_of(changed)
-    assert detail.text("role", "status").startswith("Saved: status, assignee.")  # priority was already normal
+    assert detail.text("role", "status").startswith("Saved: Status, Assignee.")  # priority was already normal
     now = stack.client.get(f"/api/tickets/tickets/{ticket['id']}", headers=stack.bearer(AGENT)).get_json()
     assert (now["status"], now["assignee_id"]) == ("open", AGENT)
     fields = [item["attrs"]["data-field"] for item in detail.all("data-field") if item["tag"] == "li"]
@@ -143,8 +143,10 @@ def test_unknown_tickets_are_404_pages_and_subjects_are_text(stack):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup and XSS_SUBJECT not in markup
     ticket_page = page_of(stack.client.get(f"/tickets/{ticket['id']}", headers=headers))
     assert ticket_page.text("class", "pre ticket-description") == '<img src=x onerror="alert(2)">'
-    customer_link = ticket_page.one("href", f"/customers/{customer.get_json()['id']}/timeline")
-    assert "".join(customer_link["text"]) == "<b>Bold</b> Customer"  # the name, as text
+    # the Linked card and the customer side panel ("Customer page") both lead to the customer
+    links = ticket_page.all("href", f"/customers/{customer.get_json()['id']}/timeline")
+    assert ["".join(link["text"]) for link in links] == ["Customer page", "<b>Bold</b> Customer"]  # the name, as text
+    assert ticket_page.text("class", "customer-name") == "<b>Bold</b> Customer"
 
 
 def test_a_new_ticket_is_prefilled_from_the_link_and_its_errors_are_named(stack):

@@ -30,7 +30,7 @@ def test_the_wall_shows_a_waiting_call_and_each_agent_by_state_with_their_name(s
     page = page_of(answer)
     assert page.text("data-figure", "calls-waiting") == "Calls waiting 1"
     assert page.text("data-figure", "longest-wait").startswith("Longest wait 0:0")
-    assert page.text("data-queue", "default").startswith("default: 1 waiting")
+    assert page.text("data-queue", "default").startswith("default 1 0:0")  # queue, waiting, longest wait
     offline, breaks = page.one("data-state", "offline"), page.one("data-state", "on_break")
     assert " ".join(" ".join(breaks["text"]).split()).startswith("On break 1 Bob Wall 0:0")
     assert "Ann <b>Wall</b>" in "".join(offline["text"])  # the name as text ...

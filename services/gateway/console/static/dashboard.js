@@ -23,14 +23,15 @@
   }
 
   function hours(data) {
+    var names = data.names || {};
     make("chart-hours", {
       type: "bar",
       data: {
         labels: data.labels,
         datasets: [
-          { type: "line", label: "Offered", data: data.offered, borderColor: COLOURS[0], backgroundColor: COLOURS[0] },
-          { label: "Answered", data: data.answered, backgroundColor: COLOURS[1] },
-          { label: "Abandoned", data: data.abandoned, backgroundColor: COLOURS[2] }
+          { type: "line", label: names.offered || "Offered", data: data.offered, borderColor: COLOURS[0], backgroundColor: COLOURS[0] },
+          { label: names.answered || "Answered", data: data.answered, backgroundColor: COLOURS[1] },
+          { label: names.abandoned || "Abandoned", data: data.abandoned, backgroundColor: COLOURS[2] }
         ]
       },
       options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } }
@@ -45,17 +46,17 @@
     });
   }
 
+  // Small multiples: one chart per question, all on the 1-10 scale, so each line reads on its own.
   function trend(data) {
-    make("chart-trend", {
-      type: "line",
-      data: {
-        labels: data.labels,
-        datasets: data.series.map(function (series, index) {
-          var colour = COLOURS[index % COLOURS.length];
-          return { label: series.label, data: series.means, borderColor: colour, backgroundColor: colour, spanGaps: false };
-        })
-      },
-      options: { scales: { y: { min: 1, max: 10, title: { display: true, text: "mean (1–10)" } } } }
+    data.series.forEach(function (series, index) {
+      var colour = COLOURS[index % COLOURS.length];
+      make("chart-trend-" + index, {
+        type: "line",
+        data: { labels: data.labels, datasets: [{ label: series.label, data: series.means, borderColor: colour,
+                                                   backgroundColor: colour, spanGaps: false }] },
+        options: { plugins: { legend: { display: false } },
+                   scales: { y: { min: 1, max: 10, title: { display: true, text: data.axis || "mean (1–10)" } } } }
+      });
     });
   }
 
@@ -64,8 +65,8 @@
     if (!source || !window.Chart) return;
     var data = JSON.parse(source.textContent);
     if (data.hours) hours(data.hours);
-    if (data.reasons) horizontal("chart-reasons", data.reasons.labels, data.reasons.calls, "Calls");
-    if (data.tickets) horizontal("chart-tickets", data.tickets.labels, data.tickets.opened, "Opened");
+    if (data.reasons) horizontal("chart-reasons", data.reasons.labels, data.reasons.calls, data.reasons.name || "Calls");
+    if (data.tickets) horizontal("chart-tickets", data.tickets.labels, data.tickets.opened, data.tickets.name || "Opened");
     if (data.trend) trend(data.trend);
   });
 })();

@@ -53,6 +53,8 @@
     var parameters = event.detail && event.detail.parameters;
     if (!parameters) return;
     var typed = parameters.callback_at;
+    // A customer with a known zone: the time is theirs, and the server reads it in that zone.
+    if (parameters.callback_zone) return;
     if (typeof typed === "string" && typed && !/[zZ]|[+-]\d\d:\d\d$/.test(typed)) {
       var moment = new Date(typed);  // a datetime-local value is read in the browser's zone
       if (!isNaN(moment.getTime())) parameters.callback_at = moment.toISOString();
