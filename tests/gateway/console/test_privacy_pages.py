@@ -37,7 +37,7 @@ def test_the_dashboard_shows_required_vs_staffed_and_each_agent_s_timeline(conso
     panel = page.locator("#staffing")
     expect(panel.get_by_role("heading", name="Staffing: agents required and staffed")).to_be_visible()
     expect(page.locator("#chart-staffing[data-chart='drawn']")).to_be_attached()
-    timeline = panel.locator(".agent-timeline[data-agent='agent-7']")
+    timeline = panel.locator(".agent-timeline[data-timeline-agent='agent-7']")
     expect(timeline).to_contain_text("Grace Hopper")
     expect(timeline.locator(".seg.state-available")).to_have_count(2)
     expect(timeline.locator(".seg.state-on_break")).to_have_count(1)
