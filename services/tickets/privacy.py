@@ -100,6 +100,7 @@ def erase_customer(session: Session, data: dict) -> None:
         .where(Customer.id.in_(ids))
         .values(
             name=ERASED_NAME,
+            search_name=None,  # the folded name is hers too: a search must not find the erased row
             phone=None,
             email=None,
             time_zone=None,

@@ -33,7 +33,7 @@ def test_the_ticket_shows_its_mail_thread_and_the_reply_box_says_who_gets_the_ma
     page = console.signed_in(agent)
     page.goto(f"/tickets/{ticket['id']}")
     note = page.locator(".mail-reply-note")
-    expect(note).to_contain_text("A public reply is also mailed to ada@example.org")
+    expect(note).to_contain_text("A public reply is also mailed to: ada@example.org")
     expect(note.locator(".mail-not-configured")).to_contain_text("Mail is not configured")
     thread = page.locator(".mail-thread ol.mails > li")
     expect(thread).to_have_count(1)
