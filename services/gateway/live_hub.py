@@ -22,6 +22,7 @@ open streams do.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import queue
@@ -399,6 +400,7 @@ class TooManyStreams(Exception):
 
 
 _END = object()
+_OPENED = itertools.count()
 
 
 class Subscription:
@@ -409,6 +411,7 @@ class Subscription:
         self.user = user
         self._notices: queue.SimpleQueue = queue.SimpleQueue()
         self.closed = False
+        self.opened = next(_OPENED)  # the order streams were opened in
 
     def offer(self, notice: Notice) -> None:
         if self.closed:
@@ -472,7 +475,15 @@ class LiveHub:
         subscription = Subscription(self, user)
         with self._lock:
             if len(self._streams) >= self.max_streams:
-                raise TooManyStreams()
+                # A page the user left keeps its stream until the next heartbeat finds the client
+                # gone: an agent clicking through the console would fill the process with their own
+                # dead streams. Their oldest stream makes room for the newest before anyone is refused.
+                own = [stream for stream in self._streams if stream.user.id == user.id]
+                if not own:
+                    raise TooManyStreams()
+                oldest = min(own, key=lambda stream: stream.opened)
+                self._streams.discard(oldest)
+                oldest.end()
             self._streams.add(subscription)
             self._start()
         if self.ready.is_set():

@@ -20,7 +20,16 @@ import requests
 from port_for import get_port
 
 from services.callrouting.models import CustomerReplica
-from services.gateway.live_hub import STREAM_BACKLOG, LiveHub, LiveRouter, Notice, StreamClosed, Subscription, hub_of
+from services.gateway.live_hub import (
+    STREAM_BACKLOG,
+    LiveHub,
+    LiveRouter,
+    Notice,
+    StreamClosed,
+    Subscription,
+    TooManyStreams,
+    hub_of,
+)
 from shared.auth import User
 from shared.broker import ConfirmedPublisher
 from shared.config import PROJECT_ROOT, Settings
@@ -259,20 +268,38 @@ def test_a_stream_sends_retry_and_heartbeats_ends_when_the_client_goes_away_and_
 
 def test_beyond_its_limit_of_streams_a_gateway_process_answers_503_until_one_closes(stack, monkeypatch):
     monkeypatch.setenv("LIVE_MAX_STREAMS", "1")
-    headers = stack.bearer("agent-a")
     try:
-        first = stack.client.get("/api/live", headers=headers, buffered=False)
+        first = stack.client.get("/api/live", headers=stack.bearer("agent-a"), buffered=False)
         assert first.status_code == 200
-        refused = stack.client.get("/api/live", headers=headers)
+        refused = stack.client.get("/api/live", headers=stack.bearer("agent-b"))
         assert refused.status_code == 503
         assert refused.content_type == "application/problem+json"
         assert refused.headers["Retry-After"] == "5"
         first.close()  # never read: closing the response still frees its place
-        again = stack.client.get("/api/live", headers=headers, buffered=False)
+        again = stack.client.get("/api/live", headers=stack.bearer("agent-b"), buffered=False)
         assert again.status_code == 200
         again.close()
     finally:
         hub_of(stack.gateway).close()
+
+
+def test_a_full_process_ends_the_users_own_oldest_stream_for_their_newest_page():
+    """A page left behind holds its stream until a heartbeat finds the client gone; clicking
+    through the console must not lock the user out of live updates meanwhile."""
+    hub = LiveHub(Settings.from_env("gateway"), max_streams=2)
+    try:
+        left_page = hub.subscribe(User("agent-a", "agent"))
+        colleague = hub.subscribe(User("agent-b", "agent"))
+        newest = hub.subscribe(User("agent-a", "agent"))
+        with pytest.raises(StreamClosed):
+            while True:
+                left_page.next(timeout=0.5)  # the ready notice, if any, then the end
+        assert hub.streams_of("agent-a") == 1 and hub.streams_of("agent-b") == 1
+        assert not colleague.closed and not newest.closed
+        with pytest.raises(TooManyStreams):
+            hub.subscribe(User("agent-c", "agent"))  # nobody's own stream to end: refused
+    finally:
+        hub.close()
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}], ids=["anonymous", "forged"])

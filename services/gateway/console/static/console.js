@@ -127,12 +127,23 @@
       .then(function (ticket) { say(ticket.number, ticket.subject); }, function () { say(null, null); });
   }
 
+  var liveRetries = 0;
+
   function startLive() {
     if (!window.EventSource) return;
     var source = new EventSource("/api/live");
     body.dataset.live = "connecting";
-    source.onopen = function () { body.dataset.live = "open"; };
-    source.onerror = function () { body.dataset.live = "reconnecting"; };
+    source.onopen = function () { body.dataset.live = "open"; liveRetries = 0; };
+    source.onerror = function () {
+      body.dataset.live = "reconnecting";
+      // EventSource retries a dropped stream by itself, but gives up for good on a refused one
+      // (a 503 from a full gateway process, a 502 while it restarts): start again with backoff.
+      if (source.readyState === EventSource.CLOSED) {
+        source.close();
+        liveRetries += 1;
+        setTimeout(startLive, Math.min(30000, 1000 * Math.pow(2, liveRetries - 1)) * (0.5 + Math.random()));
+      }
+    };
     source.addEventListener("call.ringing", function (event) { popCall(JSON.parse(event.data)); });
     source.addEventListener("agent.state", function (event) {
       var data = JSON.parse(event.data);
