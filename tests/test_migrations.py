@@ -4,6 +4,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from shared.config import SERVICES
@@ -51,3 +52,11 @@ def test_migrating_an_up_to_date_database_is_a_no_op(database_factory):
     with again.engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head
     again.dispose()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_revision_id_fits_alembics_version_column(service):
+    """alembic_version.version_num is VARCHAR(32): a longer id passes on SQLite and fails on PostgreSQL."""
+    scripts = ScriptDirectory.from_config(migrations_of(service).config("sqlite://"))
+    too_long = [script.revision for script in scripts.walk_revisions() if len(script.revision) > 32]
+    assert too_long == []

@@ -1,7 +1,7 @@
 """The customer replica keeps the customer's language (customer events carry it).
 
-Revision ID: callrouting_0006_replica_language
-Revises: callrouting_0005
+Revision ID: callrouting_0008_language
+Revises: callrouting_0007_staffing
 Create Date: 2026-12-03
 """
 
@@ -9,7 +9,7 @@ from alembic import op
 
 from shared import replicas
 
-revision = "callrouting_0006_replica_language"
+revision = "callrouting_0008_language"
 down_revision = "callrouting_0007_staffing"
 branch_labels = None
 depends_on = None
