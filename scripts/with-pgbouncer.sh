@@ -48,6 +48,8 @@ for _ in $(seq 1 50); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $listen), 1)" 2>/dev/null && break
   sleep 0.1
 done
+# The tests' database templates are made and copied past the pooler (tests/conftest.py).
+export TEST_DATABASE_DIRECT_URL="$TEST_DATABASE_URL"
 export TEST_DATABASE_URL="postgresql+psycopg://$user@127.0.0.1:$listen/postgres"
 export DATABASE_POOL_MODE=transaction
 echo "PgBouncer (transaction mode) on port $listen in front of PostgreSQL on $port"

@@ -73,11 +73,20 @@ def reset_topology(url: str) -> None:
 
 
 class DatabaseFactory:
-    """Makes empty databases: SQLite files, or PostgreSQL databases dropped afterwards."""
+    """Makes empty databases: SQLite files, or PostgreSQL databases dropped afterwards.
+
+    On PostgreSQL a migrated database is a copy (``CREATE DATABASE … TEMPLATE``) of one migrated
+    per service and run: running every migration again for each of hundreds of tests was most of
+    the run's time. The template is made over ``TEST_DATABASE_DIRECT_URL`` when PgBouncer stands
+    in front (scripts/with-pgbouncer.sh): a pooled server connection left on it would block the copy.
+    """
+
+    templates: dict[str, str] = {}  # service -> its migrated template database, for this run
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
         self.server = os.environ.get("TEST_DATABASE_URL")
+        self.direct = os.environ.get("TEST_DATABASE_DIRECT_URL") or self.server
         self.created: list[str] = []
         self.opened: list[Database] = []
 
@@ -85,33 +94,67 @@ class DatabaseFactory:
     def backend(self) -> str:
         return "postgresql" if self.server else "sqlite"
 
-    def url(self, label: str) -> str:
+    def url(self, label: str, template: str | None = None) -> str:
         if not self.server:
             return f"sqlite:///{self.tmp_path / f'{label}.db'}"
         name = f"t_{label}_{uuid.uuid4().hex[:10]}"
-        admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        _create_database(self.direct if template else self.server, name, template)
         self.created.append(name)
         return make_url(self.server).set(database=name).render_as_string(hide_password=False)
 
     def migrated(self, service: str) -> Database:
-        database = Database(self.url(service))
-        migrate(database, migrations_of(service))
+        if self.server:
+            database = Database(self.url(service, template=self._template(service)))
+        else:
+            database = Database(self.url(service))
+            migrate(database, migrations_of(service))
         self.opened.append(database)
         return database
+
+    def _template(self, service: str) -> str:
+        if service not in self.templates:
+            name = f"template_{service}_{uuid.uuid4().hex[:10]}"
+            _create_database(self.direct, name)
+            template = Database(make_url(self.direct).set(database=name).render_as_string(hide_password=False))
+            migrate(template, migrations_of(service))
+            template.dispose()  # no connection may stay on a template while it is copied
+            self.templates[service] = name
+        return self.templates[service]
 
     def cleanup(self) -> None:
         for database in self.opened:
             database.dispose()
         if not self.created:
             return
-        admin = create_engine(self.server, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            for name in self.created:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _drop_databases(self.server, self.created)
+
+    @classmethod
+    def drop_templates(cls) -> None:
+        server = os.environ.get("TEST_DATABASE_DIRECT_URL") or os.environ.get("TEST_DATABASE_URL")
+        if server and cls.templates:
+            _drop_databases(server, list(cls.templates.values()))
+        cls.templates.clear()
+
+
+def _create_database(server: str, name: str, template: str | None = None) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    admin.dispose()
+
+
+def _drop_databases(server: str, names: list[str]) -> None:
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for name in names:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_templates():
+    yield
+    DatabaseFactory.drop_templates()
 
 
 @pytest.fixture
