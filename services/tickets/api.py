@@ -544,6 +544,11 @@ class CommentOut(CommentIn):
     id = fields.String()
     ticket_id = fields.String()
     author_id = fields.String(allow_none=True)
+    mailed_from = fields.String(
+        allow_none=True,
+        dump_only=True,
+        metadata={"description": "the sender's address, for a comment that came in by mail"},
+    )
     created_at = fields.DateTime()
 
 

@@ -1044,8 +1044,14 @@ def comment_view(comment: TicketComment) -> dict:
 
 def list_comments(uow: UnitOfWork, ticket_id: str) -> list[dict]:
     ticket = _load_ticket(uow, ticket_id)
-    query = select(TicketComment).where(TicketComment.ticket_id == ticket.id).order_by(TicketComment.created_at)
-    return [comment_view(comment) for comment in uow.session.scalars(query)]
+    query = (
+        select(TicketComment, Mail.from_address)
+        .outerjoin(Mail, and_(Mail.comment_id == TicketComment.id, Mail.direction == "in"))
+        .where(TicketComment.ticket_id == ticket.id)
+        .order_by(TicketComment.created_at)
+    )
+    # A comment that came in by mail names its sender (the mail row holds the address; erasure removes it).
+    return [comment_view(comment) | {"mailed_from": sender} for comment, sender in uow.session.execute(query)]
 
 
 def ticket_history(uow: UnitOfWork, ticket_id: str) -> list[dict]:

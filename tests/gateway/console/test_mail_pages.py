@@ -35,6 +35,9 @@ def test_the_ticket_shows_its_mail_thread_and_the_reply_box_says_who_gets_the_ma
     note = page.locator(".mail-reply-note")
     expect(note).to_contain_text("A public reply is also mailed to: ada@example.org")
     expect(note.locator(".mail-not-configured")).to_contain_text("Mail is not configured")
+    mailed_in = page.locator("li.comment", has_text="Here is a photo")
+    expect(mailed_in.locator(".when")).to_contain_text("by e-mail from")  # its sender, not "system"
+    expect(mailed_in.locator(".when")).to_contain_text("ada@example.org")
     thread = page.locator(".mail-thread ol.mails > li")
     expect(thread).to_have_count(1)
     expect(thread.first).to_contain_text("from Ada Lovelace <ada@example.org>")
