@@ -242,7 +242,7 @@ class EntryQuery(Schema):
     customer_id = fields.UUID()
     due_before = AwareDateTime(default_timezone=UTC)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
 class ImportRowError(Schema):
@@ -369,7 +369,7 @@ class DoNotCallQuery(Schema):
     customer_id = fields.UUID()
     phone = fields.String()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
 class DoNotCallPage(Schema):

@@ -583,7 +583,7 @@ class CallQuery(Schema):
     state = fields.String(load_default=None)
     result = fields.String(load_default=None, validate=validate.OneOf(routing.CALL_RESULTS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
 class CallPage(Schema):
@@ -595,7 +595,7 @@ class CallPage(Schema):
 
 class OrphanPageQuery(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
 class OrphanOut(Schema):

@@ -49,7 +49,9 @@ MAX_TAGS = 20
 
 
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(
+        load_default=1, validate=validate.Range(min=1, max=1_000_000)
+    )  # past any list; PostgreSQL refuses a huge OFFSET
     per_page = fields.Integer(load_default=25, validate=validate.Range(min=1, max=200))
 
 
