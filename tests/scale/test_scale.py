@@ -455,7 +455,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
             views_differ.append(customer_id)
     today = datetime.now(UTC).date().isoformat()
     reports = [ok(c.request("GET", f"/api/reports/daily?date={today}")) for c in direct.values()]
-    if _stable(reports[0]) != _stable(reports[1]):
+    if _stable(_without_staffed_so_far(reports[0])) != _stable(_without_staffed_so_far(reports[1])):
         reports_differ.append(today)
 
     print(f"screen-pops (right call, right customer) per gateway replica: {screen_pops}")
@@ -478,6 +478,27 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
 
 
 VOLATILE = {"generated_at", "as_of", "elapsed_ms", "cached", "cache"}
+
+
+# Today's staffing counts each agent's time in state up to the moment it is asked, so two answers
+# a moment apart differ there by design; every count (calls, tickets, surveys, calls per interval)
+# must still be equal.
+STAFFED_SO_FAR = {"staffed", "service_level_with_staffed", "agent_hours_staffed", "agents"}
+
+
+def _without_staffed_so_far(report):
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in STAFFED_SO_FAR}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    if isinstance(report, list):  # one report per day asked
+        return [_without_staffed_so_far(day) for day in report]
+    if isinstance(report, dict) and "staffing" in report:
+        return {**report, "staffing": strip(report["staffing"])}
+    return report
 
 
 def _stable(answer):
