@@ -44,6 +44,7 @@ ROLES = ("agent", "supervisor", "admin")
 WEBHOOK_SECRET = "fuzz-webhook-secret"
 TWILIO_TOKEN = "fuzz-twilio-token"
 LINK_SECRET = "fuzz-link-secret"
+MAIL_SECRET = "fuzz-mail-webhook-secret"
 PUBLIC_URL = "http://localhost"  # where the werkzeug test client calls the gateway
 PUBLIC_PREFIXES = ("/webhooks/", "/links/")
 CHECKS = [
@@ -68,6 +69,7 @@ def fuzz_stack(settings_factory):
     options = {
         "callrouting": {"webhook_secret": WEBHOOK_SECRET, "twilio_auth_token": TWILIO_TOKEN, **public},
         "surveys": {"twilio_auth_token": TWILIO_TOKEN, "options": {"SURVEY_LINK_SECRET": LINK_SECRET}, **public},
+        "tickets": {"options": {"MAIL_WEBHOOK_SECRET": MAIL_SECRET}, **public},
     }
     import importlib
 
@@ -142,11 +144,12 @@ def sign_case(case, tokens: list[str], counter: collections.Counter) -> dict:
     if "token" in (case.path_parameters or {}) and path.startswith("/links/"):
         case.path_parameters["token"] = tokens[counter["links"] % len(tokens)]
         counter["links"] += 1
-    if path == "/webhooks/events" and case.method.upper() == "POST":
+    json_secrets = {"/webhooks/events": WEBHOOK_SECRET, "/webhooks/mail/inbound": MAIL_SECRET}
+    if path in json_secrets and case.method.upper() == "POST":
         raw = json.dumps(case.body).encode() if case.body is not None else b""
         # each request signed at another second: the same generated body twice is no replay
         counter["signed"] += 1
-        signature = sign_json(WEBHOOK_SECRET, raw, int(time.time()) - counter["signed"] % 240)
+        signature = sign_json(json_secrets[path], raw, int(time.time()) - counter["signed"] % 240)
         extra.update(data=raw, headers={SIGNATURE_HEADER: signature, "Content-Type": "application/json"})
     elif path.startswith("/webhooks/twilio"):
         form = {}

@@ -119,13 +119,15 @@ def test_with_a_service_stopped_the_report_is_partial_and_names_it(day_of_work):
 
 
 def test_a_slow_service_does_not_hold_the_report_past_its_deadline(stack, monkeypatch):
-    monkeypatch.setenv("REPORT_DEADLINE_SECONDS", "0.5")
+    # The deadline leaves the other services time to answer on a busy machine (call routing's part
+    # now carries the staffing figures too); the slow one takes three times as long.
+    monkeypatch.setenv("REPORT_DEADLINE_SECONDS", "1.5")
     supervisor = stack.bearer("sue", "supervisor")
-    stack.servers["tickets"].delay = 2.0
+    stack.servers["tickets"].delay = 4.5
     started = time.monotonic()
     answer = stack.client.get("/api/reports/daily?date=2026-11-20", headers=supervisor)
     elapsed = time.monotonic() - started
-    assert answer.status_code == 200 and elapsed < 1.5, elapsed
+    assert answer.status_code == 200 and elapsed < 3.5, elapsed
     page = answer.get_json()
     assert page["partial"] is True and set(page["missing"]) == {"tickets"} and page["tickets"] is None
     assert page["calls"]["totals"]["entered"] == 0
