@@ -33,8 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, func, select
 
 from bench import httpload, inbound_calls
 from bench.pipeline import write_in_transactions
@@ -43,6 +42,7 @@ from bench.report import Row
 from shared.backbone import processed_events
 from shared.config import SERVICES
 from shared.db import Database
+from tests.support.postgres import create_database, drop_databases
 
 CLUSTER = ROOT / "scripts" / "rabbitmq-cluster.sh"
 HAPROXY = "/usr/sbin/haproxy"
@@ -112,24 +112,12 @@ class Cluster:
 
 
 def _databases(server: str) -> tuple[dict[str, str], list[str]]:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     urls, names = {}, []
-    with admin.connect() as connection:
-        for service in SERVICES:
-            name = f"bench_{service}_{uuid.uuid4().hex[:8]}"
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-            names.append(name)
-            urls[service] = make_url(server).set(database=name).render_as_string(hide_password=False)
-    admin.dispose()
+    for service in SERVICES:
+        name = f"bench_{service}_{uuid.uuid4().hex[:8]}"
+        urls[service] = create_database(server, name)
+        names.append(name)
     return urls, names
-
-
-def _drop(server: str, names: list[str]) -> None:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for name in names:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _processed(urls: dict[str, str]) -> dict[str, int]:
@@ -259,7 +247,7 @@ def run(processes: Processes, env: dict[str, str], var_dir: Path) -> dict:
             if name.startswith("replicas-"):
                 processes.stop(process)
         cluster.stop()
-        _drop(server, names)
+        drop_databases(server, names)
     return {"figures": figures, "rows": rows(figures)}
 
 

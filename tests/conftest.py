@@ -16,12 +16,12 @@ from dataclasses import replace
 import pika
 import pytest
 from pytest_rabbitmq import factories
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from shared import event_catalog, topology
 from shared.config import Settings
 from shared.db import Database, migrate
+from tests.support.postgres import create_database, drop_databases
 from tests.support.services import migrations_of
 
 # An Erlang node that fails to start writes erl_crash.dump into its working directory.
@@ -98,7 +98,7 @@ class DatabaseFactory:
         if not self.server:
             return f"sqlite:///{self.tmp_path / f'{label}.db'}"
         name = f"t_{label}_{uuid.uuid4().hex[:10]}"
-        _create_database(self.direct if template else self.server, name, template)
+        create_database(self.direct if template else self.server, name, template)
         self.created.append(name)
         return make_url(self.server).set(database=name).render_as_string(hide_password=False)
 
@@ -114,8 +114,7 @@ class DatabaseFactory:
     def _template(self, service: str) -> str:
         if service not in self.templates:
             name = f"template_{service}_{uuid.uuid4().hex[:10]}"
-            _create_database(self.direct, name)
-            template = Database(make_url(self.direct).set(database=name).render_as_string(hide_password=False))
+            template = Database(create_database(self.direct, name))
             migrate(template, migrations_of(service))
             template.dispose()  # no connection may stay on a template while it is copied
             self.templates[service] = name
@@ -126,29 +125,14 @@ class DatabaseFactory:
             database.dispose()
         if not self.created:
             return
-        _drop_databases(self.server, self.created)
+        drop_databases(self.server, self.created)
 
     @classmethod
     def drop_templates(cls) -> None:
         server = os.environ.get("TEST_DATABASE_DIRECT_URL") or os.environ.get("TEST_DATABASE_URL")
         if server and cls.templates:
-            _drop_databases(server, list(cls.templates.values()))
+            drop_databases(server, list(cls.templates.values()))
         cls.templates.clear()
-
-
-def _create_database(server: str, name: str, template: str | None = None) -> None:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
-    admin.dispose()
-
-
-def _drop_databases(server: str, names: list[str]) -> None:
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for name in names:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bench.procs import Processes, free_port, wait_for_http
 from shared.config import PROJECT_ROOT, SERVICES
 from shared.db import Database
 from tests.support.counting import metadata as counting_metadata
+from tests.support.postgres import create_database, drop_databases
 
 CLUSTER = PROJECT_ROOT / "scripts" / "rabbitmq-cluster.sh"
 REPLICAS = 2
@@ -104,16 +103,10 @@ class Stack:
         return ports.index(node_name.split("@")[0].rsplit("-", 1)[1]) + 1
 
     def create_databases(self, server_url: str) -> None:
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            for service in SERVICES:
-                name = f"scale_{service}_{uuid.uuid4().hex[:8]}"
-                connection.execute(text(f'CREATE DATABASE "{name}"'))
-                self._created_databases.append(name)
-                self.database_urls[service] = (
-                    make_url(server_url).set(database=name).render_as_string(hide_password=False)
-                )
-        admin.dispose()
+        for service in SERVICES:
+            name = f"scale_{service}_{uuid.uuid4().hex[:8]}"
+            self.database_urls[service] = create_database(server_url, name)
+            self._created_databases.append(name)
         self._server_url = server_url
 
     def base_env(self) -> dict[str, str]:
@@ -258,11 +251,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 self.cluster("stop", timeout=180)
         if self._created_databases:
-            admin = create_engine(self._server_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as connection:
-                for name in self._created_databases:
-                    connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_databases(self._server_url, self._created_databases)
 
 
 def haproxy_config(stack: Stack) -> str:

@@ -487,26 +487,24 @@ STAFFED_SO_FAR = {"staffed", "service_level_with_staffed", "agent_hours_staffed"
 
 
 def _without_staffed_so_far(report):
-    def strip(value):
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in STAFFED_SO_FAR}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
     if isinstance(report, list):  # one report per day asked
         return [_without_staffed_so_far(day) for day in report]
     if isinstance(report, dict) and "staffing" in report:
-        return {**report, "staffing": strip(report["staffing"])}
+        return {**report, "staffing": _without(report["staffing"], STAFFED_SO_FAR)}
     return report
 
 
 def _stable(answer):
     """An answer without what says when or how it was made (not what it says)."""
+    return _without(answer, VOLATILE)
+
+
+def _without(answer, keys: set[str]):
+    """``answer`` with the fields named ``keys`` left out, at every depth."""
     if isinstance(answer, dict):
-        return {k: _stable(v) for k, v in answer.items() if k not in VOLATILE}
+        return {k: _without(v, keys) for k, v in answer.items() if k not in keys}
     if isinstance(answer, list):
-        return [_stable(v) for v in answer]
+        return [_without(v, keys) for v in answer]
     return answer
 
 
