@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session
 
 from shared.backbone import idempotency_keys as keys
 from shared.db import Database
-from shared.problems import Conflict, problem
+from shared.errors import Conflict
+from shared.problems import problem
 
 HEADER = "Idempotency-Key"
 RETENTION_SECONDS = 24 * 3600

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from shared.auth import rule
 from shared.consumer import Handler
 from shared.events import Envelope
+from shared.schemas import Timestamp
 from shared.unit_of_work import UnitOfWork
 
 ERASED_NAME = "Erased customer"
@@ -191,7 +192,7 @@ def as_record(row, exclude: tuple[str, ...] = ()) -> dict:
 class ExportOut(Schema):
     service = fields.String(metadata={"description": "which service holds these records"})
     customer_id = fields.String()
-    exported_at = fields.DateTime()
+    exported_at = Timestamp()
     records = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.Dict()),
@@ -212,7 +213,7 @@ class ErasureState(Schema):
     request_id = fields.String()
     customer_id = fields.String(allow_none=True)
     state = fields.String(validate=validate.OneOf(("done", "pending")))
-    applied_at = fields.DateTime(allow_none=True)
+    applied_at = Timestamp(allow_none=True)
 
 
 class ErasuresOut(Schema):

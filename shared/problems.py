@@ -1,6 +1,7 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), never HTML.
 
-Validation failures (422) list every invalid field in ``errors``, each with a JSON
+The service layers raise plain domain errors (``shared.errors``); this module is where they,
+and every HTTP error, become answers. Validation failures (422) list every invalid field in ``errors``, each with a JSON
 pointer into the request body (or the query-string parameter) and what is wrong.
 """
 
@@ -12,37 +13,13 @@ from flask import Response, json, request
 from marshmallow import Schema, fields
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 
+from shared.errors import Conflict, DomainError, Invalid, NotFound
 from shared.logs import correlation_id
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
-
-
-class Conflict(HTTPException):
-    """409 with a sentence saying what is in the way."""
-
-    code = 409
-    description = "The request conflicts with the current state of the resource."
-
-    def __init__(self, detail: str):
-        super().__init__(detail)
-
-
-class Invalid(HTTPException):
-    """422 naming the invalid fields, for rules the schema cannot check (an unknown customer...).
-
-    ``raise Invalid({"customer_id": "No such customer."})``; ``location`` is ``json`` for the
-    body (a JSON pointer is added) or ``query`` for a query-string parameter.
-    """
-
-    code = 422
-    description = "The request is well-formed but some fields are invalid."
-
-    def __init__(self, errors: dict[str, str | list[str]], location: str = "json"):
-        super().__init__()
-        messages = {name: [detail] if isinstance(detail, str) else list(detail) for name, detail in errors.items()}
-        self.data = {"messages": {location: messages}}
 
 
 class FieldErrorSchema(Schema):
@@ -128,9 +105,25 @@ def http_exception_to_problem(error: HTTPException) -> Response:
     return response
 
 
+_DOMAIN_STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
+
+
+def domain_error_to_problem(error: DomainError) -> Response:
+    """The one place where a service layer's plain error becomes an HTTP answer."""
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(error, kind)), 400)
+    title = HTTP_STATUS_CODES[status]  # the same titles as werkzeug's HTTP errors
+    if isinstance(error, Invalid):
+        errors = field_errors({error.location: error.errors})
+        detail = f"{len(errors)} invalid field(s): " + ", ".join(sorted({e["field"] for e in errors}))
+        return problem(status, title, detail, errors=errors)
+    return problem(status, title, error.detail)
+
+
 def unexpected_error_to_problem(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return http_exception_to_problem(error)
+    if isinstance(error, DomainError):
+        return domain_error_to_problem(error)
     if isinstance(error, OperationalError):
         # Locked past the busy timeout, or the server is gone: the request may be retried.
         log.warning("database unavailable", extra={"error": str(error.orig)})

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.consumer import Handler
 from shared.events import Envelope
+from shared.schemas import Timestamp
 from shared.sqltypes import UtcDateTime
 from shared.unit_of_work import UnitOfWork
 
@@ -209,7 +210,7 @@ class CustomerReplicaOut(Schema):
     marketing_consent = fields.Boolean()
     segment = fields.String(allow_none=True)
     merged_into_id = fields.String(allow_none=True)
-    updated_at = fields.DateTime()
+    updated_at = Timestamp()
 
 
 def customer_replica_blueprint(model, unit_of_work) -> Blueprint:

@@ -55,6 +55,11 @@ class UnitOfWork:
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot publish events")
         envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate()
+        self._announce(envelope)
+        return envelope
+
+    def _announce(self, envelope: Envelope) -> None:
+        """The envelope joins this transaction's outbox rows (the relay sends them once committed)."""
         row = {
             "event_id": envelope.id,
             "event_type": envelope.type,
@@ -62,10 +67,40 @@ class UnitOfWork:
             "created_ts": time.time(),
         }
         self.session.execute(_INSERT_OUTBOX, row)
-        return envelope
 
     def commit(self) -> None:
         self.session.commit()
 
     def rollback(self) -> None:
         self.session.rollback()
+
+
+class CollectingUnitOfWork(UnitOfWork):
+    """A unit of work for unit tests of use cases and event handlers: the changes go to a real
+    (throwaway) database, and each published envelope is collected in ``published`` instead of
+    the outbox, so a test says what was announced without a relay or a broker.
+
+    ``committed`` lists the envelopes of the transactions that committed: what the relay would
+    have sent. The tests that prove delivery keep using the real outbox and broker.
+    """
+
+    def __init__(self, database: Database, source: str = "test", **options):
+        super().__init__(database, source, **options)
+        self.published: list[Envelope] = []
+        self.committed: list[Envelope] = []
+
+    def _announce(self, envelope: Envelope) -> None:
+        self.published.append(envelope)
+
+    def commit(self) -> None:
+        super().commit()
+        self.committed.extend(self.published)
+        self.published.clear()
+
+    def rollback(self) -> None:
+        super().rollback()
+        self.published.clear()
+
+    def types(self) -> list[str]:
+        """The committed events' types, in publishing order."""
+        return [envelope.type for envelope in self.committed]

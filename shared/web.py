@@ -28,8 +28,16 @@ from shared import broker, idempotency, metrics
 from shared.auth import AccessControl, AccessRule, InternalTokens, User, internal_token_authenticator, public
 from shared.config import Settings
 from shared.db import Database, Migrations, migrate
+from shared.errors import DomainError
 from shared.logs import configure_logging, correlation_id, new_id
-from shared.problems import PROBLEM_JSON, ProblemSchema, http_exception_to_problem, problem, unexpected_error_to_problem
+from shared.problems import (
+    PROBLEM_JSON,
+    ProblemSchema,
+    domain_error_to_problem,
+    http_exception_to_problem,
+    problem,
+    unexpected_error_to_problem,
+)
 from shared.unit_of_work import UnitOfWork
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -166,6 +174,7 @@ def create_service_app(
         api.register_blueprint(blueprint)
     for blueprint in pages:
         app.register_blueprint(blueprint)
+    app.register_error_handler(DomainError, domain_error_to_problem)  # the service layers' errors
     app.register_error_handler(Exception, unexpected_error_to_problem)
     app.register_error_handler(RequestEntityTooLarge, http_exception_to_problem)
     _install_operational_routes(app, database, settings)

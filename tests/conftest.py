@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 from shared import event_catalog, topology
 from shared.config import Settings
 from shared.db import Database, migrate
+from shared.unit_of_work import CollectingUnitOfWork
 from tests.support.postgres import create_database, drop_databases
 from tests.support.services import migrations_of
 
@@ -148,15 +149,38 @@ def database_factory(tmp_path):
     factory.cleanup()
 
 
+# Where a service is told its broker is when a test has none: nothing listens there, so a
+# test that needed one fails at once instead of silently talking to another test's broker.
+NO_BROKER = "amqp://guest:guest@127.0.0.1:9/%2F?connection_attempts=1&socket_timeout=0.2"
+
+
 @pytest.fixture
-def settings_factory(database_factory, amqp_url, tmp_path, monkeypatch):
-    """Settings for a service on the test broker, with a fresh migrated database."""
+def settings_factory(database_factory, tmp_path, monkeypatch, request):
+    """Settings for a service with a fresh migrated database, on the test broker (started on
+    first use: ``broker=False`` is for tests that need none)."""
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
 
-    def make(service: str, **overrides) -> tuple[Settings, Database]:
+    def make(service: str, *, broker: bool = True, **overrides) -> tuple[Settings, Database]:
         database = database_factory.migrated(service)
+        amqp_url = request.getfixturevalue("amqp_url") if broker else NO_BROKER
         options = {"amqp_url": amqp_url, "retry_delays": FAST_RETRIES, "relay_poll_interval": 0.02, **overrides}
         settings = replace(Settings.from_env(service), database_url=database.url, **options)
         return settings, database
+
+    return make
+
+
+@pytest.fixture
+def uow_factory(database_factory):
+    """The seam for fast tests of use cases and event handlers: ``uow = uow_factory("tickets")``
+    is a :class:`~shared.unit_of_work.CollectingUnitOfWork` on a fresh migrated database of that
+    service, collecting what it publishes (no relay, no broker). Each call opens a new unit of
+    work on the same database, so a test can act, then look, in two transactions."""
+    databases: dict[str, Database] = {}
+
+    def make(service: str, **options) -> CollectingUnitOfWork:
+        if service not in databases:
+            databases[service] = database_factory.migrated(service)
+        return CollectingUnitOfWork(databases[service], source=service, **options)
 
     return make

@@ -165,7 +165,7 @@ def test_an_unexpected_error_is_a_500_problem_without_a_stack_trace(database_fac
 def test_every_error_status_a_route_raises_is_a_problem(status, database_factory, broker_url):
     from flask_smorest import abort
 
-    from shared.problems import Conflict
+    from shared.errors import Conflict
 
     app = make_app("tickets", database_factory, broker_url)
 

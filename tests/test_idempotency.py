@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from services.tickets.models import MIGRATIONS
 from shared.backbone import idempotency_keys, outbox
 from shared.config import Settings
-from shared.problems import Conflict
+from shared.errors import Conflict
 from shared.web import create_service_app, unit_of_work
 from tests.support.auth import signed_client
 

@@ -34,7 +34,7 @@ from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 
 from shared.auth import acting_user
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
-from shared.problems import Invalid
+from shared.errors import Invalid
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 

@@ -17,7 +17,8 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.auth import ALL_ROLES, acting_user, public, rule
-from shared.problems import Invalid, problem
+from shared.errors import Invalid
+from shared.problems import problem
 
 from . import users
 from .upstream import upstreams

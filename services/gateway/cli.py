@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from shared.auth import ALL_ROLES, InternalTokens, User
 from shared.config import Settings
 from shared.db import Database, migrate
+from shared.errors import DomainError
 
 from . import users
 from .models import MIGRATIONS
@@ -88,7 +89,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     except (CommandFailed, ValueError) as error:
         print(f"error: {error}", file=err)
         return 1
-    except HTTPException as error:  # NotFound, Conflict from users
+    except DomainError as error:  # NotFound, Conflict from users
+        print(f"error: {error.detail}", file=err)
+        return 1
+    except HTTPException as error:
         print(f"error: {error.description}", file=err)
         return 1
     finally:

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from services.seed import envelopes
 from shared.db import Database
-from shared.problems import Conflict
+from shared.errors import Conflict
 from shared.unit_of_work import UnitOfWork
 
 from . import events, users

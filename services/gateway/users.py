@@ -44,7 +44,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from shared.auth import ALL_ROLES, User
 from shared.config import Settings
 from shared.db import Database
-from shared.problems import Conflict
+from shared.errors import Conflict
 
 from .models import AuthToken, SignInThrottle, UserAccount
 from .upstream import Upstreams, UpstreamUnavailable

@@ -23,7 +23,7 @@ from sqlalchemy import delete, exists, select
 
 from shared import mail_outbox
 from shared.mail import MailSettings, format_address, new_message_id
-from shared.problems import Invalid
+from shared.errors import Invalid
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.config import Settings
 from shared.events import isoformat_utc
-from shared.problems import Conflict, Invalid
+from shared.errors import Conflict, Invalid
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 

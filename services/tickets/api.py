@@ -21,7 +21,7 @@ from shared.auth import acting_user
 from shared.event_catalog import SEGMENTS, TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
 from shared.phones import NotAPhoneNumber, to_e164
 from shared.privacy import retention_settings
-from shared.problems import Invalid
+from shared.errors import Invalid
 from shared.web import unit_of_work
 
 from . import domain, service

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.auth import public
 from shared.mail import MailSettings
-from shared.problems import Invalid
+from shared.errors import Invalid
 from shared.web import unit_of_work
 from shared.webhooks import verify_json
 

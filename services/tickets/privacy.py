@@ -21,7 +21,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, erased_customer_ids, number_hash, utcnow
-from shared.problems import Conflict
+from shared.errors import Conflict
 from shared.unit_of_work import UnitOfWork
 
 from .models import (

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.db import upsert
 from shared.phones import language_of, time_zone_of
-from shared.problems import Conflict, Invalid
+from shared.errors import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
 from . import domain, privacy

@@ -16,7 +16,7 @@ from shared import event_catalog
 from shared.backbone import outbox
 from shared.broker import declare_topology
 from shared.events import Envelope
-from shared.problems import Conflict
+from shared.errors import Conflict
 from shared.unit_of_work import UnitOfWork
 from tests.support.services import Running, processed_ids, wait_for
 
