@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared.db import is_postgresql
+from shared.errors import Conflict, Invalid
 from shared.event_catalog import CALL_REASONS
 from shared.phones import to_e164_or_none
-from shared.errors import Conflict, Invalid
 from shared.unit_of_work import UnitOfWork
 
 from . import call_report, routing

@@ -33,8 +33,8 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 
 from shared.auth import acting_user
-from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.errors import Invalid
+from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
 from shared.db import is_postgresql
+from shared.errors import Conflict, Invalid
 from shared.events import isoformat_utc
 from shared.phones import time_zone_of
-from shared.errors import Conflict, Invalid
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 

@@ -42,8 +42,8 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from werkzeug.exceptions import NotFound
 
-from shared.phones import NotAPhoneNumber, to_e164
 from shared.errors import Invalid
+from shared.phones import NotAPhoneNumber, to_e164
 from shared.problems import problem
 from shared.replicas import find_customers_by_phone
 from shared.web import unit_of_work

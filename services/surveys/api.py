@@ -19,8 +19,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from shared.auth import acting_agent, acting_user, public
 from shared.config import Settings
-from shared.event_catalog import SURVEY_CHANNELS
 from shared.errors import Invalid
+from shared.event_catalog import SURVEY_CHANNELS
 from shared.replicas import customer_replica_blueprint
 from shared.web import unit_of_work
 from shared.webhooks import NO_ANSWER, TWIML_ANSWER, signed

@@ -22,8 +22,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import delete, exists, select
 
 from shared import mail_outbox
-from shared.mail import MailSettings, format_address, new_message_id
 from shared.errors import Invalid
+from shared.mail import MailSettings, format_address, new_message_id
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 

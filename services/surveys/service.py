@@ -21,8 +21,8 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.config import Settings
-from shared.events import isoformat_utc
 from shared.errors import Conflict, Invalid
+from shared.events import isoformat_utc
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 

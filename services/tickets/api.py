@@ -18,10 +18,10 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from webargs.fields import DelimitedList
 
 from shared.auth import acting_user
+from shared.errors import Invalid
 from shared.event_catalog import SEGMENTS, TICKET_CATEGORIES, TICKET_PRIORITIES, TICKET_STATUSES
 from shared.phones import NotAPhoneNumber, to_e164
 from shared.privacy import retention_settings
-from shared.errors import Invalid
 from shared.web import unit_of_work
 
 from . import domain, service

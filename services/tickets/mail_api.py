@@ -24,8 +24,8 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy.exc import IntegrityError
 
 from shared.auth import public
-from shared.mail import MailSettings
 from shared.errors import Invalid
+from shared.mail import MailSettings
 from shared.web import unit_of_work
 from shared.webhooks import verify_json
 

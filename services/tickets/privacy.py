@@ -20,8 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, erased_customer_ids, number_hash, utcnow
 from shared.errors import Conflict
+from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, erased_customer_ids, number_hash, utcnow
 from shared.unit_of_work import UnitOfWork
 
 from .models import (

@@ -19,8 +19,8 @@ from sqlalchemy import and_, bindparam, case, exists, func, insert, or_, select,
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import upsert
-from shared.phones import language_of, time_zone_of
 from shared.errors import Conflict, Invalid
+from shared.phones import language_of, time_zone_of
 from shared.unit_of_work import UnitOfWork
 
 from . import domain, privacy

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from services.callrouting.models import CallEntry, Campaign, CustomerContact, DoNotCall
 from services.callrouting.service import sweep_lapsed_leases_job
 from shared.broker import declare_topology
-from shared.events import Envelope
 from shared.errors import Conflict
+from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
 from tests.callrouting.call_list_support import (
     add_customer,

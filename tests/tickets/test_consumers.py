@@ -15,8 +15,8 @@ from services.tickets.models import Ticket
 from shared import event_catalog
 from shared.backbone import outbox
 from shared.broker import declare_topology
-from shared.events import Envelope
 from shared.errors import Conflict
+from shared.events import Envelope
 from shared.unit_of_work import UnitOfWork
 from tests.support.services import Running, processed_ids, wait_for
 
