@@ -35,7 +35,7 @@ os.environ.setdefault("CALLCENTER_ENV", "development")
 rabbitmq_proc = factories.rabbitmq_proc(port=None)
 
 FAST_RETRIES = (0.2, 0.4)
-DATABASE_FIXTURES = {"database_factory", "settings_factory"}
+DATABASE_FIXTURES = {"database_factory", "settings_factory", "uow_factory"}
 
 
 def pytest_collection_modifyitems(items):
