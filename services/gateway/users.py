@@ -39,12 +39,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_request_context, request
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import Forbidden, NotFound
+from werkzeug.exceptions import Forbidden  # a missing CSRF token: an HTTP-level check, not a use case's
 
 from shared.auth import ALL_ROLES, User
 from shared.config import Settings
 from shared.db import Database
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
+from shared.schemas import page_of
 
 from .models import AuthToken, SignInThrottle, UserAccount
 from .upstream import Upstreams, UpstreamUnavailable
@@ -193,14 +194,17 @@ def revoke_tokens_of(session, user_id: str, now: datetime, keep: str | None = No
     session.execute(statement.values(revoked_at=now))
 
 
-def live_tokens_of(database: Database, user_id: str, now: datetime | None = None) -> list[AuthToken]:
+def live_tokens_page(
+    database: Database, user_id: str, limit: int, offset: int, now: datetime | None = None
+) -> tuple[list[AuthToken], int]:
+    """One page of ``user_id``'s live tokens (oldest first) and how many they have in all."""
     query = (
         select(AuthToken)
         .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None), AuthToken.expires_at > (now or utcnow()))
-        .order_by(AuthToken.created_at)
+        .order_by(AuthToken.created_at, AuthToken.token_hash)
     )
     with database.read_sessions() as session:
-        return list(session.scalars(query))
+        return page_of(session, query, limit, offset, scalars=True)
 
 
 def revoke_token_of(database: Database, user_id: str, token_id: str, now: datetime | None = None) -> bool:
@@ -419,6 +423,12 @@ def sign_in(
 def list_users(database: Database) -> list[UserAccount]:
     with database.read_sessions() as session:
         return list(session.scalars(select(UserAccount).order_by(UserAccount.id)))
+
+
+def users_page(database: Database, limit: int, offset: int) -> tuple[list[UserAccount], int]:
+    """One page of the users, by id, and how many there are."""
+    with database.read_sessions() as session:
+        return page_of(session, select(UserAccount).order_by(UserAccount.id), limit, offset, scalars=True)
 
 
 def get_user(database: Database, user_id: str) -> UserAccount:

@@ -258,7 +258,8 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     # --- the audit log: views, the export, the erasure; for admins; no way to change it ---
     assert api.get("/api/audit", headers=people["privacy"]).status_code == 403
     log = ok(api.get(f"/api/audit?customer_id={cid}", headers=admin))
-    actions = [(entry["action"], entry["actor_id"]) for entry in reversed(log)]
+    actions = [(entry["action"], entry["actor_id"]) for entry in reversed(log["items"])]
+    assert log["total"] == len(log["items"]) and (log["limit"], log["offset"]) == (100, 0)
     assert ("customer.viewed", "agent-7") in actions
     assert ("customer.exported", "dpo-1") in actions and ("customer.erased", "dpo-1") in actions
     assert api.delete("/api/audit", headers=admin).status_code == 405

@@ -15,6 +15,7 @@ import pytest
 from services.gateway import users
 from services.gateway.app import create_app as create_gateway
 from services.gateway.models import UserAccount
+from shared.events import isoformat_utc
 
 PASSWORD = "correct horse battery staple"
 
@@ -341,12 +342,13 @@ def test_a_signed_in_user_makes_lists_and_revokes_their_own_api_token(gateway):
     assert made.status_code == 201
     assert made.json["label"] == "dialer script"
     clock = gateway.extensions["clock"]
-    assert made.json["expires_at"] == (clock.now + timedelta(days=2)).isoformat()
+    assert made.json["expires_at"] == isoformat_utc(clock.now + timedelta(days=2))
     script = {"Authorization": f"Bearer {made.json['token']}"}
     assert client.get("/auth/me", headers=script).json["user"]["id"] == "agent-7"
     listed = client.get("/auth/tokens", headers=own).json
-    assert made.json["id"] in {token["id"] for token in listed}
-    assert "token" not in listed[0]
+    assert made.json["id"] in {token["id"] for token in listed["items"]}
+    assert listed["total"] == len(listed["items"]) == 2  # the sign-in's token and the script's
+    assert "token" not in listed["items"][0]
     assert client.delete(f"/auth/tokens/{made.json['id']}", headers=other).status_code == 404  # not theirs
     assert client.delete(f"/auth/tokens/{made.json['id']}", headers=own).status_code == 204
     assert client.get("/auth/me", headers=script).status_code == 401

@@ -65,7 +65,12 @@ def test_an_admin_creates_lists_and_reads_users(gateway):
     assert made.json["agent_registered"] is None  # not an agent
     assert {"id": "sup-1", "name": "Sue Pervisor", "role": "supervisor", "active": True}.items() <= made.json.items()
     assert "password" not in made.json and "password_hash" not in made.json
-    assert [user["id"] for user in client.get("/users", headers=admin).json] == ["root", "sup-1"]
+    listed = client.get("/users", headers=admin).json
+    assert [user["id"] for user in listed["items"]] == ["root", "sup-1"]
+    assert (listed["total"], listed["limit"], listed["offset"]) == (2, 50, 0)
+    second = client.get("/users?limit=1&offset=1", headers=admin).json
+    assert ([user["id"] for user in second["items"]], second["total"]) == (["sup-1"], 2)
+    assert client.get("/users?limit=501", headers=admin).status_code == 422
     assert client.get("/users/sup-1", headers=admin).json["name"] == "Sue Pervisor"
     assert client.get("/users/nobody", headers=admin).status_code == 404
     assert sign_in(gateway, "sup-1") == 200
