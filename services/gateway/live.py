@@ -27,7 +27,8 @@ from shared.auth import User, acting_user
 from shared.problems import problem
 
 from . import view
-from .live_hub import Notice, StreamClosed, Subscription, TooManyStreams, hub_of
+from .live_hub import StreamClosed, Subscription, TooManyStreams, hub_of
+from .live_router import Notice
 from .upstream import UpstreamUnavailable, upstreams
 
 log = logging.getLogger(__name__)

@@ -73,7 +73,7 @@ def test_console_sign_in_sets_an_http_only_lax_cookie_and_answers_the_user_and_c
     assert "Max-Age" not in cookie  # not remembered: gone when the browser closes
     assert answer.headers["Cache-Control"] == "no-store"
     clock = gateway.extensions["clock"]
-    assert answer.json["expires_at"] == (clock.now + timedelta(hours=12)).isoformat()
+    assert answer.json["expires_at"] == isoformat_utc(clock.now + timedelta(hours=12))
     me = client.get("/auth/me")
     assert me.status_code == 200
     assert me.json == {"user": answer.json["user"], "via": "cookie", "csrf_token": answer.json["csrf_token"]}
@@ -109,7 +109,7 @@ def test_api_sign_in_answers_a_bearer_token_and_sets_no_cookie(gateway):
     assert set(answer.json) == {"token", "expires_at"}
     assert "Set-Cookie" not in answer.headers
     clock = gateway.extensions["clock"]
-    assert answer.json["expires_at"] == (clock.now + timedelta(days=30)).isoformat()
+    assert answer.json["expires_at"] == isoformat_utc(clock.now + timedelta(days=30))
     me = gateway.test_client().get("/auth/me", headers={"Authorization": f"Bearer {answer.json['token']}"})
     assert me.status_code == 200
     assert me.json == {"user": {"id": "crm-sync", "name": "Crm-Sync", "role": "supervisor"}, "via": "bearer"}
