@@ -26,9 +26,7 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -555,18 +553,18 @@ def register_agent(upstreams: Upstreams, user_id: str, name: str, acting: User |
 # --- the first admin ------------------------------------------------------------------------
 
 
-def ensure_first_admin(database: Database, out: TextIO, environ: Mapping[str, str] | None = None) -> str | None:
+def ensure_first_admin(database: Database, out: TextIO, settings: Settings) -> str | None:
     """With no users at all, create the admin ``GATEWAY_ADMIN_USER`` ("admin"); their id, or None.
 
     The password is ``GATEWAY_ADMIN_PASSWORD``, or a generated one printed to ``out``: once,
-    since from then on there is a user. Several processes may race here; one creates the admin.
+    since from then on there is a user. Both are the gateway's ``settings`` options. Several
+    processes may race here; one creates the admin.
     """
-    env = os.environ if environ is None else environ
     with database.read_sessions() as session:
         if session.scalar(select(func.count()).select_from(UserAccount)):
             return None
-    user_id = env.get("GATEWAY_ADMIN_USER") or "admin"
-    password = env.get("GATEWAY_ADMIN_PASSWORD") or ""
+    user_id = settings.option("GATEWAY_ADMIN_USER") or "admin"
+    password = settings.option("GATEWAY_ADMIN_PASSWORD") or ""
     generated = not password
     if generated:
         password = generated_password()

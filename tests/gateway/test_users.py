@@ -4,6 +4,7 @@ routing (the real service from ``stack``), the CLI (run in-process) and the firs
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
@@ -314,12 +315,18 @@ def test_cli_refuses_weak_passwords_unknown_users_and_taken_ids(cli_database):
 # --- the first admin --------------------------------------------------------------------------
 
 
+def with_options(gateway, **options):
+    """The gateway's settings with these options (GATEWAY_ADMIN_USER and _PASSWORD none unless given)."""
+    options = {"GATEWAY_ADMIN_USER": "", "GATEWAY_ADMIN_PASSWORD": "", **options}
+    return dataclasses.replace(gateway.extensions["settings"], options=options)
+
+
 def test_first_admin_takes_the_password_from_the_environment(gateway):
     database = gateway.extensions["database"]
     out = io.StringIO()
-    environ = {"GATEWAY_ADMIN_USER": "chief", "GATEWAY_ADMIN_PASSWORD": "the chief's own password"}
+    settings = with_options(gateway, GATEWAY_ADMIN_USER="chief", GATEWAY_ADMIN_PASSWORD="the chief's own password")
 
-    assert users.ensure_first_admin(database, out, environ) == "chief"
+    assert users.ensure_first_admin(database, out, settings) == "chief"
 
     assert "the chief's own password" not in out.getvalue()
     assert "first admin: chief" in out.getvalue()
@@ -331,8 +338,8 @@ def test_first_admin_gets_a_generated_password_printed_only_once(gateway):
     database = gateway.extensions["database"]
     out = io.StringIO()
 
-    assert users.ensure_first_admin(database, out, {}) == "admin"
-    assert users.ensure_first_admin(database, out, {}) is None
+    assert users.ensure_first_admin(database, out, with_options(gateway)) == "admin"
+    assert users.ensure_first_admin(database, out, with_options(gateway)) is None
 
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
@@ -343,7 +350,9 @@ def test_first_admin_gets_a_generated_password_printed_only_once(gateway):
 
 def test_first_admin_refuses_a_weak_password_from_the_environment(gateway):
     with pytest.raises(ValueError, match="GATEWAY_ADMIN_PASSWORD"):
-        users.ensure_first_admin(gateway.extensions["database"], io.StringIO(), {"GATEWAY_ADMIN_PASSWORD": "admin"})
+        users.ensure_first_admin(
+            gateway.extensions["database"], io.StringIO(), with_options(gateway, GATEWAY_ADMIN_PASSWORD="admin")
+        )
 
     assert users.list_users(gateway.extensions["database"]) == []
 
