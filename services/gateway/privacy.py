@@ -26,7 +26,7 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.auth import acting_user, rule
+from shared.auth import User, acting_user, rule
 from shared.privacy import as_record, erasure_handler, scrub_customer_replicas
 from shared.problems import problem
 from shared.schemas import Timestamp, page, page_args, page_of, page_schema
@@ -52,22 +52,37 @@ SERVICES = (*BACKENDS, "gateway")
 # --- the audit log ---------------------------------------------------------------------------
 
 
+def record_audit(
+    uow: UnitOfWork,
+    actor: User,
+    action: str,
+    customer_id: str | None,
+    *,
+    request_id: str | None = None,
+    at: datetime | None = None,
+    **detail,
+) -> AuditEntry:
+    """Use case: one row of the audit log, by ``actor``, in ``uow`` (the caller commits). The log
+    is the gateway's own: nothing is announced."""
+    entry = AuditEntry(
+        at=at or datetime.now(UTC),
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action=action,
+        customer_id=customer_id,
+        request_id=request_id,
+        detail=detail,
+    )
+    uow.session.add(entry)
+    return entry
+
+
 def audit(action: str, customer_id: str | None, **detail) -> None:
     """Add one row to the audit log for the signed-in user, in its own transaction."""
-    user = acting_user()
+    request_id = g.get("request_id") if has_request_context() else None
     # its own unit of work, not the request's: it must not claim the request's Idempotency-Key
     with UnitOfWork(database(), source="gateway") as uow:
-        uow.session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                actor_id=user.id,
-                actor_role=user.role,
-                action=action,
-                customer_id=customer_id,
-                request_id=g.get("request_id") if has_request_context() else None,
-                detail=detail,
-            )
-        )
+        record_audit(uow, acting_user(), action, customer_id, request_id=request_id, **detail)
         uow.commit()
 
 
