@@ -304,17 +304,18 @@ def erase(customer_id: str) -> tuple[dict, int]:
     return _progress([request])[0], answer.status_code
 
 
-TICKETS_PAGE = 200  # erasure requests asked of tickets at a time
+TICKETS_PAGE = 200  # erasure requests asked of tickets (and of every service's progress) at a time
 
 
 def _tickets_requests(days: int, limit: int, offset: int) -> tuple[list[dict], int]:
     """One page of tickets' erasure requests of the last ``days`` days and how many there are."""
-    answer = _tickets_get(f"/privacy/requests?days={days}&limit={limit}&offset={offset}")
+    query = f"days={days}&limit={limit}" + (f"&offset={offset}" if offset else "")
+    answer = _tickets_get(f"/privacy/requests?{query}")
     if answer.status_code != 200:
         raise UpstreamUnavailable("tickets", f"answered {answer.status_code}", answer)
     body = answer.json()
-    if isinstance(body, list):  # tickets before its collections were pages: the whole list
-        return body[offset : offset + limit], len(body)
+    if isinstance(body, list):  # a tickets service whose lists are not pages yet: all it gives
+        return body, len(body)
     return body["items"], body["total"]
 
 
@@ -328,23 +329,28 @@ def _all_tickets_requests(days: int) -> list[dict]:
     return requests
 
 
+def _progress_of_all(requests: list[dict]) -> list[dict]:
+    chunks = (requests[at : at + TICKETS_PAGE] for at in range(0, len(requests), TICKETS_PAGE))
+    return [each for chunk in chunks for each in _progress(chunk)]
+
+
 def requests_page(days: int, state: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
     """One page of the erasure requests of the last ``days`` days (in ``state``, if given) with
     their progress, and how many match; raises UpstreamUnavailable when tickets is down.
 
-    Without ``state`` the page is tickets' page; a state is known only with every service's
-    progress, so then every request of those days is asked about (``days`` bounds them)."""
+    ``days`` bounds the requests; a state is known only from every service's progress, so with
+    ``state`` every request of those days is asked about, without it only the page's."""
+    requests = _all_tickets_requests(days)
     if state is None:
-        requests, total = _tickets_requests(days, limit, offset)
-        return _progress(requests), total
-    matching = [each for each in requests_with_progress(days) if each["state"] == state]
+        return _progress(requests[offset : offset + limit]), len(requests)
+    matching = [each for each in _progress_of_all(requests) if each["state"] == state]
     return matching[offset : offset + limit], len(matching)
 
 
 def requests_with_progress(days: int = 30) -> list[dict]:
     """Every erasure request of the last ``days`` days with its progress; raises
     UpstreamUnavailable when tickets is down."""
-    return _progress(_all_tickets_requests(days))
+    return _progress_of_all(_all_tickets_requests(days))
 
 
 class AuditArgs(page_args(default=100, maximum=1000, name="AuditPageArgs")):

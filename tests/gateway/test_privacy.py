@@ -201,6 +201,17 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     assert {s: each["state"] for s, each in progress["services"].items()} == dict.fromkeys(expected, "done")
     again = ok(api.post(f"/api/customers/{cid}/erase", headers=people["privacy"]), 200)
     assert again["request_id"] == request["request_id"]
+    listed = ok(api.get("/api/privacy/requests?state=done", headers=people["supervisor"]))
+    assert (listed["total"], listed["limit"], listed["offset"]) == (1, 50, 0)
+    assert [each["request_id"] for each in listed["items"]] == [request["request_id"]]
+    assert listed["items"][0]["requested_at"].endswith("Z")
+    assert ok(api.get("/api/privacy/requests?state=pending", headers=people["supervisor"]))["total"] == 0
+    assert ok(api.get("/api/privacy/requests?offset=1", headers=people["supervisor"])) == {
+        "items": [],
+        "total": 1,
+        "limit": 50,
+        "offset": 1,
+    }
 
     # the day's report, the survey metrics and the SLA figures are what they were
     assert reports_of(stack, people, today) == before
