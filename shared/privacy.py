@@ -31,7 +31,7 @@ from decimal import Decimal
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import DateTime, String, delete, inspect, select, update
+from sqlalchemy import String, delete, inspect, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared import config
@@ -40,6 +40,7 @@ from shared.config import Settings
 from shared.consumer import Handler
 from shared.events import Envelope
 from shared.schemas import Timestamp
+from shared.sqltypes import UtcDateTime
 from shared.unit_of_work import UnitOfWork
 
 ERASED_NAME = "Erased customer"
@@ -78,7 +79,7 @@ class ErasureColumns:
 
     request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(36), index=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime)  # aware UTC on SQLite too (same column)
 
 
 def create_privacy_erasures(op) -> None:
