@@ -76,6 +76,11 @@ def migrate_on_start() -> bool:
     return os.environ.get("MIGRATE_ON_START", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+def prometheus_multiproc_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR``: where gunicorn's workers keep their metrics (prometheus_client reads it too)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service process needs to know about its surroundings."""
