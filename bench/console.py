@@ -43,6 +43,7 @@ from bench import httpload
 from bench.procs import BenchError, say, wait_for_log_message
 from bench.report import Row
 from bench.tickets import bare_figures, unqueued
+from shared.config import Settings
 from shared.db import Database, migrate
 
 PAGE_LUA = Path(__file__).parent / "console.lua"
@@ -73,14 +74,16 @@ def load(home: Path) -> dict:
     from services.gateway import users
     from services.seed import seed_all
 
-    databases = {}
+    databases, settings = {}, {}
     for service in (*SERVICES, "gateway"):
-        database = Database(f"sqlite:///{home / f'{service}.db'}")
+        url = f"sqlite:///{home / f'{service}.db'}"
+        database = Database(url)
         migrate(database, importlib.import_module(f"services.{service}.models").MIGRATIONS)
         databases[service] = database
+        settings[service] = Settings(service=service, database_url=url, amqp_url="", port=0)
     try:
         out = io.StringIO()
-        world, _written, staff = seed_all(databases, out=out)
+        world, _written, staff = seed_all(settings, out=out)
         say("console: " + out.getvalue().strip().splitlines()[-1])
         password = next(password for user_id, _name, _role, password in staff if user_id == AGENT)
         with databases["gateway"].sessions() as session:

@@ -40,9 +40,10 @@ def setup() -> None:
     # The first admin: GATEWAY_ADMIN_USER / GATEWAY_ADMIN_PASSWORD, or a generated password printed once.
     from services.gateway.users import ensure_first_admin
 
-    gateway = Database(Settings.from_env("gateway").database_url)
+    settings = Settings.from_env("gateway")
+    gateway = Database(settings.database_url)
     try:
-        ensure_first_admin(gateway, sys.stdout)
+        ensure_first_admin(gateway, sys.stdout, settings)
     except ValueError as refused:  # GATEWAY_ADMIN_PASSWORD fails the password policy
         raise SystemExit(f"first admin not created: {refused}") from None
     finally:

@@ -44,6 +44,43 @@ def database_url_for(service: str, environ: dict[str, str] | None = None) -> str
     return f"sqlite:///{var_dir() / f'{service}.db'}"
 
 
+# --- library-level knobs ------------------------------------------------------------------------
+# Read where no ``Settings`` exist (an engine made from a bare URL, a number parsed in a model or a
+# migration, a hash made in any service's handler), each time they are asked for, and still only
+# here: this module is the one place that reads the environment. A process with ``Settings``
+# gets the same values from ``settings.option(name)``.
+
+
+def default_phone_region() -> str:
+    """``DEFAULT_PHONE_REGION``: the ISO 3166 region of numbers typed without a country code (US)."""
+    return os.environ.get("DEFAULT_PHONE_REGION", "US").upper()
+
+
+def privacy_hash_secret() -> str | None:
+    """``PRIVACY_HASH_SECRET``, else ``INTERNAL_AUTH_SECRET``: the key of phone-number hashes."""
+    return os.environ.get("PRIVACY_HASH_SECRET") or os.environ.get("INTERNAL_AUTH_SECRET") or None
+
+
+def sqlite_busy_timeout_ms(default: int) -> int:
+    """``SQLITE_BUSY_TIMEOUT_MS``: how long SQLite waits for the write lock."""
+    return int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", default))
+
+
+def database_pool_mode() -> str:
+    """``DATABASE_POOL_MODE``: ``transaction`` behind PgBouncer in transaction mode, else empty."""
+    return os.environ.get("DATABASE_POOL_MODE", "").strip().lower()
+
+
+def migrate_on_start() -> bool:
+    """``MIGRATE_ON_START`` (default on): whether a web or worker process migrates as it starts."""
+    return os.environ.get("MIGRATE_ON_START", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def prometheus_multiproc_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR``: where gunicorn's workers keep their metrics (prometheus_client reads it too)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a service process needs to know about its surroundings."""

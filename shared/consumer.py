@@ -37,12 +37,12 @@ from shared.config import Settings
 from shared.db import Database
 from shared.events import Envelope, InvalidEvent
 from shared.logs import correlated
+from shared.reconnect import Backoff, keep_connected
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope], None]
-MAX_RECONNECT_BACKOFF_SECONDS = 30.0
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -158,45 +158,48 @@ class Consumer:
         self.queue = topology.work_queue(settings.service)
         self._publisher: ConfirmedPublisher | None = None
         self._received: list[Delivery] = []
+        self._backoff = Backoff()
 
     def run(self) -> None:
-        backoff = 0.5
-        while not self.stop_requested.is_set():
-            connection = None
-            try:
-                connection = pika.BlockingConnection(connection_parameters(self.settings.amqp_url))
-                self._publisher = ConfirmedPublisher(self.settings.amqp_url)
-                channel = connection.channel()
-                topology.declare(channel, self.settings.exchange, self.settings.retry_delays)
-                channel.basic_qos(prefetch_count=self.settings.consumer_prefetch)
-                channel.basic_consume(self.queue, on_message_callback=self._receive)
-                log.info("consumer ready", extra={"queue": self.queue})
-                backoff = 0.5
-                while not self.stop_requested.is_set():
-                    # Collect what has arrived (up to the prefetch window), then handle it.
-                    connection.process_data_events(time_limit=0 if self._received else 0.25)
-                    self._publisher.keep_alive()  # idle for minutes, it must still be there to retry
-                    if self._received:
-                        batch, self._received = self._received, []
-                        self._handle(channel, batch)
-            except DatabaseUnavailable as error:
-                log.warning("database unavailable; backing off", extra={"error": str(error)})
-            except pika.exceptions.AMQPError as error:
-                log.warning("consumer lost the broker", extra={"error": repr(error)})
-            except Exception:  # unforeseen: keep the messages unacked, start afresh
-                log.exception("consumer interrupted")
-            finally:
-                self._received = []  # unacked: the broker redelivers them
-                for closable in (connection, self._publisher and self._publisher.connection):
-                    try:
-                        if closable is not None and closable.is_open:
-                            closable.close()
-                    except pika.exceptions.AMQPError:
-                        pass
-            if self.stop_requested.wait(backoff):
-                break
-            backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
+        """Consume until asked to stop, reconnecting with backoff (``shared.reconnect``)."""
+        keep_connected(self._session, stop=self.stop_requested, backoff=self._backoff, on_error=self._interrupted)
         log.info("consumer stopped", extra={"queue": self.queue})
+
+    def _session(self) -> None:
+        """One connection: consume until it is lost or the consumer is asked to stop."""
+        connection = None
+        try:
+            connection = pika.BlockingConnection(connection_parameters(self.settings.amqp_url))
+            self._publisher = ConfirmedPublisher(self.settings.amqp_url)
+            channel = connection.channel()
+            topology.declare(channel, self.settings.exchange, self.settings.retry_delays)
+            channel.basic_qos(prefetch_count=self.settings.consumer_prefetch)
+            channel.basic_consume(self.queue, on_message_callback=self._receive)
+            log.info("consumer ready", extra={"queue": self.queue})
+            self._backoff.reset()
+            while not self.stop_requested.is_set():
+                # Collect what has arrived (up to the prefetch window), then handle it.
+                connection.process_data_events(time_limit=0 if self._received else 0.25)
+                self._publisher.keep_alive()  # idle for minutes, it must still be there to retry
+                if self._received:
+                    batch, self._received = self._received, []
+                    self._handle(channel, batch)
+        finally:
+            self._received = []  # unacked: the broker redelivers them
+            for closable in (connection, self._publisher and self._publisher.connection):
+                try:
+                    if closable is not None and closable.is_open:
+                        closable.close()
+                except pika.exceptions.AMQPError:
+                    pass
+
+    def _interrupted(self, error: Exception) -> None:
+        if isinstance(error, DatabaseUnavailable):
+            log.warning("database unavailable; backing off", extra={"error": str(error)})
+        elif isinstance(error, pika.exceptions.AMQPError):
+            log.warning("consumer lost the broker", extra={"error": repr(error)})
+        else:  # unforeseen: the messages stay unacked, start afresh
+            log.exception("consumer interrupted")
 
     def _receive(self, _channel, method, properties, body: bytes) -> None:
         self._received.append(Delivery(method.delivery_tag, method.routing_key, properties, body))

@@ -15,7 +15,6 @@ import fcntl
 import functools
 import hashlib
 import logging
-import os
 import random
 import sqlite3
 import time
@@ -30,6 +29,8 @@ from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from shared import config
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        busy_timeout_ms = int(os.environ.get("SQLITE_BUSY_TIMEOUT_MS", DEFAULT_SQLITE_BUSY_TIMEOUT_MS))
+        busy_timeout_ms = config.sqlite_busy_timeout_ms(DEFAULT_SQLITE_BUSY_TIMEOUT_MS)
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
         _make_sqlite_transactional(engine, busy_timeout_ms)
         return engine
@@ -66,7 +67,7 @@ def make_engine(url: str) -> Engine:
 
 def behind_transaction_pooler() -> bool:
     """``DATABASE_POOL_MODE=transaction``: PostgreSQL is reached through a transaction-mode pooler."""
-    return os.environ.get("DATABASE_POOL_MODE", "").strip().lower() == "transaction"
+    return config.database_pool_mode() == "transaction"
 
 
 def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:
@@ -205,7 +206,7 @@ def migrate_on_start() -> bool:
     Off in production (the image's compose file and Kubernetes manifests): there the one-shot
     ``python -m services migrate`` job migrates before a rollout, and the replicas only start.
     """
-    return os.environ.get("MIGRATE_ON_START", "1").strip().lower() not in ("0", "false", "no", "off")
+    return config.migrate_on_start()
 
 
 def migrate(database: Database, migrations: Migrations, *, force: bool = False) -> None:

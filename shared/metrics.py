@@ -7,7 +7,6 @@ the relay's and consumer's counters are scraped from the service's one port.
 
 from __future__ import annotations
 
-import os
 import time
 
 from prometheus_client import (
@@ -21,6 +20,7 @@ from prometheus_client import (
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from sqlalchemy import func, select
 
+from shared import config
 from shared.backbone import outbox
 
 HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "endpoint", "status"])
@@ -74,7 +74,7 @@ UPSTREAM_CALLS = Histogram(
 
 def render(extra_collectors=()) -> tuple[bytes, str]:
     """The exposition text for a scrape, plus collectors read at scrape time (outbox backlog)."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if config.prometheus_multiproc_dir():
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -7,10 +7,10 @@ a customer must be found by any of them. Numbers without a country code are read
 
 from __future__ import annotations
 
-import os
-
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
+
+from shared import config
 
 
 class NotAPhoneNumber(ValueError):
@@ -18,7 +18,7 @@ class NotAPhoneNumber(ValueError):
 
 
 def default_region() -> str:
-    return os.environ.get("DEFAULT_PHONE_REGION", "US").upper()
+    return config.default_phone_region()
 
 
 def to_e164(raw: str, region: str | None = None) -> str:

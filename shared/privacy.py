@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -32,13 +31,16 @@ from decimal import Decimal
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
-from sqlalchemy import DateTime, String, delete, inspect, select, update
+from sqlalchemy import String, delete, inspect, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared import config
 from shared.auth import rule
+from shared.config import Settings
 from shared.consumer import Handler
 from shared.events import Envelope
 from shared.schemas import Timestamp
+from shared.sqltypes import UtcDateTime
 from shared.unit_of_work import UnitOfWork
 
 ERASED_NAME = "Erased customer"
@@ -53,10 +55,14 @@ ACCESS = [
 ]
 
 
-def hash_secret() -> bytes:
-    """The key of ``number_hash``, from the environment: ``PRIVACY_HASH_SECRET`` (the same in every
-    service, never rotated: the list's hashes were made with it), else ``INTERNAL_AUTH_SECRET``."""
-    secret = os.environ.get("PRIVACY_HASH_SECRET") or os.environ.get("INTERNAL_AUTH_SECRET")
+def hash_secret(settings: Settings | None = None) -> bytes:
+    """The key of ``number_hash``: ``PRIVACY_HASH_SECRET`` (the same in every service, never
+    rotated: the list's hashes were made with it), else ``INTERNAL_AUTH_SECRET``; from
+    ``settings`` when given, else as ``shared.config`` reads it."""
+    if settings is not None:
+        secret = settings.option("PRIVACY_HASH_SECRET") or settings.internal_auth_secret
+    else:
+        secret = config.privacy_hash_secret()
     if not secret:
         raise RuntimeError("PRIVACY_HASH_SECRET (or INTERNAL_AUTH_SECRET) must be set to hash numbers")
     return secret.encode()
@@ -73,7 +79,7 @@ class ErasureColumns:
 
     request_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_id: Mapped[str] = mapped_column(String(36), index=True)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime)  # aware UTC on SQLite too (same column)
 
 
 def create_privacy_erasures(op) -> None:

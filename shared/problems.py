@@ -108,9 +108,14 @@ def http_exception_to_problem(error: HTTPException) -> Response:
 _DOMAIN_STATUS = {NotFound: 404, Conflict: 409, Invalid: 422}
 
 
+def status_of(error: DomainError) -> int:
+    """The HTTP status of a service layer's plain error (404, 409, 422; 400 for any other)."""
+    return next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(error, kind)), 400)
+
+
 def domain_error_to_problem(error: DomainError) -> Response:
     """The one place where a service layer's plain error becomes an HTTP answer."""
-    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(error, kind)), 400)
+    status = status_of(error)
     title = HTTP_STATUS_CODES[status]  # the same titles as werkzeug's HTTP errors
     if isinstance(error, Invalid):
         errors = field_errors({error.location: error.errors})

@@ -31,11 +31,11 @@ from shared.backbone import outbox
 from shared.broker import connection_parameters, declare_topology
 from shared.config import Settings
 from shared.db import Database, is_postgresql
+from shared.reconnect import Backoff, keep_connected
 
 log = logging.getLogger(__name__)
 
 MAX_ROW_BACKOFF_SECONDS = 60.0
-MAX_RECONNECT_BACKOFF_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -146,32 +146,38 @@ class OutboxRelay:
         self._confirmed: list[PendingEvent] = []
         self._refused: list[PendingEvent] = []
         self._returned: set[str] = set()  # event ids
+        self._backoff = Backoff()
 
     # -- lifecycle ------------------------------------------------------------------
 
     def run(self) -> None:
         """Relay until asked to stop, reconnecting with backoff while the broker is away."""
-        backoff = 0.5
-        while not self.stop_requested.is_set():
-            try:
-                declare_topology(self.settings)
-                self._connection = pika.SelectConnection(
-                    # SelectConnection takes one node: a random one of a cluster's each time round.
-                    connection_parameters(self.settings.amqp_url)[0],
-                    on_open_callback=self._on_connection_open,
-                    on_open_error_callback=self._on_connection_failed,
-                    on_close_callback=self._on_connection_closed,
-                )
-                self._connection.ioloop.start()
-                if self._was_ready:  # it worked for a while: the next outage starts afresh
-                    backoff = 0.5
-            except Exception as error:  # noqa: BLE001 - broker or database trouble: wait, reconnect
-                log.warning("relay interrupted", extra={"error": repr(error)})
-            self._abandon_batch("connection lost")
-            if self.stop_requested.wait(backoff):
-                break
-            backoff = min(backoff * 2, MAX_RECONNECT_BACKOFF_SECONDS)
+        keep_connected(
+            self._session,
+            stop=self.stop_requested,
+            backoff=self._backoff,
+            on_error=self._interrupted,
+            after=lambda: self._abandon_batch("connection lost"),
+        )
         log.info("relay stopped", extra={"relay_id": self.relay_id})
+
+    def _session(self) -> None:
+        """One connection, until it is lost or the relay is asked to stop."""
+        declare_topology(self.settings)
+        self._connection = pika.SelectConnection(
+            # SelectConnection takes one node: a random one of a cluster's each time round.
+            connection_parameters(self.settings.amqp_url)[0],
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_failed,
+            on_close_callback=self._on_connection_closed,
+        )
+        self._connection.ioloop.start()
+        if self._was_ready:  # it worked for a while: the next outage starts afresh
+            self._backoff.reset()
+
+    def _interrupted(self, error: Exception) -> None:
+        # broker or database trouble: wait, reconnect
+        log.warning("relay interrupted", extra={"error": repr(error)})
 
     def _on_connection_open(self, connection) -> None:
         connection.channel(on_open_callback=self._on_channel_open)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 
 from services.seed import envelopes
 from services.seed.plan import CENTER_NUMBER, QUEUE
@@ -219,3 +219,9 @@ def _write_campaigns(uow: UnitOfWork, world) -> None:
 
 def _contact(contact_id: str, customer_id: str, kind: str, at) -> dict:
     return {"contact_id": contact_id, "customer_id": customer_id, "kind": kind, "contacted_at": at}
+
+
+def holds_data(database: Database) -> bool:
+    """Whether this database has calls already (then it is no fresh installation: ``--if-empty``)."""
+    with database.read_sessions() as session:
+        return session.scalar(select(func.count()).select_from(CallRow)) > 0

@@ -19,6 +19,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from shared.auth import ALL_ROLES, acting_user, public, rule
 from shared.errors import Invalid
 from shared.problems import problem
+from shared.schemas import Timestamp, page, page_args, page_schema
 
 from . import users
 from .upstream import upstreams
@@ -85,7 +86,7 @@ class SignInOut(Schema):
     user = fields.Nested(UserBrief, metadata={"description": "console sessions"})
     csrf_token = fields.String(metadata={"description": "console sessions: send it as X-CSRF-Token on writes"})
     token = fields.String(metadata={"description": "API sign-ins: send it as Authorization: Bearer"})
-    expires_at = fields.DateTime()
+    expires_at = Timestamp()
 
 
 class MeOut(Schema):
@@ -103,15 +104,15 @@ class TokenOut(Schema):
     id = fields.String(attribute="token_hash")
     kind = fields.String()
     label = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    expires_at = fields.DateTime()
+    created_at = Timestamp()
+    expires_at = Timestamp()
 
 
 class NewTokenOut(Schema):
     id = fields.String()
     token = fields.String(metadata={"description": "shown once; send it as Authorization: Bearer"})
     label = fields.String()
-    expires_at = fields.DateTime()
+    expires_at = Timestamp()
 
 
 class PasswordChangeIn(Schema):
@@ -150,10 +151,16 @@ class UserOut(Schema):
     name = fields.String()
     role = fields.String()
     active = fields.Boolean()
-    created_at = fields.DateTime()
-    password_changed_at = fields.DateTime()
+    created_at = Timestamp()
+    password_changed_at = Timestamp()
     failed_sign_ins = fields.Integer(metadata={"description": "failed sign-ins in a row"})
-    locked_until = fields.DateTime(allow_none=True)
+    locked_until = Timestamp(allow_none=True)
+
+
+TokenPage = page_schema(TokenOut, "TokenPage")
+UserPage = page_schema(UserOut, "UserPage")
+TokenListArgs = page_args(default=50, maximum=500, name="TokenListArgs")
+UserListArgs = page_args(default=50, maximum=500, name="UserListArgs")
 
 
 class UserChangedOut(UserOut):
@@ -296,10 +303,13 @@ def _check_new_password(user_id: str, password: str, field: str) -> None:
 
 @auth.route("/auth/tokens")
 class Tokens(MethodView):
-    @auth.response(200, TokenOut(many=True))
-    def get(self):
-        """Your live sessions and API tokens (not the tokens themselves: only their ids)."""
-        return users.live_tokens_of(current_app.extensions["database"], acting_user().id, now())
+    @auth.arguments(TokenListArgs, location="query")
+    @auth.response(200, TokenPage)
+    def get(self, args):
+        """Your live sessions and API tokens (not the tokens themselves: only their ids), oldest first."""
+        database = current_app.extensions["database"]
+        items, total = users.live_tokens_page(database, acting_user().id, args["limit"], args["offset"], now())
+        return page(items, total, args)
 
     @auth.arguments(TokenIn)
     @auth.response(201, NewTokenOut)
@@ -340,10 +350,12 @@ def _changed(account) -> dict:
 
 @auth.route("/users")
 class Users(MethodView):
-    @auth.response(200, UserOut(many=True))
-    def get(self):
-        """Every user."""
-        return users.list_users(current_app.extensions["database"])
+    @auth.arguments(UserListArgs, location="query")
+    @auth.response(200, UserPage)
+    def get(self, args):
+        """Every user, by id."""
+        items, total = users.users_page(current_app.extensions["database"], args["limit"], args["offset"])
+        return page(items, total, args)
 
     @auth.arguments(UserIn)
     @auth.response(201, UserChangedOut)

@@ -114,7 +114,7 @@ class Command:
         print(line, file=self.out)
 
     def ensure_admin(self, _args) -> None:
-        if users.ensure_first_admin(self.database, self.out) is None:
+        if users.ensure_first_admin(self.database, self.out, self.settings) is None:
             self.say("there are users already: no first admin created")
 
     def users_list(self, _args) -> None:

@@ -8,6 +8,9 @@
 - ``agent.state``: this agent's own state changed;
 - ``ready``: the stream listens (again): refetch what the screen shows, nothing missed is replayed.
 
+The route only streams: what a ringing call shows (the caller and their view, which records the
+look in the audit log) is the use case ``screen_pop.with_caller``.
+
 One open stream holds one worker thread (gunicorn's gthread worker, ``GATEWAY_THREADS``) for
 as long as it lasts; the broker side is ``live_hub``. The console's ``EventSource`` sends its
 session cookie; API clients send their bearer token.
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Iterator
 
 from flask import Response, current_app, stream_with_context
@@ -26,9 +28,9 @@ from flask_smorest import Blueprint
 from shared.auth import User, acting_user
 from shared.problems import problem
 
-from . import view
-from .live_hub import Notice, StreamClosed, Subscription, TooManyStreams, hub_of
-from .upstream import UpstreamUnavailable, upstreams
+from . import screen_pop
+from .live_hub import StreamClosed, Subscription, TooManyStreams, hub_of
+from .live_router import Notice
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,7 @@ def _events(
             yield ": heartbeat\n\n"  # keeps proxies from closing an idle stream; a dead client shows here
             continue
         if notice.event == "call.ringing":
-            notice = _with_caller(notice, user, view_seconds)
+            notice = screen_pop.with_caller(notice, user, view_seconds)
         yield server_sent_event(notice)
 
 
@@ -116,43 +118,3 @@ def server_sent_event(notice: Notice) -> str:
     lines.append(f"event: {notice.event}")
     lines.append("data: " + json.dumps(notice.data, separators=(",", ":"), default=str))  # one line: no raw newlines
     return "\n".join(lines) + "\n\n"
-
-
-# --- the screen-pop -------------------------------------------------------------------------
-
-
-def _with_caller(notice: Notice, user: User, view_seconds: float) -> Notice:
-    """The ringing call with who is calling: the call's facts (from call routing when the hub
-    never saw the call start) and the caller's view, assembled for this agent within the deadline."""
-    started = time.monotonic()
-    data = dict(notice.data)
-    if "customer_id" not in data:
-        data.update(_call_facts(data["call_id"], user, view_seconds))
-    customer_id = data.get("customer_id")
-    data["view_url"] = f"/api/customers/{customer_id}/view" if customer_id else None
-    if customer_id:
-        remaining = max(view_seconds - (time.monotonic() - started), 0.05)
-        data["view"] = _caller_view(customer_id, remaining)
-    return Notice(notice.event, notice.id, data)
-
-
-def _call_facts(call_id: str, user: User, timeout: float) -> dict:
-    try:
-        response = upstreams().call("callrouting", "GET", f"/calls/{call_id}", user=user, timeout=timeout)
-    except UpstreamUnavailable:
-        return {"customer_id": None}
-    if response.status_code != 200:
-        return {"customer_id": None}
-    call = response.json()
-    return {name: call.get(name) for name in ("from_number", "customer_id", "queue")}
-
-
-def _caller_view(customer_id: str, deadline: float) -> dict | None:
-    """The caller's view for the receiving agent (``g.user``); None when nobody knows the customer."""
-    try:
-        return view.customer_view(customer_id, deadline=deadline)
-    except view.CustomerNotFound:
-        return None
-    except Exception:  # the call rings all the same; the console can open the view itself
-        log.exception("live updates: the caller's view failed", extra={"customer_id": customer_id})
-        return None

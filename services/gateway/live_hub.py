@@ -9,14 +9,14 @@ deliberately not a consumer of these types in ``shared.event_catalog``). Events 
 while the thread is disconnected are not replayed; each time it (re)binds, every stream is told
 ``ready`` and the console refetches what it shows.
 
-``LiveRouter`` decides who is told what; it keeps a little state (the calls seen ringing) and
-runs only on the hub's thread. Streams take their notices from a bounded queue each.
+``live_router.LiveRouter`` decides who is told what, on the hub's thread. Streams take their
+notices from a bounded queue each.
 
 The same queue also carries every event that names a customer (``CUSTOMER_EVENT_TYPES``): each
-drops that customer's entry from the process's ``ViewCache`` of complete customer views
-(``view``). The cache is only used while the hub is bound (nothing would invalidate it
+drops that customer's entry from the process's ``view_cache.ViewCache`` of complete customer
+views (``view``). The cache is only used while the hub is bound (nothing would invalidate it
 otherwise) and is emptied whenever it binds or lets go; views asked for keep the hub up like
-open streams do.
+open streams do. The thread reconnects with ``shared.reconnect`` like the relay and the consumer.
 """
 
 from __future__ import annotations
@@ -28,9 +28,8 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict, deque
-from collections.abc import Hashable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator
 
 import pika
 import pika.exceptions
@@ -39,353 +38,22 @@ from shared import topology
 from shared.auth import User
 from shared.broker import connection_parameters
 from shared.config import Settings
-from shared.event_catalog import CATALOG
 from shared.events import Envelope, InvalidEvent
+from shared.reconnect import Backoff, keep_connected
+
+from .live_router import BOUND_EVENT_TYPES, Audience, LiveRouter, Notice, customers_named
+from .view_cache import Flight, ViewCache
 
 log = logging.getLogger(__name__)
 
-LIVE_EVENT_TYPES = ("call.started", "agent.state_changed", "ticket.created", "ticket.updated")
-
-
-# Every event type whose data names a customer (``customer_id``, ``merged_customer_id``,
-# ``into_customer_id``, ...), by the fields that do: each such event drops those customers' views.
-def _customer_fields() -> dict[str, tuple[str, ...]]:
-    named: dict[str, dict[str, None]] = {}
-    for entry in CATALOG.values():
-        for name in entry.receiving_schema.fields:
-            if name.endswith("customer_id"):
-                named.setdefault(entry.name, {})[name] = None
-    return {event_type: tuple(names) for event_type, names in named.items()}
-
-
-CUSTOMER_FIELDS = _customer_fields()
-CUSTOMER_EVENT_TYPES = tuple(sorted(CUSTOMER_FIELDS))
-BOUND_EVENT_TYPES = tuple(sorted(set(LIVE_EVENT_TYPES) | set(CUSTOMER_EVENT_TYPES)))
 # A customer's view is dropped again this long after its event: another service may still be
 # acting on the same event (call routing adds a follow-up on ``followup.requested``, a call-list
 # entry on ``purchase.recorded``) when a view fetched right after the first drop asks it.
 SETTLE_SECONDS = 1.0
-RECOVERY_CATEGORY = "service_recovery"
-MAX_RECONNECT_BACKOFF_SECONDS = 30.0
 # A stream that falls this far behind is ended (its client reconnects and refetches).
 STREAM_BACKLOG = 1000
 # The queue keeps at most this many messages when the hub cannot keep up; the oldest go first.
 QUEUE_MAX_LENGTH = 10_000
-_REMEMBERED = 10_000  # event ids (duplicates from an at-least-once relay) and calls remembered
-
-
-@dataclass(frozen=True)
-class Notice:
-    """One server-sent event: ``event`` name, ``id``, JSON-able ``data``."""
-
-    event: str
-    id: str | None
-    data: dict
-
-
-@dataclass(frozen=True)
-class Audience:
-    """Who a notice is for: one user (``user_id``), or everybody with at least ``role``."""
-
-    user_id: str | None = None
-    role: str | None = None
-
-    def includes(self, user: User) -> bool:
-        if self.user_id is not None:
-            return user.id == self.user_id
-        return self.role is not None and user.has_role(self.role)
-
-
-def to_user(user_id: str) -> Audience:
-    return Audience(user_id=user_id)
-
-
-def to_role(role: str) -> Audience:
-    return Audience(role=role)
-
-
-class _Bounded(OrderedDict):
-    """An insertion-ordered dict that forgets its oldest entries beyond ``limit``."""
-
-    def __init__(self, limit: int = _REMEMBERED):
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key, value):
-        super().__setitem__(key, value)
-        self.move_to_end(key)
-        while len(self) > self.limit:
-            self.popitem(last=False)
-
-
-# --- who is told what ------------------------------------------------------------------------
-
-
-@dataclass
-class LiveRouter:
-    """Turns events into notices for audiences.
-
-    A call rings for an agent when call routing reserves them for it: ``agent.state_changed`` to
-    ``reserved`` with a ``call_id``. The caller's details come from that call's ``call.started``.
-    When a call is routed straight to an agent, both events are published in one transaction,
-    the reservation first, so the reservation waits (``pending``) for the ``call.started`` right
-    behind it; a call queued earlier was seen starting and is known at once. A reservation whose
-    call was never seen (it started before this process listened) rings after ``grace`` seconds
-    with the call id only, and the stream fills in the rest from call routing.
-    """
-
-    grace: float = 0.25
-    calls: _Bounded = field(default_factory=_Bounded)  # call id -> what call.started said
-    pending: dict = field(default_factory=dict)  # call id -> {agent id: (monotonic time, event id)}
-    rung: dict = field(default_factory=dict)  # agent id -> the call id they were last told of
-    seen: _Bounded = field(default_factory=_Bounded)  # event ids, to drop duplicates
-
-    def route(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
-        if envelope.id in self.seen:
-            return []  # the relay delivers at least once
-        self.seen[envelope.id] = True
-        handler = getattr(self, "_" + envelope.type.replace(".", "_"), None)
-        return handler(envelope) if handler else []
-
-    def overdue(self, now: float | None = None) -> list[tuple[Audience, Notice]]:
-        """Reservations whose ``call.started`` did not follow within ``grace`` seconds."""
-        now = time.monotonic() if now is None else now
-        out = []
-        for call_id in list(self.pending):
-            waiting = self.pending[call_id]
-            for agent_id, (since, event_id) in list(waiting.items()):
-                if now - since >= self.grace:
-                    del waiting[agent_id]
-                    out += self._ring(agent_id, {"call_id": call_id}, event_id)
-            if not waiting:
-                del self.pending[call_id]
-        return out
-
-    # -- call routing ----------------------------------------------------------------------------
-
-    def _call_started(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
-        data = envelope.data
-        call_id = data["call_id"]
-        facts = {
-            "call_id": call_id,
-            "from_number": data.get("from_number"),
-            "customer_id": _text(data.get("customer_id")),
-            "queue": data.get("queue"),
-            "started_at": _text(data.get("started_at")),
-        }
-        self.calls[call_id] = facts
-        agents = list(self.pending.pop(call_id, {}))
-        if data.get("agent_id") and data["agent_id"] not in agents:
-            agents.append(data["agent_id"])
-        out = []
-        for agent_id in agents:
-            out += self._ring(agent_id, facts, envelope.id)
-        return out
-
-    def _agent_state_changed(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
-        data = envelope.data
-        agent_id, call_id, new_state = data["agent_id"], data.get("call_id"), data["new_state"]
-        state = {
-            "agent_id": agent_id,
-            "old_state": data["old_state"],
-            "new_state": new_state,
-            "reason": data.get("reason"),
-            "call_id": call_id,
-            "changed_at": _text(data.get("changed_at")),
-        }
-        notice = Notice("agent.state", f"{envelope.id}:agent.state", state)
-        # The agent sees their own state; supervisors see everyone's (the console's live wall).
-        out = [(to_user(agent_id), notice), (to_role("supervisor"), notice)]
-        if new_state != "reserved":
-            self.rung.pop(agent_id, None)  # the offer is over: the same call may be offered again later
-            for waiting in self.pending.values():
-                waiting.pop(agent_id, None)
-            return out
-        if call_id is None:
-            return out
-        facts = self.calls.get(call_id)
-        if facts is not None:
-            out += self._ring(agent_id, facts, envelope.id)
-        else:
-            self.pending.setdefault(call_id, {})[agent_id] = (time.monotonic(), envelope.id)
-        return out
-
-    def _ring(self, agent_id: str, facts: dict, event_id: str) -> list[tuple[Audience, Notice]]:
-        if self.rung.get(agent_id) == facts["call_id"]:
-            return []
-        self.rung[agent_id] = facts["call_id"]
-        return [(to_user(agent_id), Notice("call.ringing", f"{event_id}:call.ringing", dict(facts)))]
-
-    # -- tickets ---------------------------------------------------------------------------------
-
-    def _ticket_created(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
-        data = envelope.data
-        ticket = {
-            "ticket_id": _text(data["ticket_id"]),
-            "number": data["number"],
-            "subject": data["subject"],
-            "category": data["category"],
-            "priority": data["priority"],
-            "status": data["status"],
-            "customer_id": _text(data.get("customer_id")),
-            "group": data.get("group"),
-            "call_id": data.get("call_id"),
-            "created_at": _text(data.get("created_at")),
-        }
-        out = []
-        if data.get("assignee_id"):
-            assigned = {
-                **ticket,
-                "assignee_id": data["assignee_id"],
-                "assigned_by": data.get("created_by"),  # a ticket I open for myself is not news to me
-                "previous_assignee_id": None,
-            }
-            out.append(
-                (to_user(data["assignee_id"]), Notice("ticket.assigned", f"{envelope.id}:ticket.assigned", assigned))
-            )
-        if data["category"] == RECOVERY_CATEGORY:
-            recovery = {
-                **ticket,
-                "assignee_id": data.get("assignee_id"),
-                "survey_response_id": _text(data.get("survey_response_id")),
-                "resolution_due_at": _text(data.get("resolution_due_at")),
-            }
-            out.append((to_role("supervisor"), Notice("recovery.opened", f"{envelope.id}:recovery.opened", recovery)))
-        return out
-
-    def _ticket_updated(self, envelope: Envelope) -> list[tuple[Audience, Notice]]:
-        data = envelope.data
-        change = data["changes"].get("assignee_id")
-        if not change or not change.get("new"):
-            return []
-        assigned = {
-            "ticket_id": _text(data["ticket_id"]),
-            "customer_id": _text(data.get("customer_id")),
-            "assignee_id": change["new"],
-            "assigned_by": data.get("actor_id"),
-            "previous_assignee_id": change.get("old"),
-        }
-        return [(to_user(change["new"]), Notice("ticket.assigned", f"{envelope.id}:ticket.assigned", assigned))]
-
-
-def _text(value) -> str | None:
-    """Event data as received (marshmallow validated it but the raw values are kept): text or None."""
-    return None if value is None else str(value)
-
-
-def customers_named(envelope: Envelope) -> list[str]:
-    """The customers an event is about (both of a merge), as the event's data names them."""
-    data = envelope.data
-    return [str(data[name]) for name in CUSTOMER_FIELDS.get(envelope.type, ()) if data.get(name)]
-
-
-# --- the customer views of this process -----------------------------------------------------
-
-
-class ViewCache:
-    """A bounded LRU of complete customer views (opaque values here), by customer id.
-
-    One fetch per customer at a time (``flight``): when an entry expires under load, the
-    requests for it wait for the one fetch under way instead of all asking the services at once
-    (which made the whole process wait on them). A drop lets the next request start a new one.
-
-    The race it guards against: a fetch that began before a customer changed and ends after
-    must not store what it read. ``begin()`` hands out the current sequence number; every
-    ``drop()`` takes a new one and remembers it per customer, and ``store()`` refuses a value
-    whose fetch began before its customer's last drop. The per-customer numbers are bounded
-    too: a forgotten one raises ``floor``, below which no fetch may store (conservative: a few
-    needless misses, never a stale entry). ``clear()`` raises the floor for everything.
-    """
-
-    def __init__(self, size: int = 2000, remembered: int = _REMEMBERED):
-        self.size = size
-        self.remembered = remembered
-        self._views: OrderedDict[str, tuple[float, object]] = OrderedDict()  # id -> (stored at, value)
-        self._flights: dict[str, Flight] = {}  # id -> the fetch under way that others may wait for
-        self._dropped: OrderedDict[str, int] = OrderedDict()  # id -> the sequence number of its last drop
-        self._sequence = 0
-        self._floor = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._views)
-
-    def get(self, customer_id: str, max_age: float, now: float | None = None):
-        """The value stored for ``customer_id`` at most ``max_age`` seconds ago, else None."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            entry = self._views.get(customer_id)
-            if entry is None:
-                return None
-            if now - entry[0] > max_age:
-                del self._views[customer_id]
-                return None
-            self._views.move_to_end(customer_id)
-            return entry[1]
-
-    def begin(self) -> int:
-        """Call before fetching; pass the number to ``store``."""
-        with self._lock:
-            return self._sequence
-
-    def store(self, customer_id: str, value, began: int, now: float | None = None) -> bool:
-        """Keep ``value`` unless its customer was dropped (or the cache cleared) since ``began``."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            if began < self._floor or self._dropped.get(customer_id, 0) > began:
-                return False
-            self._views[customer_id] = (now, value)
-            self._views.move_to_end(customer_id)
-            while len(self._views) > self.size:
-                self._views.popitem(last=False)
-            return True
-
-    def flight(self, customer_id: str) -> tuple[Flight, bool]:
-        """The fetch under way for ``customer_id`` and False, or a new one and True: then the
-        caller fetches and must ``land`` it (also on failure), whatever happens."""
-        with self._lock:
-            flight = self._flights.get(customer_id)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[customer_id] = Flight()
-            return flight, True
-
-    def land(self, customer_id: str, flight: Flight, value=None, error: BaseException | None = None) -> None:
-        with self._lock:
-            if self._flights.get(customer_id) is flight:
-                del self._flights[customer_id]
-        flight.value, flight.error = value, error
-        flight.done.set()
-
-    def drop(self, customer_ids: Iterable[Hashable]) -> None:
-        with self._lock:
-            self._sequence += 1
-            for customer_id in customer_ids:
-                self._views.pop(customer_id, None)
-                self._flights.pop(customer_id, None)  # begun before the change: nobody new joins it
-                self._dropped[customer_id] = self._sequence
-                self._dropped.move_to_end(customer_id)
-            while len(self._dropped) > self.remembered:
-                _, sequence = self._dropped.popitem(last=False)
-                self._floor = max(self._floor, sequence)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._sequence += 1
-            self._floor = self._sequence
-            self._views.clear()
-            self._dropped.clear()
-            self._flights.clear()
-
-
-class Flight:
-    """One fetch of a customer's view that other requests wait for (``done``), then share."""
-
-    def __init__(self):
-        self.done = threading.Event()
-        self.value = None
-        self.error: BaseException | None = None
 
 
 # --- the streams of this process ------------------------------------------------------------
@@ -468,6 +136,7 @@ class LiveHub:
         self.views = ViewCache(view_cache_size)
         self._views_used_at: float | None = None
         self._redrops: deque[tuple[float, list[str]]] = deque()  # (when, customers): see SETTLE_SECONDS
+        self._backoff = Backoff()
 
     # -- streams ---------------------------------------------------------------------------------
 
@@ -589,28 +258,29 @@ class LiveHub:
             return True
 
     def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set() and not self._leave_if_idle():
-            try:
-                for _ in self._consume():
-                    failures = 0
-                    if self._leave_if_idle():
-                        return
-            except (pika.exceptions.AMQPError, OSError) as error:
-                self.ready.clear()
-                if self._stop.is_set():
-                    break
-                delay = min(0.5 * 2**failures, MAX_RECONNECT_BACKOFF_SECONDS)
-                failures += 1
-                log.warning(
-                    "live updates: broker connection lost; reconnecting",
-                    extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": delay},
-                )
-                self._stop.wait(delay)
-            except Exception:
-                self.ready.clear()
-                log.exception("live updates: unexpected error; reconnecting")
-                self._stop.wait(1.0)
+        keep_connected(self._session, stop=self._stop, backoff=self._backoff, on_error=self._connection_lost)
+
+    def _session(self) -> bool:
+        """One connection to the broker; True once the hub let go (idle): then no reconnect."""
+        if self._leave_if_idle():
+            return True
+        for _ in self._consume():
+            self._backoff.reset()  # bound: the next outage starts afresh
+            if self._leave_if_idle():
+                return True
+        return False  # asked to stop
+
+    def _connection_lost(self, error: Exception) -> float:
+        self.ready.clear()
+        if isinstance(error, pika.exceptions.AMQPError | OSError):
+            delay = self._backoff.next()
+            log.warning(
+                "live updates: broker connection lost; reconnecting",
+                extra={"error": f"{type(error).__name__}: {error}", "retry_in_s": delay},
+            )
+            return delay
+        log.exception("live updates: unexpected error; reconnecting")
+        return 1.0
 
     def _consume(self) -> Iterator[None]:
         connection = pika.BlockingConnection(connection_parameters(self.settings.amqp_url))

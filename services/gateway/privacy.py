@@ -26,9 +26,10 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.auth import acting_user, rule
+from shared.auth import User, acting_user, rule
 from shared.privacy import as_record, erasure_handler, scrub_customer_replicas
 from shared.problems import problem
+from shared.schemas import Timestamp, page, page_args, page_of, page_schema
 from shared.unit_of_work import UnitOfWork
 from shared.web import database, unit_of_work
 
@@ -51,22 +52,37 @@ SERVICES = (*BACKENDS, "gateway")
 # --- the audit log ---------------------------------------------------------------------------
 
 
+def record_audit(
+    uow: UnitOfWork,
+    actor: User,
+    action: str,
+    customer_id: str | None,
+    *,
+    request_id: str | None = None,
+    at: datetime | None = None,
+    **detail,
+) -> AuditEntry:
+    """Use case: one row of the audit log, by ``actor``, in ``uow`` (the caller commits). The log
+    is the gateway's own: nothing is announced."""
+    entry = AuditEntry(
+        at=at or datetime.now(UTC),
+        actor_id=actor.id,
+        actor_role=actor.role,
+        action=action,
+        customer_id=customer_id,
+        request_id=request_id,
+        detail=detail,
+    )
+    uow.session.add(entry)
+    return entry
+
+
 def audit(action: str, customer_id: str | None, **detail) -> None:
     """Add one row to the audit log for the signed-in user, in its own transaction."""
-    user = acting_user()
+    request_id = g.get("request_id") if has_request_context() else None
     # its own unit of work, not the request's: it must not claim the request's Idempotency-Key
     with UnitOfWork(database(), source="gateway") as uow:
-        uow.session.add(
-            AuditEntry(
-                at=datetime.now(UTC),
-                actor_id=user.id,
-                actor_role=user.role,
-                action=action,
-                customer_id=customer_id,
-                request_id=g.get("request_id") if has_request_context() else None,
-                detail=detail,
-            )
-        )
+        record_audit(uow, acting_user(), action, customer_id, request_id=request_id, **detail)
         uow.commit()
 
 
@@ -108,7 +124,7 @@ def _deadline() -> float:
 
 class CustomerExportOut(Schema):
     customer_id = fields.String()
-    exported_at = fields.DateTime()
+    exported_at = Timestamp()
     services = fields.Dict(
         keys=fields.String(),
         values=fields.Dict(),
@@ -153,7 +169,7 @@ class CustomerExport(MethodView):
 
 class ServiceProgress(Schema):
     state = fields.String(validate=validate.OneOf(("done", "pending", "unknown")))
-    applied_at = fields.String(allow_none=True)
+    applied_at = Timestamp(allow_none=True)
     reason = fields.String(allow_none=True, metadata={"description": "why the state is unknown"})
 
 
@@ -162,13 +178,16 @@ class PrivacyRequestProgress(Schema):
     customer_id = fields.String()
     kind = fields.String()
     requested_by = fields.String(allow_none=True)
-    requested_at = fields.String()
-    due_at = fields.String()
+    requested_at = Timestamp()
+    due_at = Timestamp()
     state = fields.String(
         validate=validate.OneOf(("done", "pending", "overdue")),
         metadata={"description": "done everywhere; pending; overdue: past due_at with a service not done"},
     )
     services = fields.Dict(keys=fields.String(), values=fields.Nested(ServiceProgress))
+
+
+PrivacyRequestPage = page_schema(PrivacyRequestProgress, "PrivacyRequestPage")
 
 
 def _progress(requests: list[dict]) -> list[dict]:
@@ -212,7 +231,7 @@ def _tickets_get(path: str):
     return answer
 
 
-class RequestListArgs(Schema):
+class RequestListArgs(page_args(default=50, maximum=200, name="PrivacyRequestPageArgs")):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3660))
     state = fields.String(
         load_default=None,
@@ -224,14 +243,14 @@ class RequestListArgs(Schema):
 @privacy.route("/api/privacy/requests")
 class PrivacyRequests(MethodView):
     @privacy.arguments(RequestListArgs, location="query")
-    @privacy.response(200, PrivacyRequestProgress(many=True))
+    @privacy.response(200, PrivacyRequestPage)
     def get(self, args):
         """Erasure requests of the last ``days`` days with their progress in every service (newest first)."""
         try:
-            progress = requests_with_progress(args["days"])
+            items, total = requests_page(args["days"], args["state"], args["limit"], args["offset"])
         except UpstreamUnavailable as error:
             return problem(503, "Service Unavailable", f"tickets: {error.reason}", missing={"tickets": error.reason})
-        return [each for each in progress if args["state"] in (None, each["state"])]
+        return page(items, total, args)
 
 
 @privacy.route("/api/privacy/requests/<request_id>")
@@ -285,27 +304,64 @@ def erase(customer_id: str) -> tuple[dict, int]:
     return _progress([request])[0], answer.status_code
 
 
-def requests_with_progress(days: int = 30) -> list[dict]:
-    """Recent erasure requests with their progress; raises UpstreamUnavailable when tickets is down."""
-    answer = _tickets_get(f"/privacy/requests?days={days}&limit=200")
+TICKETS_PAGE = 200  # erasure requests asked of tickets (and of every service's progress) at a time
+
+
+def _tickets_requests(days: int, limit: int, offset: int) -> tuple[list[dict], int]:
+    """One page of tickets' erasure requests of the last ``days`` days and how many there are."""
+    query = f"days={days}&limit={limit}" + (f"&offset={offset}" if offset else "")
+    answer = _tickets_get(f"/privacy/requests?{query}")
     if answer.status_code != 200:
         raise UpstreamUnavailable("tickets", f"answered {answer.status_code}", answer)
-    return _progress(answer.json())
+    body = answer.json()
+    if isinstance(body, list):  # a tickets service whose lists are not pages yet: all it gives
+        return body, len(body)
+    return body["items"], body["total"]
 
 
-class AuditArgs(Schema):
+def _all_tickets_requests(days: int) -> list[dict]:
+    requests, total = _tickets_requests(days, TICKETS_PAGE, 0)
+    while len(requests) < total:
+        more, total = _tickets_requests(days, TICKETS_PAGE, len(requests))
+        if not more:
+            break
+        requests += more
+    return requests
+
+
+def _progress_of_all(requests: list[dict]) -> list[dict]:
+    chunks = (requests[at : at + TICKETS_PAGE] for at in range(0, len(requests), TICKETS_PAGE))
+    return [each for chunk in chunks for each in _progress(chunk)]
+
+
+def requests_page(days: int, state: str | None, limit: int, offset: int) -> tuple[list[dict], int]:
+    """One page of the erasure requests of the last ``days`` days (in ``state``, if given) with
+    their progress, and how many match; raises UpstreamUnavailable when tickets is down.
+
+    ``days`` bounds the requests; a state is known only from every service's progress, so with
+    ``state`` every request of those days is asked about, without it only the page's."""
+    requests = _all_tickets_requests(days)
+    if state is None:
+        return _progress(requests[offset : offset + limit]), len(requests)
+    matching = [each for each in _progress_of_all(requests) if each["state"] == state]
+    return matching[offset : offset + limit], len(matching)
+
+
+def requests_with_progress(days: int = 30) -> list[dict]:
+    """Every erasure request of the last ``days`` days with its progress; raises
+    UpstreamUnavailable when tickets is down."""
+    return _progress_of_all(_all_tickets_requests(days))
+
+
+class AuditArgs(page_args(default=100, maximum=1000, name="AuditPageArgs")):
     customer_id = fields.String(validate=validate.Length(min=1, max=36))
     action = fields.String(validate=validate.Length(min=1, max=32))
     actor_id = fields.String(validate=validate.Length(min=1, max=64))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
-    before_id = fields.Integer(
-        validate=validate.Range(min=1), metadata={"description": "page: entries older than this"}
-    )
 
 
 class AuditEntryOut(Schema):
     id = fields.Integer()
-    at = fields.DateTime()
+    at = Timestamp()
     actor_id = fields.String(allow_none=True)
     actor_role = fields.String(allow_none=True)
     action = fields.String()
@@ -314,17 +370,19 @@ class AuditEntryOut(Schema):
     detail = fields.Dict()
 
 
+AuditEntryPage = page_schema(AuditEntryOut, "AuditEntryPage")
+
+
 @privacy.route("/api/audit")
 class Audit(MethodView):
     @privacy.arguments(AuditArgs, location="query")
-    @privacy.response(200, AuditEntryOut(many=True))
+    @privacy.response(200, AuditEntryPage)
     def get(self, args):
         """The audit log, newest first (admins): exports, erasures and views of customers' data."""
-        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(args["limit"])
+        query = select(AuditEntry).order_by(AuditEntry.id.desc())
         for name in ("customer_id", "action", "actor_id"):
             if name in args:
                 query = query.where(getattr(AuditEntry, name) == args[name])
-        if "before_id" in args:
-            query = query.where(AuditEntry.id < args["before_id"])
         with unit_of_work(read_only=True) as uow:
-            return list(uow.session.scalars(query))
+            items, total = page_of(uow.session, query, args["limit"], args["offset"], scalars=True)
+        return page(items, total, args)

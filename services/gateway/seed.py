@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from services.seed import envelopes
+from shared.config import Settings
 from shared.db import Database
 from shared.errors import Conflict
 from shared.unit_of_work import UnitOfWork
@@ -22,13 +23,13 @@ from .models import CustomerReplica, UserAccount
 SOURCE = "gateway"
 
 
-def write_users(database: Database, world, out: TextIO) -> list[tuple[str, str, str, str | None]]:
+def write_users(database: Database, world, out: TextIO, settings: Settings) -> list[tuple[str, str, str, str | None]]:
     """Make the demo staff that is missing: (id, name, role, password, or None if they were there).
 
     With no users at all the first admin comes first, as ``python -m services setup`` makes it
     (its password printed to ``out`` by ``ensure_first_admin``)."""
     made = []
-    users.ensure_first_admin(database, out)
+    users.ensure_first_admin(database, out, settings)
     for user in world.users:
         with database.read_sessions() as session:
             known = session.get(UserAccount, user.id) is not None

@@ -26,9 +26,7 @@ import hashlib
 import hmac
 import logging
 import math
-import os
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
@@ -39,12 +37,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_request_context, request
 from sqlalchemy import case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import Forbidden, NotFound
+from werkzeug.exceptions import Forbidden  # a missing CSRF token: an HTTP-level check, not a use case's
 
 from shared.auth import ALL_ROLES, User
 from shared.config import Settings
 from shared.db import Database
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
+from shared.schemas import page_of
 
 from .models import AuthToken, SignInThrottle, UserAccount
 from .upstream import Upstreams, UpstreamUnavailable
@@ -193,14 +192,17 @@ def revoke_tokens_of(session, user_id: str, now: datetime, keep: str | None = No
     session.execute(statement.values(revoked_at=now))
 
 
-def live_tokens_of(database: Database, user_id: str, now: datetime | None = None) -> list[AuthToken]:
+def live_tokens_page(
+    database: Database, user_id: str, limit: int, offset: int, now: datetime | None = None
+) -> tuple[list[AuthToken], int]:
+    """One page of ``user_id``'s live tokens (oldest first) and how many they have in all."""
     query = (
         select(AuthToken)
         .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None), AuthToken.expires_at > (now or utcnow()))
-        .order_by(AuthToken.created_at)
+        .order_by(AuthToken.created_at, AuthToken.token_hash)
     )
     with database.read_sessions() as session:
-        return list(session.scalars(query))
+        return page_of(session, query, limit, offset, scalars=True)
 
 
 def revoke_token_of(database: Database, user_id: str, token_id: str, now: datetime | None = None) -> bool:
@@ -421,6 +423,12 @@ def list_users(database: Database) -> list[UserAccount]:
         return list(session.scalars(select(UserAccount).order_by(UserAccount.id)))
 
 
+def users_page(database: Database, limit: int, offset: int) -> tuple[list[UserAccount], int]:
+    """One page of the users, by id, and how many there are."""
+    with database.read_sessions() as session:
+        return page_of(session, select(UserAccount).order_by(UserAccount.id), limit, offset, scalars=True)
+
+
 def get_user(database: Database, user_id: str) -> UserAccount:
     with database.read_sessions() as session:
         account = session.get(UserAccount, user_id)
@@ -545,18 +553,18 @@ def register_agent(upstreams: Upstreams, user_id: str, name: str, acting: User |
 # --- the first admin ------------------------------------------------------------------------
 
 
-def ensure_first_admin(database: Database, out: TextIO, environ: Mapping[str, str] | None = None) -> str | None:
+def ensure_first_admin(database: Database, out: TextIO, settings: Settings) -> str | None:
     """With no users at all, create the admin ``GATEWAY_ADMIN_USER`` ("admin"); their id, or None.
 
     The password is ``GATEWAY_ADMIN_PASSWORD``, or a generated one printed to ``out``: once,
-    since from then on there is a user. Several processes may race here; one creates the admin.
+    since from then on there is a user. Both are the gateway's ``settings`` options. Several
+    processes may race here; one creates the admin.
     """
-    env = os.environ if environ is None else environ
     with database.read_sessions() as session:
         if session.scalar(select(func.count()).select_from(UserAccount)):
             return None
-    user_id = env.get("GATEWAY_ADMIN_USER") or "admin"
-    password = env.get("GATEWAY_ADMIN_PASSWORD") or ""
+    user_id = settings.option("GATEWAY_ADMIN_USER") or "admin"
+    password = settings.option("GATEWAY_ADMIN_PASSWORD") or ""
     generated = not password
     if generated:
         password = generated_password()

@@ -40,12 +40,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
-from werkzeug.exceptions import NotFound
 
-from shared.errors import Invalid
+from shared.errors import Invalid, NotFound
+from shared.events import isoformat_utc
 from shared.phones import NotAPhoneNumber, to_e164
 from shared.problems import problem
 from shared.replicas import find_customers_by_phone
+from shared.schemas import Timestamp
 from shared.web import unit_of_work
 
 from .live_hub import Flight, LiveHub, hub_of
@@ -85,7 +86,8 @@ _SPOKEN_OUTCOMES = frozenset(("reached", "callback_requested", "do_not_call"))
 class CustomerNotFound(NotFound):
     """No such customer: neither the tickets service nor the gateway's replica knows the id.
 
-    A ``werkzeug`` 404, so inside a request it becomes the usual problem+json by itself.
+    A plain ``shared.errors.NotFound``: the API answers it as a 404 problem (``shared.problems``),
+    the console as its 404 page.
     """
 
     def __init__(self, customer_id: str):
@@ -307,7 +309,7 @@ def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
         "follow_ups": contacts["pending"] if contacts else None,
         "surveys": ({key: surveys[key] for key in ("total", "completed", "responses", "trend")} if surveys else None),
         "last_contact": _last_contact(tickets, contacts, surveys),
-        "generated_at": datetime.now(UTC).isoformat(),
+        "generated_at": isoformat_utc(datetime.now(UTC)),
     }
     return view
 
@@ -368,7 +370,7 @@ class CustomerViewOut(Schema):
     last_contact = fields.Dict(
         allow_none=True, metadata={"description": "{kind: call_in | call_out | ticket | survey, at, id, agent_id}"}
     )
-    generated_at = fields.DateTime()
+    generated_at = Timestamp()
 
 
 class LookupQuery(Schema):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from shared.db import Database
 from shared.phones import language_of
@@ -198,3 +198,9 @@ def _history_rows(ticket, row: dict) -> list[dict]:
         kind = "public_reply" if comment.public else "internal_note"
         rows.append(change(comment.created_at, comment.author_id, kind, None, comment.id))
     return sorted(rows, key=lambda item: item["changed_at"])
+
+
+def holds_data(database: Database) -> bool:
+    """Whether the directory has customers already (then this is no fresh installation: ``--if-empty``)."""
+    with database.read_sessions() as session:
+        return session.scalar(select(func.count()).select_from(Customer)) > 0

@@ -20,16 +20,8 @@ import requests
 from port_for import get_port
 
 from services.callrouting.models import CustomerReplica
-from services.gateway.live_hub import (
-    STREAM_BACKLOG,
-    LiveHub,
-    LiveRouter,
-    Notice,
-    StreamClosed,
-    Subscription,
-    TooManyStreams,
-    hub_of,
-)
+from services.gateway.live_hub import STREAM_BACKLOG, LiveHub, StreamClosed, Subscription, TooManyStreams, hub_of
+from services.gateway.live_router import LiveRouter, Notice
 from shared.auth import User
 from shared.broker import ConfirmedPublisher
 from shared.config import PROJECT_ROOT, Settings

@@ -201,6 +201,17 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     assert {s: each["state"] for s, each in progress["services"].items()} == dict.fromkeys(expected, "done")
     again = ok(api.post(f"/api/customers/{cid}/erase", headers=people["privacy"]), 200)
     assert again["request_id"] == request["request_id"]
+    listed = ok(api.get("/api/privacy/requests?state=done", headers=people["supervisor"]))
+    assert (listed["total"], listed["limit"], listed["offset"]) == (1, 50, 0)
+    assert [each["request_id"] for each in listed["items"]] == [request["request_id"]]
+    assert listed["items"][0]["requested_at"].endswith("Z")
+    assert ok(api.get("/api/privacy/requests?state=pending", headers=people["supervisor"]))["total"] == 0
+    assert ok(api.get("/api/privacy/requests?offset=1", headers=people["supervisor"])) == {
+        "items": [],
+        "total": 1,
+        "limit": 50,
+        "offset": 1,
+    }
 
     # the day's report, the survey metrics and the SLA figures are what they were
     assert reports_of(stack, people, today) == before
@@ -258,7 +269,8 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     # --- the audit log: views, the export, the erasure; for admins; no way to change it ---
     assert api.get("/api/audit", headers=people["privacy"]).status_code == 403
     log = ok(api.get(f"/api/audit?customer_id={cid}", headers=admin))
-    actions = [(entry["action"], entry["actor_id"]) for entry in reversed(log)]
+    actions = [(entry["action"], entry["actor_id"]) for entry in reversed(log["items"])]
+    assert log["total"] == len(log["items"]) and (log["limit"], log["offset"]) == (100, 0)
     assert ("customer.viewed", "agent-7") in actions
     assert ("customer.exported", "dpo-1") in actions and ("customer.erased", "dpo-1") in actions
     assert api.delete("/api/audit", headers=admin).status_code == 405

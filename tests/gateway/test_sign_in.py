@@ -15,6 +15,7 @@ import pytest
 from services.gateway import users
 from services.gateway.app import create_app as create_gateway
 from services.gateway.models import UserAccount
+from shared.events import isoformat_utc
 
 PASSWORD = "correct horse battery staple"
 
@@ -72,7 +73,7 @@ def test_console_sign_in_sets_an_http_only_lax_cookie_and_answers_the_user_and_c
     assert "Max-Age" not in cookie  # not remembered: gone when the browser closes
     assert answer.headers["Cache-Control"] == "no-store"
     clock = gateway.extensions["clock"]
-    assert answer.json["expires_at"] == (clock.now + timedelta(hours=12)).isoformat()
+    assert answer.json["expires_at"] == isoformat_utc(clock.now + timedelta(hours=12))
     me = client.get("/auth/me")
     assert me.status_code == 200
     assert me.json == {"user": answer.json["user"], "via": "cookie", "csrf_token": answer.json["csrf_token"]}
@@ -108,7 +109,7 @@ def test_api_sign_in_answers_a_bearer_token_and_sets_no_cookie(gateway):
     assert set(answer.json) == {"token", "expires_at"}
     assert "Set-Cookie" not in answer.headers
     clock = gateway.extensions["clock"]
-    assert answer.json["expires_at"] == (clock.now + timedelta(days=30)).isoformat()
+    assert answer.json["expires_at"] == isoformat_utc(clock.now + timedelta(days=30))
     me = gateway.test_client().get("/auth/me", headers={"Authorization": f"Bearer {answer.json['token']}"})
     assert me.status_code == 200
     assert me.json == {"user": {"id": "crm-sync", "name": "Crm-Sync", "role": "supervisor"}, "via": "bearer"}
@@ -341,12 +342,13 @@ def test_a_signed_in_user_makes_lists_and_revokes_their_own_api_token(gateway):
     assert made.status_code == 201
     assert made.json["label"] == "dialer script"
     clock = gateway.extensions["clock"]
-    assert made.json["expires_at"] == (clock.now + timedelta(days=2)).isoformat()
+    assert made.json["expires_at"] == isoformat_utc(clock.now + timedelta(days=2))
     script = {"Authorization": f"Bearer {made.json['token']}"}
     assert client.get("/auth/me", headers=script).json["user"]["id"] == "agent-7"
     listed = client.get("/auth/tokens", headers=own).json
-    assert made.json["id"] in {token["id"] for token in listed}
-    assert "token" not in listed[0]
+    assert made.json["id"] in {token["id"] for token in listed["items"]}
+    assert listed["total"] == len(listed["items"]) == 2  # the sign-in's token and the script's
+    assert "token" not in listed["items"][0]
     assert client.delete(f"/auth/tokens/{made.json['id']}", headers=other).status_code == 404  # not theirs
     assert client.delete(f"/auth/tokens/{made.json['id']}", headers=own).status_code == 204
     assert client.get("/auth/me", headers=script).status_code == 401

@@ -4,6 +4,7 @@ routing (the real service from ``stack``), the CLI (run in-process) and the firs
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 
@@ -65,7 +66,12 @@ def test_an_admin_creates_lists_and_reads_users(gateway):
     assert made.json["agent_registered"] is None  # not an agent
     assert {"id": "sup-1", "name": "Sue Pervisor", "role": "supervisor", "active": True}.items() <= made.json.items()
     assert "password" not in made.json and "password_hash" not in made.json
-    assert [user["id"] for user in client.get("/users", headers=admin).json] == ["root", "sup-1"]
+    listed = client.get("/users", headers=admin).json
+    assert [user["id"] for user in listed["items"]] == ["root", "sup-1"]
+    assert (listed["total"], listed["limit"], listed["offset"]) == (2, 50, 0)
+    second = client.get("/users?limit=1&offset=1", headers=admin).json
+    assert ([user["id"] for user in second["items"]], second["total"]) == (["sup-1"], 2)
+    assert client.get("/users?limit=501", headers=admin).status_code == 422
     assert client.get("/users/sup-1", headers=admin).json["name"] == "Sue Pervisor"
     assert client.get("/users/nobody", headers=admin).status_code == 404
     assert sign_in(gateway, "sup-1") == 200
@@ -309,12 +315,18 @@ def test_cli_refuses_weak_passwords_unknown_users_and_taken_ids(cli_database):
 # --- the first admin --------------------------------------------------------------------------
 
 
+def with_options(gateway, **options):
+    """The gateway's settings with these options (GATEWAY_ADMIN_USER and _PASSWORD none unless given)."""
+    options = {"GATEWAY_ADMIN_USER": "", "GATEWAY_ADMIN_PASSWORD": "", **options}
+    return dataclasses.replace(gateway.extensions["settings"], options=options)
+
+
 def test_first_admin_takes_the_password_from_the_environment(gateway):
     database = gateway.extensions["database"]
     out = io.StringIO()
-    environ = {"GATEWAY_ADMIN_USER": "chief", "GATEWAY_ADMIN_PASSWORD": "the chief's own password"}
+    settings = with_options(gateway, GATEWAY_ADMIN_USER="chief", GATEWAY_ADMIN_PASSWORD="the chief's own password")
 
-    assert users.ensure_first_admin(database, out, environ) == "chief"
+    assert users.ensure_first_admin(database, out, settings) == "chief"
 
     assert "the chief's own password" not in out.getvalue()
     assert "first admin: chief" in out.getvalue()
@@ -326,8 +338,8 @@ def test_first_admin_gets_a_generated_password_printed_only_once(gateway):
     database = gateway.extensions["database"]
     out = io.StringIO()
 
-    assert users.ensure_first_admin(database, out, {}) == "admin"
-    assert users.ensure_first_admin(database, out, {}) is None
+    assert users.ensure_first_admin(database, out, with_options(gateway)) == "admin"
+    assert users.ensure_first_admin(database, out, with_options(gateway)) is None
 
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
@@ -338,7 +350,9 @@ def test_first_admin_gets_a_generated_password_printed_only_once(gateway):
 
 def test_first_admin_refuses_a_weak_password_from_the_environment(gateway):
     with pytest.raises(ValueError, match="GATEWAY_ADMIN_PASSWORD"):
-        users.ensure_first_admin(gateway.extensions["database"], io.StringIO(), {"GATEWAY_ADMIN_PASSWORD": "admin"})
+        users.ensure_first_admin(
+            gateway.extensions["database"], io.StringIO(), with_options(gateway, GATEWAY_ADMIN_PASSWORD="admin")
+        )
 
     assert users.list_users(gateway.extensions["database"]) == []
 

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from services.gateway.live_hub import Flight, ViewCache, hub_of
+from services.gateway.live_hub import hub_of
+from services.gateway.view_cache import Flight, ViewCache
 from tests.gateway.test_view import AGENT, Service, _has, answers, known_everywhere, new_customer
 from tests.support.services import wait_for
 

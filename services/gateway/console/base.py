@@ -33,8 +33,11 @@ from flask import (
     send_from_directory,
 )
 from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.http import HTTP_STATUS_CODES
 
 from shared.auth import acting_user, public
+from shared.errors import DomainError
+from shared.problems import status_of
 
 from .. import users
 from ..upstream import UpstreamUnavailable, upstreams
@@ -213,6 +216,13 @@ def _refused(error: Refused):
 @console.errorhandler(ServiceDown)
 def _service_down(error: ServiceDown):
     return _alert_answer(503, "Service unavailable", error.description)
+
+
+@console.errorhandler(DomainError)
+def _domain_error(error: DomainError):
+    """A use case's plain error (an unknown customer or user...), shown like the HTTP one it maps to."""
+    status = status_of(error)
+    return _alert_answer(status, HTTP_STATUS_CODES[status], error.detail)
 
 
 @console.errorhandler(HTTPException)

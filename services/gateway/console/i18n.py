@@ -95,13 +95,11 @@ CENTER_DEFAULTS = {"time_zone": "UTC", "wall_wait_warn_seconds": "60", "wall_ser
 def center_settings() -> dict[str, str]:
     """The center's settings: what an admin set on /settings over the environment over the defaults."""
     if "center_settings" not in g:
-        import os
-
         from ..models import CenterSetting
 
         values = dict(CENTER_DEFAULTS)
-        if os.environ.get("CENTER_TIME_ZONE"):
-            values["time_zone"] = os.environ["CENTER_TIME_ZONE"]
+        if zone := current_app.extensions["settings"].option("CENTER_TIME_ZONE"):
+            values["time_zone"] = zone
         with current_app.extensions["database"].read_sessions() as session:
             values.update({row.key: row.value for row in session.scalars(select(CenterSetting))})
         g.center_settings = values
