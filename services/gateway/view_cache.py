@@ -1,8 +1,9 @@
 """The customer views of one gateway process: a bounded cache that events keep true.
 
 ``ViewCache`` holds complete customer views (opaque values here) by customer id, each for at
-most the age asked (``VIEW_CACHE_SECONDS``) and the least recently used going first (the entries
-themselves are a ``shared.ttl_cache.TTLCache``). What it adds: one fetch per customer at a time
+most the age asked (``VIEW_CACHE_SECONDS``) and the least recently used going first (a
+``cachetools.LRUCache`` of (stored at, view): each read says the age it accepts, so the entries
+need no ttl of their own). What it adds: one fetch per customer at a time
 (``Flight``), and the guard that a fetch begun before a customer changed never stores what it
 read. The live hub (``live_hub``) drops a customer's entry on every event naming them and
 clears the cache whenever it binds or lets go.
@@ -10,12 +11,12 @@ clears the cache whenever it binds or lets go.
 
 from __future__ import annotations
 
-import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 
-from shared.ttl_cache import TTLCache
+from cachetools import LRUCache
 
 REMEMBERED_DROPS = 10_000  # customers whose last drop is remembered (then the floor rises)
 
@@ -38,8 +39,8 @@ class ViewCache:
     def __init__(self, size: int = 2000, remembered: int = REMEMBERED_DROPS):
         self.size = size
         self.remembered = remembered
-        # id -> value; each get says the age it accepts (VIEW_CACHE_SECONDS), so no ttl of its own
-        self._views = TTLCache(size, ttl=math.inf)
+        # id -> (monotonic time it was read, value); each get says the age it accepts (VIEW_CACHE_SECONDS)
+        self._views: LRUCache = LRUCache(maxsize=size)
         self._flights: dict[str, Flight] = {}  # id -> the fetch under way that others may wait for
         self._dropped: OrderedDict[str, int] = OrderedDict()  # id -> the sequence number of its last drop
         self._sequence = 0
@@ -52,8 +53,15 @@ class ViewCache:
 
     def get(self, customer_id: str, max_age: float, now: float | None = None):
         """The value stored for ``customer_id`` at most ``max_age`` seconds ago, else None."""
+        now = time.monotonic() if now is None else now
         with self._lock:
-            return self._views.get(customer_id, max_age=max_age, now=now)
+            entry = self._views.get(customer_id)  # a hit becomes the most recently used
+            if entry is None:
+                return None
+            if now - entry[0] > max_age:
+                del self._views[customer_id]  # expired: forgotten, not kept to crowd out the rest
+                return None
+            return entry[1]
 
     def begin(self) -> int:
         """Call before fetching; pass the number to ``store``."""
@@ -65,7 +73,8 @@ class ViewCache:
         with self._lock:
             if began < self._floor or self._dropped.get(customer_id, 0) > began:
                 return False
-            self._views.set(customer_id, value, at=now)  # ``now``: when the fetch began reading
+            # ``now``: when the fetch began reading, so its age counts from then
+            self._views[customer_id] = (time.monotonic() if now is None else now, value)
             return True
 
     def flight(self, customer_id: str) -> tuple[Flight, bool]:

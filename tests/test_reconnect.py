@@ -1,4 +1,4 @@
-"""The two small shared helpers on their own: the reconnect loop and the TTL cache."""
+"""The one reconnect-with-backoff loop (shared/reconnect.py) on its own."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import threading
 import pytest
 
 from shared.reconnect import Backoff, keep_connected
-from shared.ttl_cache import TTLCache
 
 
 def test_the_backoff_doubles_up_to_its_maximum_and_starts_over_when_reset():
@@ -59,20 +58,3 @@ def test_a_stop_ends_the_loop_and_without_on_error_an_error_propagates():
     assert len(calls) == 2 and stop.waited == [0.5, 1.0]
     with pytest.raises(OSError):
         keep_connected(lambda: (_ for _ in ()).throw(OSError("down")), stop=threading.Event())
-
-
-def test_the_ttl_cache_expires_entries_and_drops_the_least_recently_used():
-    clock = [100.0]
-    cache = TTLCache(maxsize=2, ttl=5, timer=lambda: clock[0])
-    cache["a"], cache["b"] = "A", "B"
-    assert cache.get("a") == "A"  # "a" used: "b" is now the oldest
-    cache["c"] = "C"
-    assert "b" not in cache and cache.get("a") == "A" and len(cache) == 2
-    clock[0] = 105.5
-    assert cache.get("a") is None and cache.get("c", "gone") == "gone"
-    cache.set("d", "D", at=101.0)  # read before the clock's now: its age counts from then
-    assert cache.get("d", max_age=4.0) is None
-    cache.set("e", "E")
-    assert cache.get("e", max_age=0.1) == "E" and cache.pop("e") == "E" and cache.pop("e") is None
-    cache.clear()
-    assert len(cache) == 0
