@@ -12,7 +12,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from scipy import stats
@@ -161,6 +161,35 @@ CONTACT_MEASURES = {
     "callback_requested": "callback_requested",
     "do_not_call": "refused",
 }
+
+
+COMPLETE, PARTIAL, IN_PROGRESS = "complete", "partial", "in_progress"  # a response's status
+PROVENANCE_FIELDS = ("agent_id", "call_id", "entry_id", "campaign_id", "purchase_id")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a response or link came from."""
+
+    agent_id: str | None = None
+    call_id: str | None = None
+    entry_id: str | None = None
+    campaign_id: str | None = None
+    purchase_id: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping) -> Provenance:
+        return cls(**{name: None if values.get(name) is None else str(values.get(name)) for name in PROVENANCE_FIELDS})
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A moment in UTC (a naive one is taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """An event's RFC 3339 moment, in UTC."""
+    return as_utc(datetime.fromisoformat(text))
 
 
 class InvalidAnswers(ValueError):
