@@ -47,9 +47,7 @@ def submit(database, spec) -> None:
             comment=None,
             language="en",
             partial=spec["partial"],
-            provenance=Provenance(
-                agent_id=spec["agent"], campaign_id=spec["campaign"], purchase_id=spec["purchase"]
-            ),
+            provenance=Provenance(agent_id=spec["agent"], campaign_id=spec["campaign"], purchase_id=spec["purchase"]),
             now=START + timedelta(days=spec["day"]),
         )
 
