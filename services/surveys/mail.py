@@ -13,7 +13,6 @@ POST per RFC 8058) and ``Auto-Submitted: auto-generated``. The mail is in the cu
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from sqlalchemy import delete, exists, select
 from shared import mail_outbox
 from shared.errors import Invalid
 from shared.mail import MailSettings, format_address, new_message_id
-from shared.models import utcnow
+from shared.models import new_id, utcnow
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 
@@ -146,7 +145,7 @@ def invite(
         "unsubscribe_url": unsubscribe,
     }
     row = SurveyMail(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         kind="invitation",
         status="queued",
         message_id=new_message_id(mail),
