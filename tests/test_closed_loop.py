@@ -106,7 +106,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
     assert len(recovery) == 1
     ticket = recovery[0]
     assert (ticket["priority"], ticket["channel"]) == ("urgent", "survey")
-    assert ticket["survey_response_id"] == response["response_id"]
+    assert ticket["survey_response_id"] == response["id"]
     assert ticket["resolution_due_at"] is not None
 
     ok(tickets.patch(f"/tickets/{ticket['id']}", json={"status": "resolved"}, headers=signed_as("agent-7")))
@@ -122,4 +122,4 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
     assert [e["customer_id"] for e in resurvey] == [customer["id"]]
     # the scores reached the customer's survey history too
     history = ok(surveys.get(f"/customers/{customer['id']}/surveys"))
-    assert any(r["response_id"] == response["response_id"] for r in history["responses"])
+    assert any(r["id"] == response["id"] for r in history["recent"])

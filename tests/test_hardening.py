@@ -171,7 +171,7 @@ def test_date_times_carry_their_zone_where_the_spec_says_date_time(database_fact
     """SQLite keeps naive text: surveys' templates and links, and every customer replica's
     updated_at, answered "2026-12-03T12:29:05" where the spec says date-time."""
     surveys = signed_client(make_app("surveys", database_factory, broker_url, options={"SURVEY_LINK_SECRET": "s"}))
-    template = surveys.get("/templates").json[0]
+    template = surveys.get("/templates").json["items"][0]
     assert has_zone(template["created_at"]), template["created_at"]
     link = surveys.post("/links", json={"customer_id": "3f0c4a57-55a0-4a4e-9a53-5f9c2b0d7e11"})
     assert link.status_code == 201, link.text

@@ -307,11 +307,23 @@ def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
         "service_recovery": tickets["service_recovery"] if tickets else None,
         "calls": {"inbound": contacts["inbound"], "outbound": contacts["outbound"]} if contacts else None,
         "follow_ups": contacts["pending"] if contacts else None,
-        "surveys": ({key: surveys[key] for key in ("total", "completed", "responses", "trend")} if surveys else None),
+        "surveys": _surveys_part(surveys) if surveys else None,
         "last_contact": _last_contact(tickets, contacts, surveys),
         "generated_at": isoformat_utc(datetime.now(UTC)),
     }
     return view
+
+
+def _surveys_part(summary: dict) -> dict:
+    """Surveys' ``survey-summary``, as the view has it beside the tickets part: the latest responses
+    (``recent``, at most ``recent_limit``), how many in all (``total``), complete ones, the trend."""
+    return {
+        "recent": summary["recent"],
+        "recent_limit": summary["recent_limit"],
+        "total": summary["response_count"],
+        "completed": summary["completed_count"],
+        "trend": summary["trend"],
+    }
 
 
 def _last_contact(tickets: dict | None, contacts: dict | None, surveys: dict | None) -> dict | None:
@@ -329,11 +341,11 @@ def _last_contact(tickets: dict | None, contacts: dict | None, surveys: dict | N
         ticket = tickets["tickets"]["recent"][0]
         candidates.append(("ticket", ticket["created_at"], ticket["id"], ticket.get("assignee_id")))
     if surveys:
-        answered = [r for r in surveys["responses"] if r.get("completed_at") or r.get("started_at")]
+        answered = [r for r in surveys["recent"] if r.get("completed_at") or r.get("started_at")]
         if answered:
             latest = max(answered, key=lambda r: _moment(r.get("completed_at") or r["started_at"]))
             at = latest.get("completed_at") or latest["started_at"]
-            candidates.append(("survey", at, latest["response_id"], latest.get("agent_id")))
+            candidates.append(("survey", at, latest["id"], latest.get("agent_id")))
     if not candidates:
         return None
     kind, at, ref, agent_id = max(candidates, key=lambda candidate: _moment(candidate[1]))
@@ -366,7 +378,9 @@ class CustomerViewOut(Schema):
     service_recovery = fields.Dict(allow_none=True, metadata={"description": "tickets: open service_recovery cases"})
     calls = fields.Dict(allow_none=True, metadata={"description": "call routing: {inbound, outbound}, newest first"})
     follow_ups = fields.Dict(allow_none=True, metadata={"description": "call routing: pending call-list entries"})
-    surveys = fields.Dict(allow_none=True, metadata={"description": "surveys: {total, completed, responses, trend}"})
+    surveys = fields.Dict(
+        allow_none=True, metadata={"description": "surveys: {recent, recent_limit, total, completed, trend}"}
+    )
     last_contact = fields.Dict(
         allow_none=True, metadata={"description": "{kind: call_in | call_out | ticket | survey, at, id, agent_id}"}
     )

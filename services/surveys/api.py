@@ -21,11 +21,17 @@ from shared.auth import acting_agent, acting_user, public
 from shared.config import Settings
 from shared.errors import Invalid
 from shared.event_catalog import SURVEY_CHANNELS
+from shared.problems import problem
 from shared.replicas import customer_replica_blueprint
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import unit_of_work
 from shared.webhooks import NO_ANSWER, TWIML_ANSWER, signed
 
-from . import domain, service
+from . import domain, survey_templates, views
+from . import keypad as keypad_surveys
+from . import links as web_links
+from . import responses as survey_responses
+from .domain import COMPLETE, IN_PROGRESS, Provenance
 from .models import CustomerReplica
 
 customer_replicas = customer_replica_blueprint(CustomerReplica, unit_of_work)
@@ -46,11 +52,6 @@ def settings() -> Settings:
     return current_app.extensions["settings"]
 
 
-def _invalid_answers(error: domain.InvalidAnswers):
-    """422 naming each bad answer with a pointer to it (``#/answers/<key>``)."""
-    abort(422, messages={"json": {"answers": {key: [detail] for key, detail in error.errors.items()}}})
-
-
 # --- templates ----------------------------------------------------------------------------
 
 
@@ -67,7 +68,7 @@ class QuestionSchema(Schema):
 
 
 class TemplateIn(Schema):
-    template_id = fields.UUID(load_default=None, metadata={"description": "Set to add a version to this template."})
+    id = fields.UUID(load_default=None, metadata={"description": "Set to add a version to this template."})
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     questions = fields.List(fields.Nested(QuestionSchema), required=True, validate=validate.Length(min=1, max=20))
     comment_enabled = fields.Boolean(load_default=True)
@@ -79,7 +80,7 @@ def _languages(template) -> list[str]:
 
 
 class TemplateOut(Schema):
-    template_id = fields.String()
+    id = fields.String(attribute="template_id")
     version = fields.Integer()
     name = fields.String()
     questions = fields.List(fields.Nested(QuestionSchema))
@@ -87,29 +88,35 @@ class TemplateOut(Schema):
     languages = fields.Function(_languages, metadata={"description": "the languages of its texts, first the fallback"})
     comment_enabled = fields.Boolean()
     scale = fields.Constant({"min": 1, "max": 10})
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
 class TemplateVersionArgs(Schema):
     version = fields.Integer(load_default=None, validate=validate.Range(min=1))
 
 
+TemplatesArgs = page_args(default=50, maximum=500, name="TemplatesArgs")
+TemplatePage = page_schema(TemplateOut, "TemplatePage")
+
+
 @templates.route("")
 class Templates(MethodView):
-    @templates.response(200, TemplateOut(many=True))
-    def get(self):
-        """The latest version of every template."""
+    @templates.arguments(TemplatesArgs(), location="query")
+    @templates.response(200, TemplatePage)
+    def get(self, args):
+        """The latest version of every template, oldest template first."""
         with unit_of_work(read_only=True) as uow:
-            return service.latest_templates(uow)
+            items, total = survey_templates.latest_templates(uow, args["limit"], args["offset"])
+            return page(items, total, args)
 
     @templates.arguments(TemplateIn())
     @templates.response(201, TemplateOut)
     def post(self, body):
-        """A new template, or (with ``template_id``) its next version; earlier versions stay answerable."""
+        """A new template, or (with ``id``) its next version; earlier versions stay answerable."""
         with unit_of_work() as uow:
-            return service.create_template_version(
+            return survey_templates.create_template_version(
                 uow,
-                template_id=str(body["template_id"]) if body["template_id"] else None,
+                template_id=str(body["id"]) if body["id"] else None,
                 name=body["name"],
                 questions=body["questions"],
                 comment_enabled=body["comment_enabled"],
@@ -123,11 +130,7 @@ class TemplateById(MethodView):
     def get(self, args, template_id):
         """A template: its latest version, or ``?version=``."""
         with unit_of_work(read_only=True) as uow:
-            template = service.get_template(uow, template_id, args["version"])
-            if template is None:
-                version = f" version {args['version']}" if args["version"] else ""
-                fail(404, f"No template {template_id}{version}.")
-            return template
+            return survey_templates.find_template(uow, template_id, args["version"])
 
 
 # --- responses ----------------------------------------------------------------------------
@@ -174,7 +177,7 @@ class ResponseIn(ProvenanceFields, AnswersFields):
 
 
 class ResponseOut(Schema):
-    response_id = fields.String()
+    id = fields.String(attribute="response_id")
     template_id = fields.String()
     template_version = fields.Integer()
     customer_id = fields.String()
@@ -189,8 +192,8 @@ class ResponseOut(Schema):
     answers = fields.Dict(keys=fields.String(), values=fields.Integer())
     comment = fields.String(allow_none=True)
     language = fields.String()
-    started_at = fields.DateTime()
-    completed_at = fields.DateTime(allow_none=True)
+    started_at = Timestamp()
+    completed_at = Timestamp(allow_none=True)
 
 
 class ResponseCreatedOut(ResponseOut):
@@ -203,12 +206,15 @@ class ResponseCreatedOut(ResponseOut):
     )
 
 
-class ResponsesArgs(Schema):
+class ResponsesArgs(page_args(default=50, maximum=500, name="ResponsesPageArgs")):
     customer_id = fields.UUID(required=True)
 
 
+ResponsePage = page_schema(ResponseOut, "ResponsePage")
+
+
 class TrendPoint(Schema):
-    completed_at = fields.DateTime()
+    completed_at = Timestamp()
     score = fields.Integer()
     response_id = fields.String()
 
@@ -222,24 +228,34 @@ class QuestionTrend(Schema):
 
 
 class CustomerSurveysOut(Schema):
+    """A customer's surveys: one object, not a collection (its list is bounded and says its bound)."""
+
     customer_id = fields.String()
-    responses = fields.List(fields.Nested(ResponseOut))
-    trend = fields.Dict(keys=fields.String(), values=fields.Nested(QuestionTrend))
+    recent = fields.List(fields.Nested(ResponseOut), metadata={"description": "the latest responses, newest first"})
+    recent_limit = fields.Integer(metadata={"description": "at most this many in recent"})
+    response_count = fields.Integer(metadata={"description": "every response (complete and partial)"})
+    completed_count = fields.Integer()
+    trend = fields.Dict(
+        keys=fields.String(),
+        values=fields.Nested(QuestionTrend),
+        metadata={"description": "per question, the scores of the recent responses over time"},
+    )
 
 
-def _provenance(body) -> service.Provenance:
+def _provenance(body) -> Provenance:
     """Where a response or link came from; its agent is the signed-in agent (supervisors name anyone)."""
-    return service.Provenance.of({**body, "agent_id": acting_agent(body.get("agent_id"))})
+    return Provenance.of({**body, "agent_id": acting_agent(body.get("agent_id"))})
 
 
 @responses.route("/responses")
 class Responses(MethodView):
     @responses.arguments(ResponsesArgs(), location="query")
-    @responses.response(200, ResponseOut(many=True))
+    @responses.response(200, ResponsePage)
     def get(self, args):
         """A customer's responses, newest first (a merged-away customer's id reaches the survivor's)."""
         with unit_of_work(read_only=True) as uow:
-            return service.responses_of_customer(uow, str(args["customer_id"]))
+            items, total = views.responses_of_customer(uow, str(args["customer_id"]), args["limit"], args["offset"])
+            return page(items, total, args)
 
     @responses.arguments(ResponseIn())
     @responses.response(201, ResponseCreatedOut)
@@ -250,55 +266,52 @@ class Responses(MethodView):
         ``partial``; ``low_questions`` says which answers the rule found low.
         """
         with unit_of_work() as uow:
-            try:
-                return service.submit_response(
-                    uow,
-                    service.low_score_rule(settings()),
-                    template_id=str(body["template_id"]),
-                    template_version=body["template_version"],
-                    customer_id=str(body["customer_id"]),
-                    channel=body["channel"],
-                    answers=body["answers"],
-                    comment=body["comment"],
-                    language=body["language"],
-                    partial=body["partial"],
-                    provenance=_provenance(body),
-                )
-            except domain.InvalidAnswers as error:
-                _invalid_answers(error)
+            return survey_responses.submit_response(
+                uow,
+                survey_responses.low_score_rule(settings()),
+                template_id=str(body["template_id"]),
+                template_version=body["template_version"],
+                customer_id=str(body["customer_id"]),
+                channel=body["channel"],
+                answers=body["answers"],
+                comment=body["comment"],
+                language=body["language"],
+                partial=body["partial"],
+                provenance=_provenance(body),
+            )
 
 
 @responses.route("/customers/<customer_id>/surveys")
 class CustomerSurveys(MethodView):
     @responses.response(200, CustomerSurveysOut)
     def get(self, customer_id):
-        """A customer's responses and, per question, the scores over time (for the customer view)."""
+        """A customer's latest 200 responses (``recent``, with ``recent_limit``), how many there are,
+        and per question the scores over time; ``GET /responses`` pages through all of them."""
         with unit_of_work(read_only=True) as uow:
-            return service.customer_history(uow, customer_id)
+            return jsonify(views.customer_survey_summary(uow, customer_id, views.HISTORY_LIMIT))
 
 
 class SurveySummaryQuery(Schema):
-    limit = fields.Integer(
-        load_default=service.SUMMARY_LIMIT,
-        validate=validate.Range(min=1, max=50),
-        metadata={"description": "how many of the latest responses (the trend is over them)"},
+    recent_limit = fields.Integer(
+        load_default=views.SUMMARY_LIMIT,
+        validate=validate.Range(min=1, max=views.SUMMARY_MAX),
+        metadata={
+            "description": f"how many of the latest responses (the trend is over them), "
+            f"{views.SUMMARY_LIMIT} unless said, at most {views.SUMMARY_MAX}"
+        },
     )
-
-
-class CustomerSurveySummaryOut(CustomerSurveysOut):
-    total = fields.Integer(metadata={"description": "every response (complete and partial)"})
-    completed = fields.Integer()
 
 
 @responses.route("/customers/<customer_id>/survey-summary")
 class CustomerSurveySummary(MethodView):
     @responses.arguments(SurveySummaryQuery(), location="query")
-    @responses.response(200, CustomerSurveySummaryOut)
+    @responses.response(200, CustomerSurveysOut)
     def get(self, args, customer_id):
-        """The latest responses, totals and the score trend over them: the surveys' part of the
-        gateway's customer view (bounded, unlike ``/customers/{id}/surveys``)."""
+        """The latest responses (``recent``, at most ``recent_limit``), the counts and the score trend
+        over them: the surveys' part of the gateway's customer view. One object, not a collection;
+        ``GET /responses?customer_id=`` pages through every response."""
         with unit_of_work(read_only=True) as uow:
-            summary = service.customer_survey_summary(uow, customer_id, args["limit"])
+            summary = views.customer_survey_summary(uow, customer_id, args["recent_limit"])
         return jsonify(summary)  # already JSON values (ResponseOut's): no marshmallow dump on the view's path
 
 
@@ -322,10 +335,10 @@ class LinkIn(ProvenanceFields):
 
 
 class LinkOut(Schema):
-    link_id = fields.String()
+    id = fields.String(attribute="link_id")
     url = fields.String()
     token = fields.String()
-    expires_at = fields.DateTime()
+    expires_at = Timestamp()
 
 
 class LinkQuestion(Schema):
@@ -339,7 +352,7 @@ class LinkSurveyOut(Schema):
     scale = fields.Constant({"min": 1, "max": 10})
     questions = fields.List(fields.Nested(LinkQuestion))
     comment_enabled = fields.Boolean()
-    expires_at = fields.DateTime()
+    expires_at = Timestamp()
 
 
 class LinkAnswerOut(Schema):
@@ -354,8 +367,10 @@ def _link_secret() -> str:
     return secret
 
 
-def _refused(error: service.LinkRefused):
-    fail(error.status, error.detail)
+@links.errorhandler(web_links.LinkExpired)
+def _expired(error: web_links.LinkExpired):
+    """A link past its time is gone (410), not missing: the one domain error without a shared status."""
+    return problem(410, "Gone", error.detail)
 
 
 @links.route("")
@@ -366,7 +381,7 @@ class Links(MethodView):
         """Issue a signed, expiring, single-use survey link for a customer."""
         secret = _link_secret()
         with unit_of_work() as uow:
-            link, token = service.issue_link(
+            link, token = web_links.issue_link(
                 uow,
                 secret,
                 customer_id=str(body["customer_id"]),
@@ -388,11 +403,8 @@ class LinkByToken(MethodView):
         """The link's questions in its language; 404 not ours, 410 expired, 409 already used."""
         secret = _link_secret()
         with unit_of_work(read_only=True) as uow:
-            try:
-                link, template = service.open_link(uow, secret, token)
-            except service.LinkRefused as error:
-                _refused(error)
-            questions = service.domain_template(template).questions
+            link, template = web_links.open_link(uow, secret, token)
+            questions = survey_templates.domain_template(template).questions
             return {
                 "language": link.language,
                 "questions": [{"key": q.key, "text": q.text(link.language), "required": q.required} for q in questions],
@@ -406,20 +418,15 @@ class LinkByToken(MethodView):
         """Answer through the link, once."""
         secret = _link_secret()
         with unit_of_work() as uow:
-            try:
-                return service.submit_by_link(
-                    uow,
-                    service.low_score_rule(settings()),
-                    secret,
-                    token,
-                    answers=body["answers"],
-                    comment=body["comment"],
-                    partial=body["partial"],
-                )
-            except service.LinkRefused as error:
-                _refused(error)
-            except domain.InvalidAnswers as error:
-                _invalid_answers(error)
+            return web_links.submit_by_link(
+                uow,
+                survey_responses.low_score_rule(settings()),
+                secret,
+                token,
+                answers=body["answers"],
+                comment=body["comment"],
+                partial=body["partial"],
+            )
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -486,12 +493,12 @@ class SurveyMetrics(MethodView):
         questions), the response rate, and the change against the previous period with its
         significance; figures with fewer than ``min_n`` answers are withheld and flagged. Read from
         the rollups only."""
-        end = args["to"] or service.now_date()
+        end = args["to"] or views.now_date()
         start = args["from_"] or end - timedelta(days=29)
         if start > end:
             raise Invalid({"from": "from is after to."}, location="query")
         min_n = args["min_n"] or int(settings().option("SURVEY_MIN_N", "30"))
-        query = service.MetricsQuery(
+        query = views.MetricsQuery(
             start=start,
             end=end,
             group_by=tuple(name.strip() for name in args["group_by"].split(",") if name.strip()),
@@ -499,7 +506,7 @@ class SurveyMetrics(MethodView):
             min_n=min_n,
         )
         with unit_of_work(read_only=True) as uow:
-            report = service.metrics(uow, query)
+            report = views.metrics(uow, query)
         # Serialised here, compact and unsorted: a year by week and product is hundreds of kilobytes.
         return Response(_REPORT_JSON.encode(report), mimetype="application/json")
 
@@ -538,7 +545,7 @@ def _ask(voice: VoiceResponse, response_id: str, question: domain.Question, atte
 
 def _goodbye(voice: VoiceResponse, response, language: str) -> Response:
     phrases = _phrases(language)
-    text = phrases["thanks"] if response.status == service.COMPLETE else phrases["incomplete"]
+    text = phrases["thanks"] if response.status == COMPLETE else phrases["incomplete"]
     voice.say(text, language=phrases["voice_language"])
     voice.hangup()
     return _twiml(voice)
@@ -561,7 +568,7 @@ def keypad_start():
     if not call_id:
         abort(422, messages={"form": {"CallSid": ["The call's id is required."]}})
     with unit_of_work() as uow:
-        response = service.start_keypad_survey(
+        response = keypad_surveys.start_keypad_survey(
             uow,
             call_id=call_id,
             customer_id=str(args["customer_id"]),
@@ -571,14 +578,16 @@ def keypad_start():
             provenance=_provenance(args),
         )
     with unit_of_work(read_only=True) as uow:
-        response, template = service.keypad_response(uow, response.response_id)
+        response, template = keypad_surveys.keypad_response(uow, response.response_id)
     voice = VoiceResponse()
-    if response.status != service.IN_PROGRESS:
+    if response.status != IN_PROGRESS:
         return _goodbye(voice, response, response.language)
     pending = [q for q in template.questions if q.key not in response.answers]
     if not pending:
         with unit_of_work() as uow:
-            response = service.finish_keypad_survey(uow, service.low_score_rule(settings()), response.response_id)
+            response = keypad_surveys.finish_keypad_survey(
+                uow, survey_responses.low_score_rule(settings()), response.response_id
+            )
         return _goodbye(voice, response, response.language)
     voice.say(_phrases(response.language)["intro"], language=_phrases(response.language)["voice_language"])
     _ask(voice, response.response_id, pending[0], 0, response.language)
@@ -606,29 +615,26 @@ def keypad_answer():
     except ValueError:
         abort(422, messages={"query": {"attempt": ["Not a number."]}})
     with unit_of_work(read_only=True) as uow:
-        found = service.keypad_response(uow, response_id)
-    if found is None:
-        fail(404, f"No keypad survey {response_id}.")
-    response, template = found
+        response, template = keypad_surveys.keypad_response(uow, response_id)
     question = template.question(key)
     if question is None:
         abort(422, messages={"query": {"question": [f"No question {key!r} in this survey."]}})
     language = response.language
     voice = VoiceResponse()
-    if response.status != service.IN_PROGRESS:
+    if response.status != IN_PROGRESS:
         return _goodbye(voice, response, language)
     score = domain.parse_keypad_digits(request.form.get("Digits"))
     if score is None and attempt < domain.KEYPAD_REPROMPTS:
         voice.say(_phrases(language)["invalid"], language=_phrases(language)["voice_language"])
         _ask(voice, response.response_id, question, attempt + 1, language)
         return _twiml(voice)
-    rule = service.low_score_rule(settings())
+    rule = survey_responses.low_score_rule(settings())
     with unit_of_work() as uow:
-        response = service.record_keypad_answer(uow, response_id, key, score)
+        response = keypad_surveys.record_keypad_answer(uow, response_id, key, score)
     following = template.keys[template.keys.index(key) + 1 :]
     if (score is None and question.required) or not following:
         with unit_of_work() as uow:
-            response = service.finish_keypad_survey(uow, rule, response_id)
+            response = keypad_surveys.finish_keypad_survey(uow, rule, response_id)
         return _goodbye(voice, response, language)
     _ask(voice, response.response_id, template.question(following[0]), 0, language)
     return _twiml(voice)
@@ -641,5 +647,5 @@ def keypad_status():
     """Twilio's status callback: a call that ended with its survey under way leaves a partial response."""
     if request.form.get("CallStatus") in ("completed", "busy", "failed", "no-answer", "canceled"):
         with unit_of_work() as uow:
-            service.keypad_call_ended(uow, request.form.get("CallSid", ""))
+            keypad_surveys.keypad_call_ended(uow, request.form.get("CallSid", ""))
     return Response(status=204)

@@ -8,11 +8,10 @@ NPS needs promoters (9-10) and detractors (1-6).
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 from scipy import stats
@@ -161,6 +160,35 @@ CONTACT_MEASURES = {
     "callback_requested": "callback_requested",
     "do_not_call": "refused",
 }
+
+
+COMPLETE, PARTIAL, IN_PROGRESS = "complete", "partial", "in_progress"  # a response's status
+PROVENANCE_FIELDS = ("agent_id", "call_id", "entry_id", "campaign_id", "purchase_id")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a response or link came from."""
+
+    agent_id: str | None = None
+    call_id: str | None = None
+    entry_id: str | None = None
+    campaign_id: str | None = None
+    purchase_id: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping) -> Provenance:
+        return cls(**{name: None if values.get(name) is None else str(values.get(name)) for name in PROVENANCE_FIELDS})
+
+
+def as_utc(moment: datetime) -> datetime:
+    """A moment in UTC (a naive one is taken as UTC)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def parse_time(text: str) -> datetime:
+    """An event's RFC 3339 moment, in UTC."""
+    return as_utc(datetime.fromisoformat(text))
 
 
 class InvalidAnswers(ValueError):
@@ -363,6 +391,12 @@ def recompute_rollups(responses: Iterable[Mapping]) -> dict[RollupKey, Sums]:
 
 
 # --- statistics ---------------------------------------------------------------------------
+#
+# One implementation: each figure is computed on numpy arrays (many questions and groups at once,
+# what the metrics report runs), and the one-at-a-time functions below each are thin wrappers that
+# pass arrays of one. scipy computes what it has: the t quantile, Welch's test
+# (``ttest_ind_from_stats``, on arrays) and the normal tail; the Wilson interval, the 1-10 NPS
+# interval and the pooled two-proportion z are the brief's formulas with its fixed z = 1.96.
 
 
 @dataclass(frozen=True)
@@ -372,37 +406,97 @@ class Interval:
     high: float
 
 
-def mean_t_interval(n: int, total: float, squares: float, confidence: float = CONFIDENCE) -> Interval | None:
-    """The mean with a two-sided Student-t interval: mean ± t(1 - a/2, n-1), a = 1 - confidence, · s/√n.
+def _arrays(*values) -> list[np.ndarray]:
+    return [np.atleast_1d(np.asarray(value, dtype=float)) for value in values]
 
-    s² = (Σs² - (Σs)²/n) / (n-1), the sample variance from the sums. None for n < 2.
+
+def mean_t_intervals(n, total, squares, confidence: float = CONFIDENCE):
+    """Means with a two-sided Student-t interval, from arrays of sums: (mean, low, high, variance).
+
+    mean ± t(1 - a/2, n-1) · s/√n with a = 1 - confidence and s² = (Σs² - (Σs)²/n) / (n-1), the
+    sample variance from the sums (NaN where n < 2).
     """
-    if n < 2:
-        return None
-    mean = total / n
-    variance = max((squares - total * total / n) / (n - 1), 0.0)
-    half = stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * math.sqrt(variance / n)
-    return Interval(mean, mean - half, mean + half)
+    n, total, squares = _arrays(n, total, squares)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / n
+        variance = np.maximum((squares - total * total / n) / (n - 1), 0.0)
+        half = stats.t.ppf(1 - (1 - confidence) / 2, n - 1) * np.sqrt(variance / n)
+    return mean, mean - half, mean + half, variance
 
 
-def sample_sd(n: int, total: float, squares: float) -> float:
-    return math.sqrt(max((squares - total * total / n) / (n - 1), 0.0)) if n > 1 else 0.0
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> Interval | None:
-    """A proportion with its Wilson score interval.
+def wilson_intervals(successes, n, z: float = Z_95):
+    """Proportions with their Wilson score interval, on arrays: (p̂, low, high).
 
     centre = (p̂ + z²/2n) / (1 + z²/n),
     half   = z/(1 + z²/n) · √(p̂(1-p̂)/n + z²/4n²),
-    where p̂ = successes/n. The value reported is p̂ itself; the interval is centre ± half.
+    where p̂ = successes/n. The value reported is p̂ itself; the interval is centre ± half, within 0..1.
     """
+    successes, n = _arrays(successes, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = successes / n
+        z2 = z * z
+        denominator = 1 + z2 / n
+        centre = (p + z2 / (2 * n)) / denominator
+        half = z / denominator * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return p, np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
+
+
+def nps_adjusted_walds(promoters, detractors, n, z: float = Z_95):
+    """The 1-10 NPS with the brief's adjusted-Wald 95% interval, on arrays: (nps, centre, moe).
+
+    NPS = 100 (P - D)/n; n' = n + 3, p = (P + 0.75)/n', d = (D + 0.75)/n',
+    SE = √((p + d - (p - d)²)/n'), MOE = z · SE · 100, interval = 100 (p - d) ± MOE.
+    """
+    promoters, detractors, n = _arrays(promoters, detractors, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        adjusted = n + 3
+        p, d = (promoters + 0.75) / adjusted, (detractors + 0.75) / adjusted
+        moe = z * np.sqrt((p + d - (p - d) ** 2) / adjusted) * 100
+        return 100 * (promoters - detractors) / n, 100 * (p - d), moe
+
+
+def welch_p_values(mean, variance, n, before_mean, before_variance, before_n):
+    """Welch's t-test of two means from their summaries (scipy's ``ttest_ind_from_stats``, on
+    arrays); where both variances are 0, 1 if the means are equal, else 0."""
+    mean, variance, n, before_mean, before_variance, before_n = _arrays(
+        mean, variance, n, before_mean, before_variance, before_n
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = variance / n + before_variance / before_n
+        tested = stats.ttest_ind_from_stats(
+            mean, np.sqrt(variance), n, before_mean, np.sqrt(before_variance), before_n, equal_var=False
+        ).pvalue
+    return np.where(spread > 0, tested, np.where(mean == before_mean, 1.0, 0.0))
+
+
+def two_proportion_p_values(k1, n1, k2, n2):
+    """The two-proportion z-test of k1/n1 against k2/n2, on arrays:
+    z = (p1 - p2) / √(p̄(1-p̄)(1/n1 + 1/n2)) with the pooled p̄ = (k1 + k2)/(n1 + n2); 1 where p̄(1-p̄) = 0."""
+    k1, n1, k2, n2 = _arrays(k1, n1, k2, n2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (k1 + k2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        return np.where(se > 0, 2 * stats.norm.sf(np.abs(k1 / n1 - k2 / n2) / se), 1.0)
+
+
+def mean_t_interval(n: int, total: float, squares: float, confidence: float = CONFIDENCE) -> Interval | None:
+    """``mean_t_intervals`` of one mean; None for n < 2."""
+    if n < 2:
+        return None
+    mean, low, high, _variance = mean_t_intervals(n, total, squares, confidence)
+    return Interval(float(mean[0]), float(low[0]), float(high[0]))
+
+
+def sample_sd(n: int, total: float, squares: float) -> float:
+    return float(np.sqrt(mean_t_intervals(n, total, squares)[3][0])) if n > 1 else 0.0
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> Interval | None:
+    """``wilson_intervals`` of one proportion; None for n = 0."""
     if n <= 0:
         return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return Interval(p, max(centre - half, 0.0), min(centre + half, 1.0))
+    p, low, high = wilson_intervals(successes, n, z)
+    return Interval(float(p[0]), float(low[0]), float(high[0]))
 
 
 @dataclass(frozen=True)
@@ -415,20 +509,11 @@ class NpsFigure:
 
 
 def nps_adjusted_wald(promoters: int, detractors: int, n: int, z: float = Z_95) -> NpsFigure | None:
-    """The 1-10 NPS with the brief's adjusted-Wald 95% interval.
-
-    NPS = 100 (P - D)/n; n' = n + 3, p = (P + 0.75)/n', d = (D + 0.75)/n',
-    SE = √((p + d - (p - d)²)/n'), MOE = z · SE · 100, interval = 100 (p - d) ± MOE.
-    """
+    """``nps_adjusted_walds`` of one question; None for n = 0."""
     if n <= 0:
         return None
-    adjusted_n = n + 3
-    p = (promoters + 0.75) / adjusted_n
-    d = (detractors + 0.75) / adjusted_n
-    se = math.sqrt((p + d - (p - d) ** 2) / adjusted_n)
-    moe = z * se * 100
-    centre = 100 * (p - d)
-    return NpsFigure(100 * (promoters - detractors) / n, centre, moe, centre - moe, centre + moe)
+    nps, centre, moe = (float(value[0]) for value in nps_adjusted_walds(promoters, detractors, n, z))
+    return NpsFigure(nps, centre, moe, centre - moe, centre + moe)
 
 
 @dataclass(frozen=True)
@@ -439,40 +524,21 @@ class Change:
 
 
 def welch_change(current: Sums, previous: Sums, alpha: float = 0.05) -> Change | None:
-    """The change of the mean and Welch's t-test of it, from the two periods' sums."""
+    """The change of the mean and Welch's t-test of it (``welch_p_values``), from the two periods' sums."""
     if current.n < 2 or previous.n < 2:
         return None
-    mean_now, mean_before = current.total / current.n, previous.total / previous.n
-    sd_now, sd_before = (
-        sample_sd(current.n, current.total, current.squares),
-        sample_sd(previous.n, previous.total, previous.squares),
-    )
-    if sd_now == 0 and sd_before == 0:
-        p_value = 1.0 if mean_now == mean_before else 0.0
-    else:
-        p_value = float(
-            stats.ttest_ind_from_stats(
-                mean_now, sd_now, current.n, mean_before, sd_before, previous.n, equal_var=False
-            ).pvalue
-        )
-    return Change(mean_now - mean_before, p_value, p_value < alpha)
+    mean, _low, _high, variance = mean_t_intervals(current.n, current.total, current.squares)
+    before_mean, _low, _high, before_variance = mean_t_intervals(previous.n, previous.total, previous.squares)
+    p_value = float(welch_p_values(mean, variance, current.n, before_mean, before_variance, previous.n)[0])
+    return Change(float(mean[0] - before_mean[0]), p_value, p_value < alpha)
 
 
 def two_proportion_change(k1: int, n1: int, k2: int, n2: int, alpha: float = 0.05) -> Change | None:
-    """The change of a proportion (k1/n1 now against k2/n2 before) and its two-proportion z-test.
-
-    z = (p1 - p2) / √(p̄(1-p̄)(1/n1 + 1/n2)) with the pooled p̄ = (k1 + k2)/(n1 + n2).
-    """
+    """The change of a proportion (k1/n1 now against k2/n2 before) and ``two_proportion_p_values``."""
     if n1 <= 0 or n2 <= 0:
         return None
-    p1, p2 = k1 / n1, k2 / n2
-    pooled = (k1 + k2) / (n1 + n2)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
-    if se == 0:
-        p_value = 1.0
-    else:
-        p_value = float(2 * stats.norm.sf(abs(p1 - p2) / se))
-    return Change(p1 - p2, p_value, p_value < alpha)
+    p_value = float(two_proportion_p_values(k1, n1, k2, n2)[0])
+    return Change(k1 / n1 - k2 / n2, p_value, p_value < alpha)
 
 
 # --- the metrics report -------------------------------------------------------------------
@@ -486,12 +552,8 @@ def _column(values) -> np.ndarray:
 
 
 def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[bool], min_n: int) -> list[dict]:
-    """``question_figures`` for many questions and groups at once.
-
-    The same formulas as ``mean_t_interval``, ``wilson_interval``, ``nps_adjusted_wald``,
-    ``welch_change`` and ``two_proportion_change``, on numpy arrays, so a report of thousands
-    of figures costs a few scipy calls instead of thousands (a test holds the two equal).
-    """
+    """``question_figures`` for many questions and groups at once: each statistic above computed
+    once over arrays, so a report of thousands of figures costs a few scipy calls instead of thousands."""
     if not current:
         return []
     n, total, squares = (_column([getattr(s, name) for s in current]) for name in ("n", "total", "squares"))
@@ -501,52 +563,23 @@ def batch_figures(current: list[Sums], previous: list[Sums], recommend: list[boo
         _column([getattr(s, name) for s in previous]) for name in ("n", "total", "squares")
     )
     before_top_two = _column([s.top_two for s in previous])
+    mean, low, high, variance = mean_t_intervals(n, total, squares)
+    p, wilson_low, wilson_high = wilson_intervals(top_two, n)
+    nps, nps_centre, moe = nps_adjusted_walds(top_two, detractors, n)
+    before_mean, _low, _high, before_variance = mean_t_intervals(before_n, before_total, before_squares)
+    welch_p = welch_p_values(mean, variance, n, before_mean, before_variance, before_n)
+    z_p = two_proportion_p_values(top_two, n, before_top_two, before_n)
     with np.errstate(divide="ignore", invalid="ignore"):
-        # mean ± t(0.975, n-1) · s/√n
-        mean = total / n
-        variance = np.maximum((squares - total * total / n) / (n - 1), 0.0)
-        half = stats.t.ppf(1 - (1 - CONFIDENCE) / 2, n - 1) * np.sqrt(variance / n)
-        # Wilson
-        p = top_two / n
-        z2 = Z_95 * Z_95
-        denominator = 1 + z2 / n
-        centre = (p + z2 / (2 * n)) / denominator
-        wilson_half = Z_95 / denominator * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-        # 1-10 NPS, adjusted Wald
-        adjusted = n + 3
-        promoter_share, detractor_share = (top_two + 0.75) / adjusted, (detractors + 0.75) / adjusted
-        nps_centre = 100 * (promoter_share - detractor_share)
-        moe = (
-            Z_95
-            * np.sqrt((promoter_share + detractor_share - (promoter_share - detractor_share) ** 2) / adjusted)
-            * 100
-        )
-        # Welch's t-test of the means
-        before_mean = before_total / before_n
-        before_variance = np.maximum((before_squares - before_total**2 / before_n) / (before_n - 1), 0.0)
-        a, b = variance / n, before_variance / before_n
-        welch_t = (mean - before_mean) / np.sqrt(a + b)
-        welch_df = (a + b) ** 2 / (a * a / (n - 1) + b * b / (before_n - 1))
-        welch_p = np.where(
-            a + b > 0, 2 * stats.t.sf(np.abs(welch_t), welch_df), np.where(mean == before_mean, 1.0, 0.0)
-        )
-        # two-proportion z-test of CSAT
         before_p = before_top_two / before_n
-        pooled = (top_two + before_top_two) / (n + before_n)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n + 1 / before_n))
-        z_p = np.where(se > 0, 2 * stats.norm.sf(np.abs(p - before_p) / se), 1.0)
 
     # Rounded and turned into plain lists once: indexing numpy arrays one scalar at a time is slow.
     def rounded(values, digits):
         return np.round(values, digits).tolist()
 
-    mean_value, mean_low, mean_high = rounded(mean, 4), rounded(mean - half, 4), rounded(mean + half, 4)
+    mean_value, mean_low, mean_high = rounded(mean, 4), rounded(low, 4), rounded(high, 4)
     csat_value = rounded(p, 4)
-    csat_low, csat_high = (
-        rounded(np.maximum(centre - wilson_half, 0.0), 4),
-        rounded(np.minimum(centre + wilson_half, 1.0), 4),
-    )
-    nps_value = rounded(100 * (top_two - detractors) / n, 2)
+    csat_low, csat_high = rounded(wilson_low, 4), rounded(wilson_high, 4)
+    nps_value = rounded(nps, 2)
     nps_mid, nps_moe = rounded(nps_centre, 2), rounded(moe, 2)
     nps_low, nps_high = rounded(nps_centre - moe, 2), rounded(nps_centre + moe, 2)
     mean_delta, mean_p = rounded(mean - before_mean, 4), rounded(welch_p, 6)

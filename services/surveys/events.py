@@ -1,6 +1,6 @@
 """Events of the surveys service.
 
-Publishes (from ``service.py``, in the transaction of the change):
+Publishes (from the use cases, ``responses.py`` and ``incoming.py``, in the transaction of the change):
 - ``survey.completed``: every complete response, with its provenance;
 - ``survey.low_score``: a complete response that meets the low-score rule (``LOW_SCORE_RECOMMEND_MAX``,
   ``LOW_SCORE_ANY_MAX``); the tickets service opens a service-recovery ticket from it;
@@ -24,7 +24,7 @@ from shared.mail import MailSettings
 from shared.replicas import customer_replica_handlers
 from shared.unit_of_work import UnitOfWork
 
-from . import mail, privacy, service
+from . import incoming, mail, privacy
 from .mail_api import public_base
 from .models import CustomerReplica, CustomerReplicaPhone
 
@@ -33,15 +33,15 @@ _replica = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
 
 def customer_merged(uow: UnitOfWork, envelope: Envelope) -> None:
     _replica["customer.merged"](uow, envelope)
-    service.move_responses_to_survivor(uow, envelope.data["merged_customer_id"], envelope.data["into_customer_id"])
+    incoming.move_responses_to_survivor(uow, envelope.data["merged_customer_id"], envelope.data["into_customer_id"])
 
 
 def purchase_recorded(uow: UnitOfWork, envelope: Envelope) -> None:
-    service.record_purchase(uow, envelope.data)
+    incoming.record_purchase(uow, envelope.data)
 
 
 def callentry_completed(uow: UnitOfWork, envelope: Envelope) -> None:
-    service.record_contact(uow, envelope.data)
+    incoming.record_contact(uow, envelope.data)
     invite_by_mail_after_call(uow, envelope.data)
 
 
@@ -61,7 +61,8 @@ def invite_by_mail_after_call(uow: UnitOfWork, data: dict) -> None:
 
 
 def ticket_resolved(uow: UnitOfWork, envelope: Envelope) -> None:
-    service.request_resurvey(uow, envelope.data, service.resurvey_delay())
+    settings = Settings.from_env("surveys")
+    incoming.request_resurvey(uow, envelope.data, incoming.resurvey_delay(settings))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -13,7 +13,6 @@ POST per RFC 8058) and ``Auto-Submitted: auto-generated``. The mail is in the cu
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,11 +23,14 @@ from sqlalchemy import delete, exists, select
 from shared import mail_outbox
 from shared.errors import Invalid
 from shared.mail import MailSettings, format_address, new_message_id
+from shared.models import new_id, utcnow
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 
-from . import domain, service
+from . import domain, links
+from .domain import Provenance
 from .models import CustomerReplica, SurveyMail, SurveyMailOptOut, SurveyResponse
+from .survey_templates import answerable_template
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates" / "mail"),
@@ -104,7 +106,7 @@ def invite(
     template_id: str,
     template_version: int | None = None,
     language: str | None = None,
-    provenance: service.Provenance | None = None,
+    provenance: Provenance | None = None,
     expires_in: timedelta = timedelta(days=14),
 ) -> SurveyMail:
     """Issue a link and queue its invitation; raises NotInvited when the customer must not get one.
@@ -119,10 +121,10 @@ def invite(
         raise NotInvited("The customer has not consented to mail from us (marketing_consent).")
     if uow.session.get(SurveyMailOptOut, customer_id) is not None:
         raise NotInvited("The customer unsubscribed from survey mail.")
-    template = service._answerable_template(uow, template_id, template_version)
+    template = answerable_template(uow, template_id, template_version)
     chosen = choose_language(getattr(customer, "language", None), language, template_languages(template))
-    provenance = provenance or service.Provenance()
-    link, token = service.new_link(
+    provenance = provenance or Provenance()
+    link, token = links.new_link(
         uow,
         secret,
         customer_id=customer_id,
@@ -143,7 +145,7 @@ def invite(
         "unsubscribe_url": unsubscribe,
     }
     row = SurveyMail(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         kind="invitation",
         status="queued",
         message_id=new_message_id(mail),
@@ -162,8 +164,8 @@ def invite(
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
         attempts=0,
-        next_attempt_at=service.now_utc(),
-        created_at=service.now_utc(),
+        next_attempt_at=utcnow(),
+        created_at=utcnow(),
     )
     uow.session.add(row)
     uow.session.flush()
@@ -181,7 +183,7 @@ def after_call(uow: UnitOfWork, mail: MailSettings, secret: str | None, public_b
     invited = uow.session.scalar(select(exists().where(SurveyMail.entry_id == entry_id)))
     if surveyed or invited:
         return None
-    provenance = service.Provenance.of({**data, "entry_id": entry_id})
+    provenance = Provenance.of({**data, "entry_id": entry_id})
     try:
         return invite(
             uow,

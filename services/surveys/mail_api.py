@@ -14,9 +14,11 @@ from marshmallow import Schema, fields, validate
 
 from shared.auth import public
 from shared.mail import MailSettings
+from shared.models import utcnow
 from shared.web import unit_of_work
 
-from . import domain, mail, service
+from . import domain, mail
+from .domain import Provenance
 
 survey_mail = Blueprint("survey_mail", __name__, url_prefix="/links", description="Survey invitations by mail")
 
@@ -69,7 +71,7 @@ class Invitations(MethodView):
         """Mail the customer a signed survey link; 409 when they have no address, no consent or opted out."""
         secret = _secret()
         config = MailSettings.from_settings(_settings())
-        provenance = service.Provenance.of(body)
+        provenance = Provenance.of(body)
         with unit_of_work() as uow:
             try:
                 row = mail.invite(
@@ -120,5 +122,5 @@ class Unsubscribe(MethodView):
         if customer_id is None:
             fail(404, "This is not an unsubscribe link of ours.")
         with unit_of_work() as uow:
-            mail.opt_out(uow, customer_id, service.now_utc())
+            mail.opt_out(uow, customer_id, utcnow())
         return Response(PAGE.format(text="You will get no more survey mails from us.", form=""), mimetype="text/html")

@@ -90,10 +90,9 @@ def apply_retention(session: Session, settings, now) -> dict:
 
 
 def retention_job(database, settings) -> None:
-    from datetime import UTC, datetime
-
+    from shared.models import utcnow
     from shared.unit_of_work import UnitOfWork
 
     with UnitOfWork(database, source=settings.service) as uow:
-        apply_retention(uow.session, settings, datetime.now(UTC))
+        apply_retention(uow.session, settings, utcnow())
         uow.commit()

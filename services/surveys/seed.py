@@ -4,8 +4,8 @@ follow-up contacts, and a month of survey responses with the rollups every metri
 The replicas, purchases and contacts come in through this service's own consumer handlers
 (``events.HANDLERS``) fed the demo world's events, as the broker would have delivered them.
 Responses are stored as rows dated in the past, and counted into the rollups and counts with
-the service's own functions (``domain.recompute_rollups``, ``service.add_rollups``,
-``service.add_counts``), so the metrics read them as they read live ones. Nothing goes to the
+the service's own functions (``domain.recompute_rollups``, ``rollups.add_rollups``,
+``rollups.add_counts``), so the metrics read them as they read live ones. Nothing goes to the
 outbox: the low scores' service-recovery tickets are part of the tickets service's seed.
 """
 
@@ -18,8 +18,11 @@ from services.seed.plan import SURVEY_TEMPLATE_ID
 from shared.db import Database
 from shared.unit_of_work import UnitOfWork
 
-from . import domain, events, service
+from . import domain, events
+from .domain import COMPLETE
 from .models import SurveyResponse
+from .responses import dimensions_of
+from .rollups import add_counts, add_rollups
 
 SOURCE = "surveys"
 
@@ -44,11 +47,11 @@ def write(database: Database, world) -> bool:
         rows = [_response_row(response) for response in world.responses]
         if rows:
             session.connection().execute(insert(SurveyResponse.__table__), rows)
-        complete = [{**row, **service._dimensions_of(row)} for row in rows if row["status"] == service.COMPLETE]
-        service.add_rollups(session, domain.recompute_rollups(complete))
+        complete = [{**row, **dimensions_of(row)} for row in rows if row["status"] == COMPLETE]
+        add_rollups(session, domain.recompute_rollups(complete))
         for row in rows:
-            measure = "completed" if row["status"] == service.COMPLETE else "partial"
-            service.add_counts(session, row["template_id"], row["day"], service._dimensions_of(row), measure)
+            measure = "completed" if row["status"] == COMPLETE else "partial"
+            add_counts(session, row["template_id"], row["day"], dimensions_of(row), measure)
         uow.commit()
     return True
 

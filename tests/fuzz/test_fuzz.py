@@ -119,14 +119,12 @@ def survey_links(stack: Stack, headers) -> list[str]:
     while client.get(f"/api/surveys/customers/{customer_id}/surveys", headers=headers).status_code == 404:
         assert time.monotonic() < deadline, "surveys never learned the customer"
         time.sleep(0.1)
-    templates = client.get("/api/surveys/templates", headers=headers).get_json()
-    items = templates["items"] if isinstance(templates, dict) else templates
-    template = items[0]
+    template = client.get("/api/surveys/templates", headers=headers).get_json()["items"][0]
     tokens = []
     for _ in range(3):
         link = client.post(
             "/api/surveys/links",
-            json={"customer_id": customer_id, "template_id": template["template_id"]},
+            json={"customer_id": customer_id, "template_id": template["id"]},
             headers=headers,
         )
         assert link.status_code == 201, link.text

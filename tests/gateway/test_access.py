@@ -406,7 +406,7 @@ def test_every_write_naming_an_agent_takes_the_signed_in_agent_unless_a_supervis
     outcome = {"agent_id": "agent-8", "outcome": "reached"}
     entry = str(uuid.uuid4())
     assert client.post(f"/api/callrouting/entries/{entry}/outcome", json=outcome, headers=seven).status_code == 403
-    assert client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json() == []
+    assert client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json()["items"] == []
 
     own = client.post("/api/surveys/responses", json=body, headers=seven)
     assert own.status_code == 201, own.get_json()
@@ -417,7 +417,7 @@ def test_every_write_naming_an_agent_takes_the_signed_in_agent_unless_a_supervis
             headers=stack.bearer(f"{role}-1", role),
         )
         assert named.status_code == 201, named.get_json()
-    stored = client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json()
+    stored = client.get(f"/api/surveys/responses?customer_id={customer}", headers=seven).get_json()["items"]
     assert sorted(response["agent_id"] for response in stored) == ["agent-7", "agent-8", "agent-8"]
 
 

@@ -87,7 +87,7 @@ def test_the_idempotency_key_is_passed_on_so_a_retry_gets_the_first_answer(stack
     first = client.post("/api/surveys/links", json=body, headers={**agent, "Idempotency-Key": "front-link-1"})
     again = client.post("/api/surveys/links", json=body, headers={**agent, "Idempotency-Key": "front-link-1"})
     assert first.status_code == again.status_code == 201, first.get_json()
-    assert again.get_json()["link_id"] == first.get_json()["link_id"]
+    assert again.get_json()["id"] == first.get_json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
 
 

@@ -156,7 +156,7 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     api, cid = stack.client, made["customer"]["id"]
     today = datetime.now(UTC).date().isoformat()
     # every event the records caused has been applied before the figures are taken
-    wait_for(lambda: ok(api.get(f"/api/surveys/customers/{cid}/surveys", headers=people["admin"]))["responses"])
+    wait_for(lambda: ok(api.get(f"/api/surveys/customers/{cid}/surveys", headers=people["admin"]))["recent"])
     ok(api.get(f"/api/customers/{cid}/view", headers=people["agent"]))
     before = reports_of(stack, people, today)
     assert before[0]["calls"]["totals"]["answered"] == 1 and before[0]["tickets"]["opened"]["total"] == 1

@@ -167,7 +167,7 @@ def customer(stack):
         "call_id": call_id,
         "attempt_entry": made["entry_id"],
         "pending_entry": pending["entry_id"],
-        "surveys": [first["response_id"], latest["response_id"]],
+        "surveys": [first["id"], latest["id"]],
     }
 
 
@@ -231,7 +231,7 @@ def test_the_view_holds_every_part_from_every_service(stack, customer):
 
     surveys = body["surveys"]
     assert surveys["total"] == surveys["completed"] == 2
-    assert [r["response_id"] for r in surveys["responses"]] == customer["surveys"][::-1]
+    assert [r["id"] for r in surveys["recent"]] == customer["surveys"][::-1] and surveys["recent_limit"] == 20
     assert surveys["trend"]["product"]["first"] == 7 and surveys["trend"]["product"]["latest"] == 9
     assert surveys["trend"]["product"]["change"] == 2
 

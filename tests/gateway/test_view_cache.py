@@ -107,7 +107,7 @@ def test_a_new_ticket_and_a_survey_answer_show_as_soon_as_their_events_arrive(ga
         timeout=2,
         what="the survey answer in the view",
     )
-    assert shown["surveys"]["responses"][0]["response_id"] == response["response_id"]
+    assert shown["surveys"]["recent"][0]["id"] == response["id"]
     assert shown["tickets"]["total"] == 1
 
 

@@ -217,7 +217,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
                     },
                 )
                 if response is not None and response.status_code == 201:
-                    acknowledge("survey_responses", response.json()["response_id"])
+                    acknowledge("survey_responses", response.json()["id"])
             time.sleep(0.05)
 
     hand_outs: dict[str, list[str]] = defaultdict(list)

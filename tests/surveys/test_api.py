@@ -50,7 +50,7 @@ def test_the_default_template_holds_the_five_questions_in_english_and_german(cli
 
 def test_a_new_version_keeps_the_old_one_answerable(client):
     new = {
-        "template_id": domain.DEFAULT_TEMPLATE_ID,
+        "id": domain.DEFAULT_TEMPLATE_ID,
         "name": "Follow-up survey, short",
         "questions": [
             {"key": "product", "texts": {"en": "Product?", "de": "Produkt?"}},
@@ -87,7 +87,7 @@ def test_a_complete_response_is_stored_counted_and_announced(client, database):
     assert response.status_code == 201, response.json
     assert response.json["status"] == "complete" and response.json["answers"] == ANSWERS
     (event,) = published(database, "survey.completed")
-    assert event.data["response_id"] == response.json["response_id"]
+    assert event.data["response_id"] == response.json["id"]
     assert event.data["answers"] == ANSWERS and event.data["agent_id"] == "agent-7"
     assert event.data["call_id"] == body["call_id"] and event.data["comment"] == "Friendly agent"
     assert published(database, "survey.low_score") == [] and response.json["low_questions"] == []
@@ -110,7 +110,7 @@ def test_a_low_score_is_announced_with_its_provenance(client, database):
     (event,) = published(database, "survey.low_score")
     assert event.data["low_questions"] == ["service", "recommend_store"]
     assert response.status_code == 201 and response.json["low_questions"] == ["service", "recommend_store"]
-    assert event.data["response_id"] == response.json["response_id"]
+    assert event.data["response_id"] == response.json["id"]
     assert (event.data["entry_id"], event.data["campaign_id"], event.data["purchase_id"]) == (
         entry_id,
         campaign_id,
@@ -187,7 +187,7 @@ def test_a_retried_post_with_the_same_idempotency_key_stores_one_response(client
     again = client.post("/responses", json=body, headers={"Idempotency-Key": "resp-1"})
     assert first.status_code == again.status_code == 201
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert again.json["response_id"] == first.json["response_id"]
+    assert again.json["id"] == first.json["id"]
     assert count(database, SurveyResponse.__table__) == 1 and len(published(database)) == 1
 
 
@@ -203,12 +203,12 @@ def test_a_partial_response_is_stored_and_counted_apart_not_in_the_means(client,
 
 
 def test_a_product_comes_from_the_purchase_replica(client, database):
-    from services.surveys import service
+    from services.surveys import incoming
     from shared.unit_of_work import UnitOfWork
 
     purchase_id = str(uuid.uuid4())
     with UnitOfWork(database, source="surveys") as uow:
-        service.record_purchase(
+        incoming.record_purchase(
             uow,
             {
                 "purchase_id": purchase_id,
@@ -231,9 +231,10 @@ def test_a_customer_history_lists_responses_and_the_trend_per_question(client):
     second = client.post("/responses", json=response_body(customer_id=customer_id, answers={**ANSWERS, "service": 9}))
     client.post("/responses", json=response_body())  # somebody else
     listed = client.get(f"/responses?customer_id={customer_id}").json
-    assert {r["response_id"] for r in listed} == {first.json["response_id"], second.json["response_id"]}
+    assert {r["id"] for r in listed["items"]} == {first.json["id"], second.json["id"]}
+    assert (listed["total"], listed["limit"], listed["offset"]) == (2, 50, 0)
     history = client.get(f"/customers/{customer_id}/surveys").json
-    assert len(history["responses"]) == 2
+    assert len(history["recent"]) == 2 and history["response_count"] == 2 and history["recent_limit"] == 200
     service_trend = history["trend"]["service"]
     assert [point["score"] for point in service_trend["points"]] == [3, 9]
     assert (service_trend["first"], service_trend["latest"], service_trend["change"]) == (3, 9, 6)
@@ -295,12 +296,13 @@ def test_metrics_grouped_by_agent_and_channel(client):
 
 def test_the_period_over_period_change_is_tested(client, database):
     # Last month's rollups hold a mean of 5 (n = 40); this month answers 9 (n = 40).
-    from services.surveys import service
+    from services.surveys import responses
+    from services.surveys.domain import Provenance
     from shared.unit_of_work import UnitOfWork
 
     with UnitOfWork(database, source="surveys") as uow:
         for n in range(40):
-            service.submit_response(
+            responses.submit_response(
                 uow,
                 domain.LowScoreRule(),
                 template_id=domain.DEFAULT_TEMPLATE_ID,
@@ -311,12 +313,12 @@ def test_the_period_over_period_change_is_tested(client, database):
                 comment=None,
                 language="en",
                 partial=False,
-                provenance=service.Provenance(),
+                provenance=Provenance(),
                 now=datetime(2026, 10, 10, tzinfo=UTC),
             )
     with UnitOfWork(database, source="surveys") as uow:
         for n in range(40):
-            service.submit_response(
+            responses.submit_response(
                 uow,
                 domain.LowScoreRule(),
                 template_id=domain.DEFAULT_TEMPLATE_ID,
@@ -327,7 +329,7 @@ def test_the_period_over_period_change_is_tested(client, database):
                 comment=None,
                 language="en",
                 partial=False,
-                provenance=service.Provenance(),
+                provenance=Provenance(),
                 now=datetime(2026, 11, 10, tzinfo=UTC),
             )
     report = client.get("/survey-metrics?from=2026-11-01&to=2026-11-30").json

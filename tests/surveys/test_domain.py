@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -222,3 +223,13 @@ def test_the_batched_report_figures_equal_the_one_at_a_time_formulas(now, before
     assert figure["change"]["mean"]["p_value"] == pytest.approx(welch.p_value, abs=1e-5)
     proportion = domain.two_proportion_change(current.top_two, current.n, previous.top_two, previous.n)
     assert figure["change"]["csat"]["p_value"] == pytest.approx(proportion.p_value, abs=1e-5)
+
+
+def test_the_arrays_give_scipys_own_figures_for_each_group():
+    groups = [[9, 8, 10, 7, 9, 9, 6], [5, 7, 6, 8, 4, 6], [3, 10, 10, 1]]
+    sums = [sums_of(group) for group in groups]
+    n, total, squares = ([getattr(s, name) for s in sums] for name in ("n", "total", "squares"))
+    mean, low, high, _variance = domain.mean_t_intervals(n, total, squares)
+    for i, group in enumerate(groups):
+        expected = stats.t.interval(0.95, len(group) - 1, loc=np.mean(group), scale=stats.sem(group))
+        assert (low[i], high[i]) == pytest.approx(expected) and mean[i] == pytest.approx(np.mean(group))

@@ -80,7 +80,7 @@ def test_a_merge_moves_the_duplicate_s_responses_to_the_survivor(client, databas
     with database.engine.connect() as connection:
         owners = connection.execute(select(SurveyResponse.customer_id)).scalars().all()
     assert owners == [survivor]
-    assert len(client.get(f"/customers/{duplicate}/surveys").json["responses"]) == 1  # the old id redirects
+    assert len(client.get(f"/customers/{duplicate}/surveys").json["recent"]) == 1  # the old id redirects
     later = client.post("/responses", json=response_body(customer_id=duplicate))
     assert later.json["customer_id"] == survivor
 

@@ -168,7 +168,7 @@ def test_an_optional_question_is_skipped_after_the_last_reprompt(client, databas
             ],
         },
     ).json
-    call = Call(client, template_id=template["template_id"])
+    call = Call(client, template_id=template["id"])
     call.start()
     for digits in ("0", "99", None):  # three invalid answers to the optional question
         call.press(digits)
@@ -177,4 +177,4 @@ def test_an_optional_question_is_skipped_after_the_last_reprompt(client, databas
     response = stored(database, call)
     assert response["status"] == "complete" and response["answers"] == {"recommend_store": 10}
     (event,) = published(database, "survey.completed")
-    assert event.data["template_id"] == template["template_id"]
+    assert event.data["template_id"] == template["id"]

@@ -47,7 +47,7 @@ def test_an_expired_link_is_refused_with_410(client, database):
     with database.engine.begin() as connection:
         connection.execute(
             update(SurveyLink)
-            .where(SurveyLink.link_id == link["link_id"])
+            .where(SurveyLink.link_id == link["id"])
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     assert client.get(f"/links/{link['token']}").status_code == 410
@@ -88,6 +88,6 @@ def test_a_retried_link_issue_with_the_same_idempotency_key_issues_one_link(clie
     first = client.post("/links", json=body, headers={"Idempotency-Key": "link-1"})
     again = client.post("/links", json=body, headers={"Idempotency-Key": "link-1"})
     assert first.status_code == again.status_code == 201
-    assert again.json["link_id"] == first.json["link_id"] and again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json["id"] == first.json["id"] and again.headers.get("Idempotent-Replayed") == "true"
     with database.engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(SurveyLink)).scalar_one() == 1

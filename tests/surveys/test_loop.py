@@ -8,8 +8,9 @@ from dataclasses import replace
 import pika
 import pytest
 
-from services.surveys import domain, service
+from services.surveys import domain, responses
 from services.surveys.app import create_app
+from services.surveys.domain import Provenance
 from shared import topology
 from shared.broker import declare_topology
 from shared.events import Envelope
@@ -53,7 +54,7 @@ def test_a_low_score_reaches_the_tickets_queue_with_its_provenance(settings_fact
     wait_for(lambda: seen.extend(drain(amqp_url, topology.work_queue("tickets"))) or seen, what="low score in tickets")
     (low,) = seen
     assert low.type == "survey.low_score" and low.source == "surveys"
-    assert low.data["response_id"] == response.json["response_id"]
+    assert low.data["response_id"] == response.json["id"]
     assert low.data["low_questions"] == ["recommend_product"]
     assert (low.data["entry_id"], low.data["call_id"], low.data["agent_id"]) == (
         body["entry_id"],
@@ -68,7 +69,7 @@ def test_a_duplicated_ticket_resolved_requests_exactly_one_resurvey(settings_fac
     settings, database = settings_factory("surveys")
     declare_topology(settings)
     with UnitOfWork(database, source="surveys") as uow:
-        response = service.submit_response(
+        response = responses.submit_response(
             uow,
             domain.LowScoreRule(),
             template_id=domain.DEFAULT_TEMPLATE_ID,
@@ -79,7 +80,7 @@ def test_a_duplicated_ticket_resolved_requests_exactly_one_resurvey(settings_fac
             comment=None,
             language="en",
             partial=False,
-            provenance=service.Provenance(agent_id="agent-1", purchase_id=str(uuid.uuid4())),
+            provenance=Provenance(agent_id="agent-1", purchase_id=str(uuid.uuid4())),
         )
     ticket_id = str(uuid.uuid4())
 

@@ -170,7 +170,7 @@ def test_erasing_a_customers_survey_mail_removes_the_mails_and_the_opt_out(mail_
     from shared.unit_of_work import UnitOfWork
 
     with UnitOfWork(database, source="surveys") as uow:
-        mail.opt_out(uow, customer_id, mail.service.now_utc())
+        mail.opt_out(uow, customer_id, mail.utcnow())
     with UnitOfWork(database, source="surveys") as uow:
         assert mail.erase_customer_mail(uow, customer_id) == 1
         uow.commit()

@@ -9,7 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from services.surveys import domain, service
+from services.surveys import domain, incoming, responses, views
+from services.surveys.domain import Provenance
 from services.surveys.models import SurveyCount, SurveyResponse, SurveyRollup
 from shared.unit_of_work import UnitOfWork
 
@@ -35,7 +36,7 @@ a_response = st.fixed_dictionaries(
 def submit(database, spec) -> None:
     answers = {key: spec["answers"][key] for key in spec["partial_keys"]} if spec["partial"] else spec["answers"]
     with UnitOfWork(database, source="surveys") as uow:
-        service.submit_response(
+        responses.submit_response(
             uow,
             domain.LowScoreRule(),
             template_id=domain.DEFAULT_TEMPLATE_ID,
@@ -46,16 +47,14 @@ def submit(database, spec) -> None:
             comment=None,
             language="en",
             partial=spec["partial"],
-            provenance=service.Provenance(
-                agent_id=spec["agent"], campaign_id=spec["campaign"], purchase_id=spec["purchase"]
-            ),
+            provenance=Provenance(agent_id=spec["agent"], campaign_id=spec["campaign"], purchase_id=spec["purchase"]),
             now=START + timedelta(days=spec["day"]),
         )
 
 
 def record_purchase(database, purchase_id) -> None:
     with UnitOfWork(database, source="surveys") as uow:
-        service.record_purchase(
+        incoming.record_purchase(
             uow,
             {
                 "purchase_id": purchase_id,
@@ -143,9 +142,9 @@ def test_rollups_equal_a_recomputation_after_random_inserts(database_factory):
         assert stored_counts(database) == counts
         # A query over any range (whole weeks from week rows, the rest from day rows) sums its days.
         start = (START + timedelta(days=first)).date()
-        query = service.MetricsQuery(start, start + timedelta(days=length), group_by, None, 1)
+        query = views.MetricsQuery(start, start + timedelta(days=length), group_by, None, 1)
         with UnitOfWork(database, source="surveys", read_only=True) as uow:
-            read = service.read_rollups(uow, query)
+            read = views.read_rollups(uow, query)
         assert as_tuples(read) == as_tuples(summed_days(rollups, query))
 
     property_holds()
@@ -176,12 +175,12 @@ def as_tuples(read: dict) -> dict:
 
 def test_a_range_is_covered_by_whole_weeks_and_the_days_around_them():
     monday, sunday = date(2026, 11, 2), date(2026, 11, 29)
-    assert service.rollup_spans(monday, sunday, by_day=False) == [("week", monday, date(2026, 11, 23))]
+    assert views.rollup_spans(monday, sunday, by_day=False) == [("week", monday, date(2026, 11, 23))]
     wednesday, friday = date(2026, 11, 4), date(2026, 11, 27)
-    assert service.rollup_spans(wednesday, friday, by_day=False) == [
+    assert views.rollup_spans(wednesday, friday, by_day=False) == [
         ("week", date(2026, 11, 9), date(2026, 11, 16)),
         ("day", wednesday, date(2026, 11, 8)),
         ("day", date(2026, 11, 23), friday),
     ]
-    assert service.rollup_spans(wednesday, date(2026, 11, 10), by_day=False) == [("day", wednesday, date(2026, 11, 10))]
-    assert service.rollup_spans(monday, sunday, by_day=True) == [("day", monday, sunday)]
+    assert views.rollup_spans(wednesday, date(2026, 11, 10), by_day=False) == [("day", wednesday, date(2026, 11, 10))]
+    assert views.rollup_spans(monday, sunday, by_day=True) == [("day", monday, sunday)]

@@ -121,9 +121,9 @@ def timeline_of(view: dict) -> list[dict]:
         entries.append(
             {"kind": "ticket", "at": ticket.get("created_at"), "anchor": f"ticket-{ticket['id']}", "item": ticket}
         )
-    for response in (view.get("surveys") or {}).get("responses", []):
+    for response in (view.get("surveys") or {}).get("recent", []):
         at = response.get("completed_at") or response.get("started_at")
-        anchor = f"survey-{response['response_id']}"
+        anchor = f"survey-{response['id']}"
         entries.append({"kind": "survey", "at": at, "anchor": anchor, "item": response})
     return sorted(entries, key=lambda entry: _moment(entry["at"]), reverse=True)
 

@@ -268,7 +268,7 @@ def desk_survey():
             answers[question["key"]] = _answer_value(given)
     body = {
         "customer_id": entry["customer_id"],
-        "template_id": template["template_id"],
+        "template_id": template["id"],
         "template_version": template["version"],
         "channel": "agent",
         "agent_id": _me(),

@@ -104,17 +104,22 @@ def _survey_answers(customer_ids: set[str]) -> dict[str, dict]:
     def reader(customer_id: str):
         def read(user, request_id):
             answer = front.call(
-                "surveys", "GET", "/responses", params={"customer_id": customer_id}, user=user, request_id=request_id
+                "surveys",
+                "GET",
+                "/responses",
+                params={"customer_id": customer_id, "limit": 500},
+                user=user,
+                request_id=request_id,
             )
-            return answer.json() if answer.status_code == 200 else []
+            return answer.json()["items"] if answer.status_code == 200 else []
 
         return read
 
     found, _missing = front.fan_out({each: reader(each) for each in customer_ids}, SURVEYS_DEADLINE_SECONDS)
     responses = {}
     for listing in found.values():
-        for response in listing if isinstance(listing, list) else listing.get("items", []):
-            responses[response["response_id"]] = response
+        for response in listing:
+            responses[response["id"]] = response
     return responses
 
 

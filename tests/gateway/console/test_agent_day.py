@@ -231,5 +231,5 @@ def test_the_survey_is_read_in_the_customers_language_and_stored_with_it(console
         page.keyboard.press(key)
     page.keyboard.press("Control+Enter")
     expect(page.get_by_role("heading", name="Answers saved")).to_be_visible()
-    [response] = api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))
+    [response] = api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))["items"]
     assert response["language"] == "zh-Hant"

@@ -101,7 +101,7 @@ def test_an_agent_sets_available_takes_a_follow_up_and_enters_the_five_scores_fr
     expect(page.get_by_role("button", name="Next follow-up call")).to_be_visible()
     [response] = api(
         console.stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(console.stack)
-    )
+    )["items"]
     assert response["answers"] == {
         "product": 8,
         "service": 9,
@@ -136,11 +136,11 @@ def test_a_low_score_shows_its_service_recovery_ticket_at_once_and_the_ticket_ex
     ticket = api(console.stack, "GET", f"/api/tickets/tickets/{ticket_id}", supervisor(console.stack))
     [response] = api(
         console.stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(console.stack)
-    )
+    )["items"]
     assert (ticket["category"], ticket["customer_id"], ticket["survey_response_id"]) == (
         "service_recovery",
         customer_id,
-        response["response_id"],
+        response["id"],
     )
     assert response["entry_id"] == entry["entry_id"] and response["answers"]["product"] == 3
     console.screenshot(page, "survey-low-score-tablet")

@@ -185,7 +185,7 @@ def test_a_bad_outcome_or_state_is_a_422_naming_it_and_a_bad_score_is_refused_by
     text = alert_of(survey)
     for question in ("product", "purchase", "recommend_store"):  # out of range, not a number, missing
         assert f"answers.{question}" in text
-    assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack)) == []
+    assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))["items"] == []
 
 
 # --- one agent, not another ---------------------------------------------------------------------------
@@ -216,7 +216,7 @@ def test_an_agent_cannot_record_an_outcome_or_survey_on_another_agents_entry(sta
         "/desk/surveys", data={"entry_id": entry["entry_id"], **answers}, headers={**bob, **HTMX}
     )
     assert survey.status_code == 403 and "did not reach the customer" in alert_of(survey)
-    assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack)) == []
+    assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))["items"] == []
 
 
 def test_an_agent_cannot_open_or_finish_another_agents_wrap_up_and_no_ticket_is_opened(stack):

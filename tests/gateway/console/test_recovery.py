@@ -32,7 +32,7 @@ def test_a_low_score_opens_a_case_the_queue_shows_with_its_sla_and_the_superviso
         json={"customer_id": customer_id, "channel": "agent", "agent_id": "rec-agent", "answers": LOW_ANSWERS},
     )
     assert response.status_code == 201, response.text
-    response_id = response.json()["response_id"]
+    response_id = response.json()["id"]
     case = wait_for(
         lambda: next(
             iter(api.get("/api/tickets/tickets", params={"category": "service_recovery"}).json()["items"]), None

@@ -171,7 +171,7 @@ def test_a_customer_found_by_a_number_written_another_way_shows_call_ticket_and_
     entries = page.locator(".customer-timeline > li")
     expect(entries).to_have_count(3)
     assert [entry.get_attribute("id") for entry in entries.all()] == [
-        f"survey-{survey['response_id']}",
+        f"survey-{survey['id']}",
         f"ticket-{ticket['id']}",
         f"call-{call_id}",
     ]
