@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,20 +24,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared import backbone, webhooks
 from shared.db import Migrations
+from shared.models import new_id, utcnow
 from shared.privacy import ErasureColumns
 from shared.sqltypes import UtcDateTime
 
 
 class Base(DeclarativeBase):
     pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Customer(Base):
