@@ -22,7 +22,7 @@ from pathlib import Path
 import pika
 
 from bench.procs import BenchError, Processes, say, wait_for_log_message
-from services.tickets import service as tickets_service
+from services.tickets import customers as tickets_customers
 from services.tickets.models import Customer
 from shared import topology
 from shared.config import database_url_for
@@ -196,7 +196,7 @@ def write_paced(database, rate: float, seconds: float) -> tuple[int, float]:
         elif time.monotonic() - started > 2 * seconds:
             break  # far behind schedule: stop rather than run on
         with UnitOfWork(database, source="tickets") as uow:
-            tickets_service.create_customer(uow, name=f"Paced customer {i}", phone=None, email=None)
+            tickets_customers.create_customer(uow, name=f"Paced customer {i}", phone=None, email=None)
         sent += 1
     return sent, sent / (time.monotonic() - started)
 

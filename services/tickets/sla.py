@@ -34,7 +34,7 @@ def sla_policies(uow: UnitOfWork) -> dict[str, domain.SlaPolicy]:
 
 
 def policy_list(uow: UnitOfWork, limit: int, offset: int) -> tuple[list[dict], int]:
-    """A page of the policies, urgent first, and how many there are (one per priority at most)."""
+    """A page of the policies, low to urgent, and how many there are (one per priority at most)."""
     policies = sorted(
         (vars(policy) for policy in sla_policies(uow).values()),
         key=lambda policy: TICKET_PRIORITIES.index(policy["priority"]),

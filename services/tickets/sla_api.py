@@ -64,7 +64,7 @@ class SlaPolicies(MethodView):
     @sla.arguments(SlaPolicyQuery(), location="query")
     @sla.response(200, SlaPolicyPage)
     def get(self, args):
-        """The SLA policy of every priority (minutes to first response and to resolution), urgent first."""
+        """The SLA policy of every priority (minutes to first response and to resolution), low to urgent."""
         with unit_of_work(read_only=True) as uow:
             items, total = sla_cases.policy_list(uow, args["limit"], args["offset"])
         return page(items, total, args)
