@@ -341,9 +341,13 @@ class OverviewPurchaseOut(Schema):
     order_ref = fields.String()
 
 
+_BOUND = {"description": "the most items each list of this part holds (the overview's ?limit=)"}
+
+
 class OverviewPurchases(Schema):
     items = fields.List(fields.Nested(OverviewPurchaseOut))
     total = fields.Integer()
+    limit = fields.Integer(metadata=_BOUND)
 
 
 class OverviewTickets(Schema):
@@ -351,11 +355,13 @@ class OverviewTickets(Schema):
     open_total = fields.Integer()
     recent = fields.List(fields.Nested(OverviewTicketOut), metadata={"description": "any status; newest first"})
     total = fields.Integer()
+    limit = fields.Integer(metadata=_BOUND)
 
 
 class OverviewRecovery(Schema):
     open = fields.List(fields.Nested(OverviewTicketOut))
     total = fields.Integer()
+    limit = fields.Integer(metadata=_BOUND)
 
 
 class OverviewCustomerOut(CustomerOut):

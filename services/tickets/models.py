@@ -132,7 +132,7 @@ class Ticket(Base):
 
     __table_args__ = (
         # Lists filter on the leading columns and page by (created_at, id): the id makes each
-        # index cover the page query (see service.list_tickets), so only a page's rows are read.
+        # index cover the page query (see ticket_cases.list_tickets), so only a page's rows are read.
         Index("ix_tickets_created_at", "created_at", "id"),
         Index("ix_tickets_status_created_at", "status", "created_at", "id"),
         Index("ix_tickets_assignee_status_created_at", "assignee_id", "status", "created_at", "id"),
@@ -171,7 +171,7 @@ class TicketChange(Base):
 class Counter(Base):
     """Sequences that work the same on SQLite and PostgreSQL (ticket numbers), and ``sla_config``:
     a random token replaced whenever an SLA policy or the calendar changes, so that every process
-    knows when its cached copy is out of date (see service._sla_config)."""
+    knows when its cached copy is out of date (see sla.current_sla_config)."""
 
     __tablename__ = "counters"
 

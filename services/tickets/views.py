@@ -335,8 +335,8 @@ def customer_overview(uow: UnitOfWork, customer_id: str, limit: int = OVERVIEW_L
         "customer": customer,
         "mails": mail.customer_mails_json(uow, customer["id"], limit),
         "merged_from": customer_id if customer["id"] != customer_id else None,
-        "purchases": {"items": purchases, "total": purchases_total},
-        "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total},
-        "service_recovery": {"open": recovery, "total": recovery_total},
+        "purchases": {"items": purchases, "total": purchases_total, "limit": limit},
+        "tickets": {"open": open_tickets, "open_total": open_total, "recent": recent, "total": total, "limit": limit},
+        "service_recovery": {"open": recovery, "total": recovery_total, "limit": limit},
         "as_of": domain.rfc3339(now),
     }
