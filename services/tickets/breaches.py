@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,8 +14,6 @@ from .models import (
     Ticket,
 )
 from .ticket_cases import record_change, schedule_sla_check
-
-log = logging.getLogger(__name__)
 
 
 def flag_sla_breaches(uow: UnitOfWork, now: datetime | None = None, limit: int = 500) -> tuple[int, int]:

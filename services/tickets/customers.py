@@ -5,7 +5,6 @@ An unknown customer raises ``shared.errors.NotFound``; a merged one read by id r
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,8 +25,6 @@ from .models import (
     Purchase,
     Ticket,
 )
-
-log = logging.getLogger(__name__)
 
 
 class Redirect(Exception):

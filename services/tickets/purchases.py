@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,8 +18,6 @@ from .models import (
     Customer,
     Purchase,
 )
-
-log = logging.getLogger(__name__)
 
 
 def purchase_view(purchase: Purchase) -> dict:

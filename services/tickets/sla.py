@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 import weakref
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from .models import (
     Counter,
     SlaPolicyRow,
 )
-
-log = logging.getLogger(__name__)
 
 
 def sla_policies(uow: UnitOfWork) -> dict[str, domain.SlaPolicy]:

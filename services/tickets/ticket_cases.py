@@ -8,7 +8,6 @@ a change the current state forbids ``Conflict``, input only the database can jud
 from __future__ import annotations
 
 import json
-import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
@@ -28,9 +27,6 @@ from .models import (
     TicketComment,
 )
 from .sla import SlaConfig, cached_sla_config, current_sla_config, sla_clock
-
-log = logging.getLogger(__name__)
-
 
 TICKET_FIELDS = (
     "subject",

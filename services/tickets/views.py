@@ -4,7 +4,6 @@ customer hygiene report. They only read: nothing here writes or publishes.
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, case, exists, func, or_, select
@@ -21,8 +20,6 @@ from .models import (
     Ticket,
 )
 from .sla import business_calendar, sla_policies
-
-log = logging.getLogger(__name__)
 
 
 def hygiene_report(uow: UnitOfWork, inactive_months: int, limit: int, now: datetime | None = None) -> dict:
