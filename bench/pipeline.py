@@ -172,7 +172,7 @@ def wait_until_published(results: Results, limit_s: float = 10.0) -> int:
 
 
 def write_in_transactions(database, count: int, size: int) -> None:
-    """``service.create_customer`` minus its per-call commit: ``size`` customers per commit."""
+    """``customers.create_customer`` minus its per-call commit: ``size`` customers per commit."""
     for start in range(0, count, size):
         with UnitOfWork(database, source="tickets") as uow:
             for i in range(start, min(start + size, count)):
@@ -185,7 +185,7 @@ def write_in_transactions(database, count: int, size: int) -> None:
 
 
 def write_paced(database, rate: float, seconds: float) -> tuple[int, float]:
-    """One ``service.create_customer`` (one transaction) every 1/rate s; (events, achieved rate)."""
+    """One ``customers.create_customer`` (one transaction) every 1/rate s; (events, achieved rate)."""
     planned = int(rate * seconds)
     started = time.monotonic()
     sent = 0
