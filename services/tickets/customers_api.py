@@ -172,7 +172,7 @@ class Customers(MethodView):
     @customers.arguments(CustomerQuery(), location="query")
     @customers.response(200, CustomerPage)
     def get(self, args):
-        """Find customers by number (any format), by e-mail, or by part of the name or e-mail; by name."""
+        """Find customers by number (any format), by e-mail, or by part of the name or e-mail (by name)."""
         with unit_of_work(read_only=True) as uow:
             items, total = customer_cases.find_customers(
                 uow,
