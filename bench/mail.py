@@ -29,13 +29,14 @@ from sqlalchemy import func, select
 
 from bench.procs import VENV_BIN, BenchError, Processes, free_port, say
 from bench.report import Row
-from services.tickets import mail, service
+from services.tickets import customers, mail, ticket_cases
 from services.tickets.models import MIGRATIONS, Mail, Ticket
 from services.tickets.worker import fetch_mailbox, send_queued_mail
 from shared.config import Settings
 from shared.db import Database, migrate
 from shared.mail import MailSettings
 from shared.mail_outbox import message_of
+from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
 
 OUTBOUND = 2_000
@@ -123,15 +124,15 @@ def measure_outbound(var_dir: Path, port: int) -> dict:
     say(f"mail: queueing {OUTBOUND} replies")
     with UnitOfWork(database, source="tickets") as uow:
         for n in range(OUTBOUND):
-            customer = service.new_customer(uow, name=f"Customer {n}", email=f"customer{n}@example.org")
-            ticket = service._open_ticket(
+            customer = customers.new_customer(uow, name=f"Customer {n}", email=f"customer{n}@example.org")
+            ticket = ticket_cases.open_ticket(
                 uow,
                 {"subject": f"Order {n}", "category": "question", "customer_id": customer.id},
                 None,
-                service.utcnow(),
+                utcnow(),
             )
             row = uow.session.get(Ticket, ticket["id"])
-            comment = service.append_comment(uow, row, "Your replacement is on its way.", True, "agent-1", False)
+            comment = ticket_cases.append_comment(uow, row, "Your replacement is on its way.", True, "agent-1", False)
             mail.queue_reply(uow, row, comment, MailSettings.from_settings(settings))
         uow.commit()
 

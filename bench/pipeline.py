@@ -22,7 +22,7 @@ from pathlib import Path
 import pika
 
 from bench.procs import BenchError, Processes, say, wait_for_log_message
-from services.tickets import service as tickets_service
+from services.tickets import customers as tickets_customers
 from services.tickets.models import Customer
 from shared import topology
 from shared.config import database_url_for
@@ -172,7 +172,7 @@ def wait_until_published(results: Results, limit_s: float = 10.0) -> int:
 
 
 def write_in_transactions(database, count: int, size: int) -> None:
-    """``service.create_customer`` minus its per-call commit: ``size`` customers per commit."""
+    """``customers.create_customer`` minus its per-call commit: ``size`` customers per commit."""
     for start in range(0, count, size):
         with UnitOfWork(database, source="tickets") as uow:
             for i in range(start, min(start + size, count)):
@@ -185,7 +185,7 @@ def write_in_transactions(database, count: int, size: int) -> None:
 
 
 def write_paced(database, rate: float, seconds: float) -> tuple[int, float]:
-    """One ``service.create_customer`` (one transaction) every 1/rate s; (events, achieved rate)."""
+    """One ``customers.create_customer`` (one transaction) every 1/rate s; (events, achieved rate)."""
     planned = int(rate * seconds)
     started = time.monotonic()
     sent = 0
@@ -196,7 +196,7 @@ def write_paced(database, rate: float, seconds: float) -> tuple[int, float]:
         elif time.monotonic() - started > 2 * seconds:
             break  # far behind schedule: stop rather than run on
         with UnitOfWork(database, source="tickets") as uow:
-            tickets_service.create_customer(uow, name=f"Paced customer {i}", phone=None, email=None)
+            tickets_customers.create_customer(uow, name=f"Paced customer {i}", phone=None, email=None)
         sent += 1
     return sent, sent / (time.monotonic() - started)
 

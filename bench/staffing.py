@@ -151,8 +151,8 @@ def _wait(databases, table, key, value, started, limit_s=30.0) -> float:
 
 
 def run_erasure(processes, env: dict[str, str], var_dir: Path) -> dict:
+    from services.tickets import customers as tickets_customers
     from services.tickets import privacy
-    from services.tickets import service as tickets_service
     from shared.config import database_url_for
     from shared.privacy import hash_secret
     from shared.unit_of_work import UnitOfWork
@@ -166,7 +166,7 @@ def run_erasure(processes, env: dict[str, str], var_dir: Path) -> dict:
         rng = random.Random(5)
         for n in range(CUSTOMERS):
             with UnitOfWork(tickets, source="tickets") as uow:
-                customer = tickets_service.create_customer(uow, name=f"Erasable {n}", phone=f"+1206{5550000 + n}")
+                customer = tickets_customers.create_customer(uow, name=f"Erasable {n}", phone=f"+1206{5550000 + n}")
                 ids.append(str(customer.id))
             if n < ERASURES:  # the plain event's latency, measured like the erasure's
                 plain.append(_wait(consumers, "customer_replicas", "customer_id", ids[-1], time.perf_counter()))

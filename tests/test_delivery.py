@@ -8,7 +8,7 @@ import pika
 import pytest
 from sqlalchemy import select
 
-from services.tickets import service as tickets
+from services.tickets import customers as tickets
 from shared import topology
 from shared.backbone import outbox
 from shared.broker import declare_topology

@@ -190,5 +190,5 @@ def test_date_times_carry_their_zone_where_the_spec_says_date_time(database_fact
 
 def test_a_huge_page_number_is_a_4xx(tickets):
     for path in ("/tickets", "/customers"):
-        response = tickets.get(f"{path}?page=99999999999999999999")
+        response = tickets.get(f"{path}?offset=99999999999999999999")
         assert response.status_code == 422, response.text

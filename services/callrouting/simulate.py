@@ -153,7 +153,7 @@ class Simulator:
         """Numbers of customers on file (the tickets API through the gateway); none if it cannot say."""
         response = self.http.get(
             f"{self.base}/api/tickets/customers",
-            params={"per_page": 100},
+            params={"limit": 100},
             headers=self.api_headers,
             timeout=10,
         )

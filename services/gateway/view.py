@@ -371,9 +371,9 @@ class CustomerViewOut(Schema):
     )
     profile = fields.Dict(allow_none=True, metadata={"description": "tickets' customer, or the gateway's replica"})
     segment = fields.String(allow_none=True)
-    purchases = fields.Dict(allow_none=True, metadata={"description": "tickets: {items, total}, newest first"})
+    purchases = fields.Dict(allow_none=True, metadata={"description": "tickets: {items, total, limit}, newest first"})
     tickets = fields.Dict(
-        allow_none=True, metadata={"description": "tickets: {open, open_total, recent, total}, each with its SLA state"}
+        allow_none=True, metadata={"description": "tickets: {open, open_total, recent, total, limit}, with SLA states"}
     )
     service_recovery = fields.Dict(allow_none=True, metadata={"description": "tickets: open service_recovery cases"})
     calls = fields.Dict(allow_none=True, metadata={"description": "call routing: {inbound, outbound}, newest first"})

@@ -16,6 +16,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.event_catalog import TICKET_STATUSES
+from shared.events import isoformat_utc
 from shared.phones import NotAPhoneNumber, to_e164
 
 # --- ticket states -------------------------------------------------------------------------
@@ -292,3 +293,73 @@ def search_form(text: str) -> str:
     """Text as a search compares it: case folded and accents taken off ('Inès Müller' -> 'ines muller')."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(char for char in decomposed if not unicodedata.combining(char)).strip()
+
+
+# --- ids, text search, months, SLA state ----------------------------------------------------
+
+
+def looks_like_id(value: str) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 36
+
+
+def escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def iso(value):
+    """A value as events and the history store it (a moment as ``isoformat()``)."""
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def rfc3339(value):
+    """A value as the API answers it: a moment as RFC 3339 UTC with ``Z`` (``shared.schemas.Timestamp``)."""
+    return isoformat_utc(value) if isinstance(value, datetime) else value
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    month += 1
+    day = min(moment.day, [31, 29 if _leap(year) else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def sla_state(row, now: datetime) -> dict:
+    """Where a ticket stands against its SLA now: due times, and breached or not.
+
+    A due time that has passed unmet counts as breached at once, before the breach job (every
+    ``SLA_CHECK_SECONDS``) has flagged it. ``state``: ``breached``, ``met`` (resolved in time),
+    ``paused`` (pending: the resolution clock stops), ``running``, or ``none`` (no policy).
+    """
+    resolved = row.resolved_at is not None and row.status in ("resolved", "closed")
+    first_breached = row.first_response_breached_at is not None or (
+        row.first_responded_at is None
+        and not resolved
+        and row.first_response_due_at is not None
+        and row.first_response_due_at <= now
+    )
+    resolution_breached = row.resolution_breached_at is not None or (
+        not resolved and row.status != "pending" and row.resolution_due_at is not None and row.resolution_due_at <= now
+    )
+    breached = bool(row.breached or first_breached or resolution_breached)
+    if breached:
+        state = "breached"
+    elif resolved:
+        state = "met"
+    elif row.first_response_due_at is None and row.resolution_due_at is None:
+        state = "none"
+    elif row.status == "pending":
+        state = "paused"
+    else:
+        state = "running"
+    return {
+        "state": state,
+        "breached": breached,
+        "first_response_due_at": rfc3339(row.first_response_due_at),
+        "first_response_breached": first_breached,
+        "resolution_due_at": rfc3339(row.resolution_due_at),
+        "resolution_breached": resolution_breached,
+    }

@@ -31,10 +31,12 @@ from sqlalchemy import delete, func, select
 
 from shared import mail_outbox
 from shared.mail import MailSettings, address_of, format_address, new_message_id
+from shared.models import new_id, utcnow
+from shared.schemas import page_of
 from shared.unit_of_work import UnitOfWork
 
-from . import service
-from .models import Customer, Mail, MailAttachment, Ticket, new_id, utcnow
+from . import customers, domain, ticket_cases
+from .models import Customer, Mail, MailAttachment, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -306,12 +308,12 @@ def receive(uow: UnitOfWork, raw: bytes, mail: MailSettings, now: datetime | Non
     ticket = _thread_of(uow, inbound)
     if ticket is not None:
         row.status, row.ticket_id, row.customer_id = "threaded", ticket.id, ticket.customer_id
-        comment = service.append_comment(uow, ticket, inbound.text or inbound.subject, True, None, True)
+        comment = ticket_cases.append_comment(uow, ticket, inbound.text or inbound.subject, True, None, True)
         row.comment_id = comment["id"]
-        reopened = service.reopen_on_customer_answer(uow, ticket, now)
+        reopened = ticket_cases.reopen_on_customer_answer(uow, ticket, now)
     else:
         customer, created = _sender(uow, inbound)
-        view = service._open_ticket(
+        view = ticket_cases.open_ticket(
             uow,
             {
                 "subject": inbound.subject[:200],
@@ -355,7 +357,7 @@ def _thread_of(uow: UnitOfWork, inbound: InboundMail) -> Ticket | None:
             ticket_id = uow.session.scalar(select(Ticket.id).where(Ticket.number == int(match.group(1))))
     if ticket_id is None:
         return None
-    ticket = service._load_ticket(uow, ticket_id, for_update=True)
+    ticket = ticket_cases.load_ticket(uow, ticket_id, for_update=True)
     return None if ticket.status == "closed" else ticket  # a closed ticket is final: a new one opens
 
 
@@ -370,7 +372,7 @@ def _sender(uow: UnitOfWork, inbound: InboundMail) -> tuple[Customer, bool]:
     if customer is not None:
         return customer, False
     name = inbound.from_name.strip() or inbound.from_address.partition("@")[0]
-    return service.new_customer(uow, name=name[:200], email=inbound.from_address), True
+    return customers.new_customer(uow, name=name[:200], email=inbound.from_address), True
 
 
 def _store_attachments(
@@ -397,7 +399,7 @@ def _store_attachments(
     if refused and ticket.status != "closed":
         lines = "\n".join(f"- {item['filename']}: {item['reason']}" for item in refused)
         note = f"Attachments of the mail from {row.from_address} were refused and not stored:\n{lines}"
-        service.append_comment(uow, ticket, note, False, None, False)
+        ticket_cases.append_comment(uow, ticket, note, False, None, False)
     return refused
 
 
@@ -430,32 +432,37 @@ def mail_view(row: Mail, attachments: list[MailAttachment] | None = None) -> dic
     }
 
 
-def ticket_mails(uow: UnitOfWork, ticket_id: str) -> list[dict]:
-    ticket = service._load_ticket(uow, ticket_id)
-    rows = list(uow.session.scalars(select(Mail).where(Mail.ticket_id == ticket.id).order_by(Mail.created_at, Mail.id)))
+def ticket_mails(uow: UnitOfWork, ticket_id: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    """A page of the ticket's mail thread, oldest first, with attachments; and how many mails it has."""
+    ticket = ticket_cases.load_ticket(uow, ticket_id)
+    query = select(Mail).where(Mail.ticket_id == ticket.id).order_by(Mail.created_at, Mail.id)
+    rows, total = page_of(uow.session, query, limit, offset, scalars=True)
     attachments: dict[str, list[MailAttachment]] = {}
-    for item in uow.session.scalars(select(MailAttachment).where(MailAttachment.ticket_id == ticket.id)):
-        attachments.setdefault(item.mail_id, []).append(item)
-    return [mail_view(row, attachments.get(row.id)) for row in rows]
+    if rows:
+        on_page = MailAttachment.mail_id.in_([row.id for row in rows])
+        for item in uow.session.scalars(select(MailAttachment).where(MailAttachment.ticket_id == ticket.id, on_page)):
+            attachments.setdefault(item.mail_id, []).append(item)
+    return [mail_view(row, attachments.get(row.id)) for row in rows], total
 
 
-def customer_mails(uow: UnitOfWork, customer_id: str, limit: int = 20) -> list[dict]:
-    rows = uow.session.scalars(
-        select(Mail).where(Mail.customer_id == customer_id).order_by(Mail.created_at.desc(), Mail.id).limit(limit)
-    )
-    return [{key: value for key, value in mail_view(row).items() if key != "body_text"} for row in rows]
+def customer_mails(uow: UnitOfWork, customer_id: str, limit: int = 20, offset: int = 0) -> tuple[list[dict], int]:
+    """A page of the customer's mails, newest first, without their text; and how many there are."""
+    query = select(Mail).where(Mail.customer_id == customer_id).order_by(Mail.created_at.desc(), Mail.id.desc())
+    rows, total = page_of(uow.session, query, limit, offset, scalars=True)
+    return [{key: value for key, value in mail_view(row).items() if key != "body_text"} for row in rows], total
 
 
 def customer_mails_json(uow: UnitOfWork, customer_id: str, limit: int = 20) -> list[dict]:
-    """customer_mails with ISO times, for the customer overview (written without a schema)."""
+    """The customer's latest mails with RFC 3339 times, for the customer overview (written without a schema)."""
+    mails, _ = customer_mails(uow, customer_id, limit)
     return [
-        {**view, "created_at": service._iso(view["created_at"]), "sent_at": service._iso(view["sent_at"])}
-        for view in customer_mails(uow, customer_id, limit)
+        {**view, "created_at": domain.rfc3339(view["created_at"]), "sent_at": domain.rfc3339(view["sent_at"])}
+        for view in mails
     ]
 
 
 def attachment(uow: UnitOfWork, attachment_id: str) -> MailAttachment | None:
-    return uow.session.get(MailAttachment, attachment_id) if service._looks_like_id(attachment_id) else None
+    return uow.session.get(MailAttachment, attachment_id) if domain.looks_like_id(attachment_id) else None
 
 
 def mail_status(uow: UnitOfWork, mail: MailSettings) -> dict:
@@ -476,9 +483,11 @@ def mail_status(uow: UnitOfWork, mail: MailSettings) -> dict:
     }
 
 
-def parked_mails(uow: UnitOfWork, limit: int = 100) -> list[dict]:
-    rows = uow.session.scalars(select(Mail).where(Mail.status == "parked").order_by(Mail.created_at).limit(limit))
-    return [mail_view(row) for row in rows]
+def parked_mails(uow: UnitOfWork, limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    """A page of the inbound mail that could not be taken in (oldest first), and how much there is."""
+    query = select(Mail).where(Mail.status == "parked").order_by(Mail.created_at, Mail.id)
+    rows, total = page_of(uow.session, query, limit, offset, scalars=True)
+    return [mail_view(row) for row in rows], total
 
 
 def erase_customer_mail(uow: UnitOfWork, customer_id: str) -> int:

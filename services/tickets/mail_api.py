@@ -26,10 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from shared.auth import public
 from shared.errors import Invalid
 from shared.mail import MailSettings
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import unit_of_work
 from shared.webhooks import verify_json
 
-from . import mail, service
+from . import mail
 
 mails = Blueprint("mail", __name__, url_prefix="", description="E-mail: ticket threads and inbound mail")
 
@@ -61,9 +62,15 @@ class MailOut(Schema):
     references = fields.List(fields.String())
     reason = fields.String(allow_none=True)
     attempts = fields.Integer()
-    created_at = fields.DateTime()
-    sent_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    sent_at = Timestamp(allow_none=True)
     attachments = fields.List(fields.Nested(AttachmentOut))
+
+
+MailPage = page_schema(MailOut, "MailPage")
+ThreadMailQuery = page_args(default=200, maximum=1000, name="ThreadMailQuery")
+CustomerMailQuery = page_args(default=20, maximum=500, name="CustomerMailQuery")
+ParkedMailQuery = page_args(default=100, maximum=1000, name="ParkedMailQuery")
 
 
 class MailStatusOut(Schema):
@@ -93,14 +100,13 @@ class InboundMailOut(Schema):
 
 @mails.route("/tickets/<ticket_id>/mails")
 class TicketMails(MethodView):
-    @mails.response(200, MailOut(many=True))
-    def get(self, ticket_id):
+    @mails.arguments(ThreadMailQuery(), location="query")
+    @mails.response(200, MailPage)
+    def get(self, args, ticket_id):
         """The ticket's mail thread, oldest first: mails in and out, with their attachments."""
         with unit_of_work(read_only=True) as uow:
-            try:
-                return mail.ticket_mails(uow, ticket_id)
-            except service.NotFound:
-                abort(404, message=f"No ticket {ticket_id}.")
+            items, total = mail.ticket_mails(uow, ticket_id, args["limit"], args["offset"])
+        return page(items, total, args)
 
 
 @mails.route("/tickets/<ticket_id>/attachments/<attachment_id>")
@@ -118,11 +124,13 @@ class TicketAttachment(MethodView):
 
 @mails.route("/customers/<customer_id>/mails")
 class CustomerMails(MethodView):
-    @mails.response(200, MailOut(many=True))
-    def get(self, customer_id):
-        """The customer's latest mails (newest first, at most 20), without their text: the timeline's."""
+    @mails.arguments(CustomerMailQuery(), location="query")
+    @mails.response(200, MailPage)
+    def get(self, args, customer_id):
+        """The customer's mails, newest first, without their text: the timeline's."""
         with unit_of_work(read_only=True) as uow:
-            return mail.customer_mails(uow, customer_id)
+            items, total = mail.customer_mails(uow, customer_id, args["limit"], args["offset"])
+        return page(items, total, args)
 
 
 @mails.route("/mail/status")
@@ -136,11 +144,13 @@ class MailStatus(MethodView):
 
 @mails.route("/mail/parked")
 class ParkedMail(MethodView):
-    @mails.response(200, MailOut(many=True))
-    def get(self):
+    @mails.arguments(ParkedMailQuery(), location="query")
+    @mails.response(200, MailPage)
+    def get(self, args):
         """Inbound mail that could not be taken in, with the reason (oldest first)."""
         with unit_of_work(read_only=True) as uow:
-            return mail.parked_mails(uow)
+            items, total = mail.parked_mails(uow, args["limit"], args["offset"])
+        return page(items, total, args)
 
 
 @mails.route("/webhooks/mail/inbound")

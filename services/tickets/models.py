@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,20 +24,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared import backbone, webhooks
 from shared.db import Migrations
+from shared.models import new_id, utcnow
 from shared.privacy import ErasureColumns
 from shared.sqltypes import UtcDateTime
 
 
 class Base(DeclarativeBase):
     pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class Customer(Base):
@@ -140,7 +132,7 @@ class Ticket(Base):
 
     __table_args__ = (
         # Lists filter on the leading columns and page by (created_at, id): the id makes each
-        # index cover the page query (see service.list_tickets), so only a page's rows are read.
+        # index cover the page query (see ticket_cases.list_tickets), so only a page's rows are read.
         Index("ix_tickets_created_at", "created_at", "id"),
         Index("ix_tickets_status_created_at", "status", "created_at", "id"),
         Index("ix_tickets_assignee_status_created_at", "assignee_id", "status", "created_at", "id"),
@@ -179,7 +171,7 @@ class TicketChange(Base):
 class Counter(Base):
     """Sequences that work the same on SQLite and PostgreSQL (ticket numbers), and ``sla_config``:
     a random token replaced whenever an SLA policy or the calendar changes, so that every process
-    knows when its cached copy is out of date (see service._sla_config)."""
+    knows when its cached copy is out of date (see sla.current_sla_config)."""
 
     __tablename__ = "counters"
 

@@ -20,10 +20,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.errors import Conflict
+from shared.errors import Conflict, NotFound
 from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, erased_customer_ids, number_hash, utcnow
+from shared.schemas import page_of
 from shared.unit_of_work import UnitOfWork
 
+from . import domain
 from .models import (
     Customer,
     CustomerPhone,
@@ -37,10 +39,6 @@ from .models import (
 
 # Fields of the history whose old and new values are free text.
 _TEXT_FIELDS = ("subject", "description")
-
-
-class NotFound(LookupError):
-    pass
 
 
 def _customer_and_duplicates(session: Session, customer_id: str) -> list[str]:
@@ -147,7 +145,7 @@ def request_erasure(
     session = uow.session
     customer = session.get(Customer, customer_id) if 0 < len(customer_id) <= 36 else None
     if customer is None:
-        raise NotFound(customer_id)
+        raise NotFound(f"No customer {customer_id}.")
     if customer.merged_into_id:
         raise Conflict(f"Customer {customer_id} was merged into {customer.merged_into_id}; erase that one.")
     earlier = session.scalars(
@@ -188,19 +186,18 @@ def request_view(request: PrivacyRequest) -> dict:
 def get_request(uow: UnitOfWork, request_id: str) -> PrivacyRequest:
     request = uow.session.get(PrivacyRequest, request_id) if 0 < len(request_id) <= 36 else None
     if request is None:
-        raise NotFound(request_id)
+        raise NotFound(f"No privacy request {request_id}.")
     return request
 
 
-def list_requests(uow: UnitOfWork, since: datetime, limit: int) -> list[PrivacyRequest]:
-    return list(
-        uow.session.scalars(
-            select(PrivacyRequest)
-            .where(PrivacyRequest.requested_at >= since)
-            .order_by(PrivacyRequest.requested_at.desc())
-            .limit(limit)
-        )
+def list_requests(uow: UnitOfWork, since: datetime, limit: int, offset: int = 0) -> tuple[list[PrivacyRequest], int]:
+    """A page of the requests made since ``since``, newest first, and how many there are."""
+    query = (
+        select(PrivacyRequest)
+        .where(PrivacyRequest.requested_at >= since)
+        .order_by(PrivacyRequest.requested_at.desc(), PrivacyRequest.request_id.desc())
     )
+    return page_of(uow.session, query, limit, offset, scalars=True)
 
 
 def apply_retention(
@@ -209,8 +206,6 @@ def apply_retention(
     """One round of the retention job: old comments anonymised, inactive customers erased (each a
     request like any other, so every service applies it). Counts of what changed."""
     from shared.privacy import retention
-
-    from .service import months_before
 
     done = {"ticket_comments": 0, "inactive_customers": 0}
     session = uow.session
@@ -223,7 +218,7 @@ def apply_retention(
         ).rowcount
     uow.commit()
     if months := retention(settings, "inactive_customers"):
-        cutoff = months_before(now, months)
+        cutoff = domain.months_before(now, months)
         recent_purchase = select(Purchase.id).where(
             Purchase.customer_id == Customer.id, Purchase.purchased_at >= cutoff
         )

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import Schema, fields, validate
 
 from shared.auth import acting_user
-from shared.privacy import hash_secret, privacy_blueprint
+from shared.privacy import hash_secret, privacy_blueprint, utcnow
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import unit_of_work
 
 from . import privacy
@@ -28,13 +28,15 @@ class PrivacyRequestOut(Schema):
     customer_id = fields.String()
     kind = fields.String(validate=validate.OneOf(("erasure",)))
     requested_by = fields.String(allow_none=True)
-    requested_at = fields.DateTime()
-    due_at = fields.DateTime(metadata={"description": "every service should have applied it by then"})
+    requested_at = Timestamp()
+    due_at = Timestamp(metadata={"description": "every service should have applied it by then"})
 
 
-class RequestListArgs(Schema):
+class RequestListArgs(page_args(default=100, maximum=1000)):
     days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3660))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+PrivacyRequestPage = page_schema(PrivacyRequestOut, "PrivacyRequestPage")
 
 
 def _deadline() -> timedelta:
@@ -50,23 +52,20 @@ class Erase(MethodView):
         """Erase a customer's personal data everywhere: recorded here, applied here, and announced as
         ``customer.erased`` for every other service. Report counts stay as they are."""
         with unit_of_work() as uow:
-            try:
-                request, new = privacy.request_erasure(uow, customer_id, acting_user().id, hash_secret(), _deadline())
-            except privacy.NotFound:
-                abort(404, message=f"No customer {customer_id}.")
+            request, new = privacy.request_erasure(uow, customer_id, acting_user().id, hash_secret(), _deadline())
             return request, 201 if new else 200
 
 
 @blueprint.route("/requests")
 class Requests(MethodView):
     @blueprint.arguments(RequestListArgs, location="query")
-    @blueprint.response(200, PrivacyRequestOut(many=True))
+    @blueprint.response(200, PrivacyRequestPage)
     def get(self, args):
         """Erasure requests of the last ``days`` days, newest first."""
-        from shared.privacy import utcnow
-
         with unit_of_work(read_only=True) as uow:
-            return privacy.list_requests(uow, utcnow() - timedelta(days=args["days"]), args["limit"])
+            since = utcnow() - timedelta(days=args["days"])
+            items, total = privacy.list_requests(uow, since, args["limit"], args["offset"])
+            return page(items, total, args)
 
 
 @blueprint.route("/requests/<request_id>")
@@ -75,7 +74,4 @@ class RequestById(MethodView):
     def get(self, request_id):
         """One erasure request."""
         with unit_of_work(read_only=True) as uow:
-            try:
-                return privacy.get_request(uow, request_id)
-            except privacy.NotFound:
-                abort(404, message=f"No privacy request {request_id}.")
+            return privacy.get_request(uow, request_id)

@@ -18,7 +18,7 @@ from shared.db import Database
 from shared.phones import language_of
 from shared.unit_of_work import UnitOfWork
 
-from . import domain, service
+from . import domain, sla
 from .domain import search_form
 from .models import Counter, Customer, CustomerPhone, Purchase, Ticket, TicketChange, TicketComment
 
@@ -43,7 +43,7 @@ def write(database: Database, world) -> bool:
         if world.purchases:
             connection.execute(insert(Purchase.__table__), [_purchase_row(purchase) for purchase in world.purchases])
         first_number = session.scalar(select(Counter.value).where(Counter.name == "ticket_number"))
-        policies, calendar = service.sla_policies(uow), service.business_calendar(uow)
+        policies, calendar = sla.sla_policies(uow), sla.business_calendar(uow)
         tickets, comments, history = [], [], []
         for ticket in world.tickets:
             row = _ticket_row(ticket, first_number + ticket.number, policies, calendar, world.now)
@@ -170,7 +170,7 @@ def _history_rows(ticket, row: dict) -> list[dict]:
     """The ticket's history as the service records it: creation, first response, status moves, comments."""
 
     def change(at, actor, field, old, new) -> dict:
-        encode = service._iso  # the service's own JSON form of a value
+        encode = domain.iso  # the service's own JSON form of a value
         return {
             "ticket_id": ticket.id,
             "actor_id": actor,

@@ -20,7 +20,7 @@ from shared.privacy import RETENTION_JOB_SECONDS, hash_secret
 from shared.unit_of_work import UnitOfWork
 from shared.worker import PeriodicJob, run_worker
 
-from . import mail, privacy, service
+from . import breaches, customers, mail, privacy, purchases
 from .events import HANDLERS
 from .models import MIGRATIONS, Mail
 
@@ -32,9 +32,9 @@ def flag_sla_breaches(database: Database, settings: Settings) -> None:
     """One round: batches of tickets until none is past due and unflagged."""
     while True:
         with UnitOfWork(database, source=settings.service) as uow:
-            examined, breaches = service.flag_sla_breaches(uow, limit=BATCH)
-        if breaches:
-            log.info("SLA breaches flagged", extra={"count": breaches})
+            examined, flagged = breaches.flag_sla_breaches(uow, limit=BATCH)
+        if flagged:
+            log.info("SLA breaches flagged", extra={"count": flagged})
         if examined < BATCH:
             return
 
@@ -47,8 +47,8 @@ def refresh_segments(database: Database, settings: Settings) -> None:
     """Segments of customers whose purchases have just aged out of the last 12 months."""
     now = datetime.now(UTC)
     with UnitOfWork(database, source=settings.service) as uow:
-        changed = service.refresh_segments(
-            uow, service.SegmentThresholds.from_settings(settings), now - SEGMENT_REFRESH_LOOKBACK, now
+        changed = purchases.refresh_segments(
+            uow, customers.SegmentThresholds.from_settings(settings), now - SEGMENT_REFRESH_LOOKBACK, now
         )
     if changed:
         log.info("segments refreshed", extra={"count": changed})

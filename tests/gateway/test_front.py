@@ -52,7 +52,7 @@ def test_an_api_call_reaches_the_service_as_the_signed_in_user_and_comes_back_wi
     client, agent = stack.client, stack.bearer("agent-7", "agent")
     created = client.post("/api/tickets/customers", json={"name": "Ada Front", "phone": "+14155550111"}, headers=agent)
     assert created.status_code == 201, created.get_json()
-    listed = client.get("/api/tickets/customers?q=Ada&per_page=5", headers=agent)
+    listed = client.get("/api/tickets/customers?q=Ada&limit=5", headers=agent)
     assert listed.status_code == 200
     assert listed.headers["X-Total-Count"] == "1" and listed.get_json()["items"][0]["id"] == created.get_json()["id"]
     assert listed.headers["Content-Type"].startswith("application/json")

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from services.tickets import service
+from services.tickets import customers, ticket_cases
 from services.tickets.events import HANDLERS
 from services.tickets.models import Ticket
 from shared import event_catalog
@@ -47,7 +47,7 @@ def publish(amqp_url, *envelopes):
 
 def new_customer(database):
     with UnitOfWork(database, source="tickets") as uow:
-        return service.create_customer(uow, name="Ada", phone="+4915112345678", email=None)
+        return customers.create_customer(uow, name="Ada", phone="+4915112345678", email=None)
 
 
 def low_score(customer_id, response_id, call_id="CA123"):
@@ -108,21 +108,21 @@ def test_the_database_refuses_a_second_ticket_for_one_survey_response(settings_f
     _, database = settings_factory("tickets")
     body = {"subject": "S", "category": "service_recovery", "survey_response_id": str(uuid.uuid4())}
     with UnitOfWork(database, source="tickets") as uow:
-        service.create_ticket(uow, body, None)
+        ticket_cases.create_ticket(uow, body, None)
     with pytest.raises(Conflict), UnitOfWork(database, source="tickets") as uow:
-        service.create_ticket(uow, body, None)  # the service says so first (409 naming the ticket)
+        ticket_cases.create_ticket(uow, body, None)  # the service says so first (409 naming the ticket)
     # and two racing requests, both past that check, still make one ticket: the database refuses
-    monkeypatch.setattr(service, "_ensure_response_has_no_ticket", lambda uow, response_id: None)
+    monkeypatch.setattr(ticket_cases, "_ensure_response_has_no_ticket", lambda uow, response_id: None)
     with pytest.raises(IntegrityError), UnitOfWork(database, source="tickets") as uow:
-        service.create_ticket(uow, body, None)
+        ticket_cases.create_ticket(uow, body, None)
 
 
 def test_a_connected_call_linked_to_a_ticket_is_its_first_response(tickets, amqp_url):
     database = tickets
     with UnitOfWork(database, source="tickets") as uow:
-        linked = service.create_ticket(uow, {"subject": "Call me", "category": "question"}, None)
+        linked = ticket_cases.create_ticket(uow, {"subject": "Call me", "category": "question"}, None)
     with UnitOfWork(database, source="tickets") as uow:
-        unanswered = service.create_ticket(uow, {"subject": "Missed", "category": "question"}, None)
+        unanswered = ticket_cases.create_ticket(uow, {"subject": "Missed", "category": "question"}, None)
     answered_at = datetime.now(UTC) + timedelta(minutes=5)
 
     def completed(ticket_id, answered):

@@ -155,7 +155,7 @@ def test_the_customers_answer_threads_onto_the_ticket_reopens_it_and_the_next_re
     reopened = ticket_row(mail_app, ticket["id"])
     assert reopened.status == "open"
     assert reopened.pending_since is None and reopened.paused_seconds > 0  # the SLA clock runs again
-    comments = desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json
+    comments = desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json["items"]
     assert comments[-1]["body"] == "It is the KX-200." and comments[-1]["public"] is True
     assert comments[-1]["author_id"] is None  # the customer's own words, not an agent's
     assert [event["data"]["new_status"] for event in events(database_of(mail_app), "ticket.status_changed")][
@@ -168,7 +168,7 @@ def test_the_customers_answer_threads_onto_the_ticket_reopens_it_and_the_next_re
     assert second["In-Reply-To"] == answer["Message-ID"]
     assert second["References"].split() == [ours["Message-ID"], answer["Message-ID"]]
     assert second["Subject"] == f"Re: [#{ticket['number']}] Kettle broken"
-    thread = desk.get(f"/tickets/{ticket['id']}/mails", headers=AGENT).json
+    thread = desk.get(f"/tickets/{ticket['id']}/mails", headers=AGENT).json["items"]
     assert [(item["direction"], item["status"]) for item in thread] == [
         ("out", "sent"),
         ("in", "threaded"),
@@ -180,7 +180,7 @@ def test_the_ticket_number_in_the_subject_threads_a_mail_without_headers(desk, m
     _, ticket = open_ticket_for(desk)
     mailbox.deliver(customer_mail(f"Re: [#{ticket['number']}] Kettle broken", body="Any news?").as_bytes())
     assert fetch(mail_app) == {"threaded": 1}
-    assert desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json[-1]["body"] == "Any news?"
+    assert desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json["items"][-1]["body"] == "Any news?"
 
 
 def test_mail_from_an_unknown_sender_opens_a_ticket_for_a_new_customer(desk, mail_app, mailbox):
@@ -245,7 +245,7 @@ def test_a_malformed_mail_is_parked_with_the_reason_and_the_mail_behind_it_still
     mailbox.deliver(customer_mail("Behind the broken one").as_bytes())
     assert fetch(mail_app) == {"parked": 1, "opened": 1}
     assert mailbox.count("UNSEEN") == 0  # neither is read again
-    parked = desk.get("/mail/parked", headers=signed_as_supervisor()).json
+    parked = desk.get("/mail/parked", headers=signed_as_supervisor()).json["items"]
     assert len(parked) == 1 and "sender" in parked[0]["reason"]
     assert fetch(mail_app) == {}
 
@@ -258,11 +258,11 @@ def test_an_oversize_attachment_is_refused_with_a_note_and_an_accepted_one_is_li
     mailbox.deliver(message.as_bytes())
     assert fetch(mail_app) == {"opened": 1}
     [row] = mails_of(mail_app, direction="in")
-    [thread] = desk.get(f"/tickets/{row.ticket_id}/mails", headers=AGENT).json
+    [thread] = desk.get(f"/tickets/{row.ticket_id}/mails", headers=AGENT).json["items"]
     assert [(item["filename"], item["size"]) for item in thread["attachments"]] == [("small.png", 10)]
     download = desk.get(f"/tickets/{row.ticket_id}/attachments/{thread['attachments'][0]['id']}", headers=AGENT)
     assert download.data == b"\x89PNG small" and download.mimetype == "image/png"
-    [note] = [c for c in desk.get(f"/tickets/{row.ticket_id}/comments", headers=AGENT).json if not c["public"]]
+    [note] = [c for c in desk.get(f"/tickets/{row.ticket_id}/comments", headers=AGENT).json["items"] if not c["public"]]
     assert "huge.png: larger than the limit of 64 KiB" in note["body"]
     assert "tool.exe: its type application/x-msdownload is not accepted" in note["body"]
     with database_of(mail_app).sessions() as session:
@@ -419,7 +419,7 @@ def test_a_customer_mails_support_gets_a_ticket_the_reply_reaches_them_and_their
     mailbox.deliver(answer.as_bytes())
     assert fetch(mail_app) == {"threaded": 1}
     assert desk.get("/tickets", headers=AGENT).json["total"] == 1
-    assert desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json[-1]["body"] == "Thank you!"
+    assert desk.get(f"/tickets/{ticket['id']}/comments", headers=AGENT).json["items"][-1]["body"] == "Thank you!"
 
 
 def test_a_customer_made_from_an_unknown_sender_is_listed_by_the_duplicate_finder_beside_a_namesake(
@@ -430,7 +430,7 @@ def test_a_customer_made_from_an_unknown_sender_is_listed_by_the_duplicate_finde
     mailbox.deliver(customer_mail("Hi", sender="Alan Turing <alan@example.org>").as_bytes())  # nobody shares the name
     assert fetch(mail_app) == {"opened": 2}
     made = mails_of(mail_app, direction="in")[0].customer_id
-    groups = desk.get("/customers/duplicates", headers=signed_as_supervisor()).json
+    groups = desk.get("/customers/duplicates", headers=signed_as_supervisor()).json["items"]
     assert [group for group in groups if group["by"] == "name"] == [
         {"by": "name", "value": "GRACE HOPPER", "customer_ids": [known["id"], made]}
     ]

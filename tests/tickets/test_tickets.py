@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.tickets import service
+from services.tickets import breaches, domain, ticket_cases
 from services.tickets.app import create_app
 from services.tickets.models import Ticket, TicketChange
 from shared.unit_of_work import UnitOfWork
@@ -51,7 +51,7 @@ def test_a_ticket_gets_a_number_due_times_from_its_policy_and_is_announced(clien
     assert announced["ticket_id"] == first["id"] and announced["number"] == 1
     assert announced["customer_id"] == ada["id"] and announced["priority"] == "urgent"
     assert announced["status"] == "new" and announced["survey_response_id"] is None
-    history = client.get(f"/tickets/{first['id']}/history").json
+    history = client.get(f"/tickets/{first['id']}/history").json["items"]
     assert [(h["field"], h["new"], h["actor_id"]) for h in history] == [("created", 1, "agent-7")]
     assert client.get(f"/tickets/{first['id']}").json == first
 
@@ -131,7 +131,7 @@ def test_field_changes_are_kept_in_the_history_and_announced(client, database):
         "group": {"old": None, "new": "returns"},
         "tags": {"old": [], "new": ["vip"]},
     }
-    history = client.get(f"/tickets/{ticket['id']}/history").json
+    history = client.get(f"/tickets/{ticket['id']}/history").json["items"]
     assert [(h["field"], h["old"], h["new"], h["actor_id"]) for h in history[1:]] == [
         ("assignee_id", None, "agent-9", "supervisor-1"),
         ("group", None, "returns", "supervisor-1"),
@@ -168,8 +168,8 @@ def test_a_policy_or_calendar_changed_by_another_worker_applies_to_the_next_tick
     assert worker_b.put("/business-calendar", json={**OFFICE, "holidays": []}).status_code == 200
     on_the_calendar = open_ticket(client, priority="high")
     opened = datetime.fromisoformat(on_the_calendar["created_at"])
-    expected = service.domain.add_business_time(
-        service.domain.BusinessCalendar.from_json(OFFICE["time_zone"], OFFICE["hours"], []),
+    expected = domain.add_business_time(
+        domain.BusinessCalendar.from_json(OFFICE["time_zone"], OFFICE["hours"], []),
         opened,
         timedelta(minutes=30),
     )
@@ -194,14 +194,14 @@ def test_only_an_agents_first_public_reply_is_the_first_response(client):
     assert first_response == reply.json["created_at"]
     client.post(f"/tickets/{ticket['id']}/comments", json={"body": "Shipped", "public": True}, headers=AGENT)
     assert client.get(f"/tickets/{ticket['id']}").json["first_responded_at"] == first_response
-    comments = client.get(f"/tickets/{ticket['id']}/comments").json
+    comments = client.get(f"/tickets/{ticket['id']}/comments").json["items"]
     assert [(c["body"], c["public"], c["author_id"]) for c in comments] == [
         ("Checking stock", False, "agent-7"),
         ("Any news?", True, "agent-7"),
         ("On its way", True, "agent-7"),
         ("Shipped", True, "agent-7"),
     ]
-    history = client.get(f"/tickets/{ticket['id']}/history").json
+    history = client.get(f"/tickets/{ticket['id']}/history").json["items"]
     fields = [h["field"] for h in history]
     assert fields == ["created", "internal_note", "public_reply", "public_reply", "first_responded_at", "public_reply"]
     assert history[1]["new"] == note.json["id"] and history[3]["new"] == reply.json["id"]
@@ -261,14 +261,18 @@ def test_listing_filters_sorts_and_pages_with_a_total(client):
     created = datetime.fromisoformat(made[2]["created_at"])
     assert numbers(created_from=created.isoformat(), sort="created_at") == [3, 4, 5]
     assert numbers(created_to=created.isoformat(), sort="created_at") == [1, 2]
-    page = client.get("/tickets", query_string={"per_page": 2, "page": 2}).json
-    assert (page["total"], [item["number"] for item in page["items"]]) == (5, [3, 2])
-    bad = client.get("/tickets", query_string={"status": "lost", "sort": "mood", "created_from": "soon", "per_page": 0})
-    assert fields_named(bad) == {"status.0", "sort", "created_from", "per_page"}
+    page = client.get("/tickets", query_string={"limit": 2, "offset": 2}).json
+    assert (page["total"], page["limit"], page["offset"]) == (5, 2, 2)
+    assert [item["number"] for item in page["items"]] == [3, 2]
+    past_the_end = client.get("/tickets", query_string={"limit": 2, "offset": 10}).json
+    assert (past_the_end["total"], past_the_end["items"]) == (5, []), "an honest total past the last page"
+    bad = client.get("/tickets", query_string={"status": "lost", "sort": "mood", "created_from": "soon", "limit": 0})
+    assert fields_named(bad) == {"status.0", "sort", "created_from", "limit"}
+    assert fields_named(client.get("/tickets", query_string={"limit": 501})) == {"limit"}, "no silent clamp"
 
 
 def test_sla_policies_and_the_business_calendar_are_configurable(client):
-    policies = client.get("/sla-policies").json
+    policies = client.get("/sla-policies").json["items"]
     assert [p["priority"] for p in policies] == ["low", "normal", "high", "urgent"]
     assert {p["priority"]: p["first_response_minutes"] for p in policies}["urgent"] == 60
     updated = client.put("/sla-policies/high", json={"first_response_minutes": 120, "resolution_minutes": 480})
@@ -309,13 +313,15 @@ def test_due_times_on_business_hours_and_the_pending_pause(client, database):
     client.put("/business-calendar", json=OFFICE)
     opened = in_berlin(2026, 11, 27, 16, 0)  # Friday 16:00; normal: 8 business hours, 3 days
     with UnitOfWork(database, source="tickets") as uow:
-        ticket = service.create_ticket(uow, {"subject": "S", "category": "question"}, "agent-7", now=opened)
+        ticket = ticket_cases.create_ticket(uow, {"subject": "S", "category": "question"}, "agent-7", now=opened)
     assert ticket["first_response_due_at"] == in_berlin(2026, 11, 30, 16, 0)
     assert ticket["resolution_due_at"] == in_berlin(2026, 12, 2, 16, 0)
     with UnitOfWork(database, source="tickets") as uow:
-        service.update_ticket(uow, ticket["id"], {"status": "pending"}, "agent-7", now=in_berlin(2026, 11, 30, 15, 0))
+        ticket_cases.update_ticket(
+            uow, ticket["id"], {"status": "pending"}, "agent-7", now=in_berlin(2026, 11, 30, 15, 0)
+        )
     with UnitOfWork(database, source="tickets") as uow:
-        resumed = service.update_ticket(
+        resumed = ticket_cases.update_ticket(
             uow, ticket["id"], {"status": "open"}, "agent-7", now=in_berlin(2026, 12, 1, 11, 0)
         )
     # pending Monday 15:00 to Tuesday 11:00 = 4 business hours: resolution moves from Wed 16:00 to Thu 12:00
@@ -326,26 +332,28 @@ def test_due_times_on_business_hours_and_the_pending_pause(client, database):
 def test_the_breach_job_flags_each_target_once_and_announces_it(client, database):
     start = datetime.now(UTC) - timedelta(hours=5)
     with UnitOfWork(database, source="tickets") as uow:
-        late = service.create_ticket(
+        late = ticket_cases.create_ticket(
             uow, {"subject": "S", "category": "complaint", "priority": "urgent", "assignee_id": "a1"}, None, now=start
         )
     with UnitOfWork(database, source="tickets") as uow:
-        answered = service.create_ticket(uow, {"subject": "T", "category": "refund", "priority": "urgent"}, None)
+        answered = ticket_cases.create_ticket(uow, {"subject": "T", "category": "refund", "priority": "urgent"}, None)
     paused_start = datetime.now(UTC) - timedelta(hours=2)
     with UnitOfWork(database, source="tickets") as uow:
-        pending = service.create_ticket(
+        pending = ticket_cases.create_ticket(
             uow, {"subject": "P", "category": "refund", "priority": "urgent"}, None, now=paused_start
         )
     with UnitOfWork(database, source="tickets") as uow:
-        service.update_ticket(uow, pending["id"], {"status": "pending"}, None, now=paused_start + timedelta(minutes=1))
+        ticket_cases.update_ticket(
+            uow, pending["id"], {"status": "pending"}, None, now=paused_start + timedelta(minutes=1)
+        )
     client.post(f"/tickets/{answered['id']}/comments", json={"body": "Hello", "public": True}, headers=AGENT)
 
     with UnitOfWork(database, source="tickets") as uow:
-        assert service.flag_sla_breaches(uow) == (2, 3)
+        assert breaches.flag_sla_breaches(uow) == (2, 3)
     with UnitOfWork(database, source="tickets") as uow:
-        assert service.flag_sla_breaches(uow) == (0, 0), "each breach once"
-    breaches = [(e["data"]["ticket_id"], e["data"]["target"]) for e in events(database, "ticket.sla_breached")]
-    assert sorted(breaches) == sorted(
+        assert breaches.flag_sla_breaches(uow) == (0, 0), "each breach once"
+    flagged = [(e["data"]["ticket_id"], e["data"]["target"]) for e in events(database, "ticket.sla_breached")]
+    assert sorted(flagged) == sorted(
         [(late["id"], "first_response"), (late["id"], "resolution"), (pending["id"], "first_response")]
     )
     (first,) = [
@@ -359,7 +367,7 @@ def test_the_breach_job_flags_each_target_once_and_announces_it(client, database
     assert client.get(f"/tickets/{answered['id']}").json["breached"] is False
     # a resolution due time paused while pending does not breach until the clock runs again
     with UnitOfWork(database, source="tickets") as uow:
-        assert service.flag_sla_breaches(uow, now=datetime.now(UTC) + timedelta(days=30)) == (1, 1)
+        assert breaches.flag_sla_breaches(uow, now=datetime.now(UTC) + timedelta(days=30)) == (1, 1)
     assert events(database, "ticket.sla_breached")[-1]["data"]["ticket_id"] == answered["id"]
 
 
@@ -371,13 +379,13 @@ def test_the_daily_report(client, database):
 
     def make(category, opened, assignee="agent-1", **body):
         with UnitOfWork(database, source="tickets") as uow:
-            return service.create_ticket(
+            return ticket_cases.create_ticket(
                 uow, {"subject": "S", "category": category, "assignee_id": assignee, **body}, assignee, now=opened
             )
 
     def change(ticket, status, when):
         with UnitOfWork(database, source="tickets") as uow:
-            service.update_ticket(uow, ticket["id"], {"status": status}, "x", now=when)
+            ticket_cases.update_ticket(uow, ticket["id"], {"status": status}, "x", now=when)
 
     make("question", day - timedelta(days=1))  # still open: backlog
     refund = make("refund", at(8), priority="urgent")
@@ -421,7 +429,9 @@ def test_the_worker_job_flags_every_past_due_ticket_in_batches(settings_factory,
     opened = datetime.now(UTC) - timedelta(hours=2)
     for n in range(7):
         with UnitOfWork(database, source="tickets") as uow:
-            service.create_ticket(uow, {"subject": f"T{n}", "category": "other", "priority": "urgent"}, None, opened)
+            ticket_cases.create_ticket(
+                uow, {"subject": f"T{n}", "category": "other", "priority": "urgent"}, None, opened
+            )
     worker.flag_sla_breaches(database, settings)
     assert len(events(database, "ticket.sla_breached")) == 7
     worker.flag_sla_breaches(database, settings)
@@ -435,7 +445,7 @@ def test_ticket_numbers_stay_unique_and_gap_free_under_concurrent_creation(datab
 
     def create(n):
         with UnitOfWork(database, source="tickets") as uow:
-            return service.create_ticket(uow, {"subject": f"T{n}", "category": "other"}, None)["number"]
+            return ticket_cases.create_ticket(uow, {"subject": f"T{n}", "category": "other"}, None)["number"]
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         numbers = list(pool.map(create, range(60)))

@@ -47,7 +47,11 @@ def customers_page():
                "alert": None}  # fmt: skip
     if query:
         by = "phone" if looks_like_phone(query) else "q"
-        params = {by: query, "page": request.args.get("page", "1"), "per_page": str(PER_PAGE)}
+        try:  # the console's own page number is the tickets API's offset
+            page_asked = max(int(request.args.get("page", "1")), 1)
+        except ValueError:
+            page_asked = 1
+        params = {by: query, "limit": PER_PAGE, "offset": (page_asked - 1) * PER_PAGE}
         if by == "phone":
             params["region"] = region or default_region
         try:
@@ -77,7 +81,8 @@ def customers_page():
                     "errors": field_errors(problem.get("errors")),
                 }
             return render("console/customers/search.html", refused.code, **context)
-        page_number, last_page = found["page"], max(1, -(-found["total"] // found["per_page"]))
+        page_number = found["offset"] // found["limit"] + 1
+        last_page = max(1, -(-found["total"] // found["limit"]))
         context.update(
             by=by,
             results=found["items"],

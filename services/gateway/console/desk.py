@@ -131,7 +131,7 @@ def desk_strip():
                 "assignee": me,
                 "status": "new,open",
                 "breached": "false",
-                "per_page": 1,
+                "limit": 1,
                 "due_before": (datetime.now(UTC) + timedelta(hours=2)).isoformat(),
             },
         )
@@ -299,7 +299,7 @@ def _recovery_ticket(customer_id: str, response_id: str) -> dict | None:
         "tickets",
         "GET",
         "/tickets",
-        params={"customer": customer_id, "category": "service_recovery", "sort": "-created_at", "per_page": 50},
+        params={"customer": customer_id, "category": "service_recovery", "sort": "-created_at", "limit": 50},
     )
     return next((t for t in found["items"] if t.get("survey_response_id") == response_id), None)
 

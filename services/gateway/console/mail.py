@@ -28,7 +28,8 @@ def _ticket_path(ticket_id: str) -> str:
 @console.route("/tickets/<ticket_id>/mail-thread")
 @page
 def ticket_mail_thread(ticket_id: str):
-    mails = ask("tickets", "GET", _ticket_path(ticket_id) + "/mails", missing_ok=True) or []
+    thread = ask("tickets", "GET", _ticket_path(ticket_id) + "/mails", params={"limit": 1000}, missing_ok=True)
+    mails = thread["items"] if thread else []
     return render("console/tickets/_mail_thread_items.html", mails=mails, ticket_id=ticket_id, shown_time=shown_time)
 
 
@@ -58,5 +59,6 @@ def mail_note():
 @console.route("/customers/<customer_id>/mails")
 @page
 def customer_mails(customer_id: str):
-    mails = ask("tickets", "GET", f"/customers/{quote(customer_id, safe='')}/mails", missing_ok=True) or []
+    latest = ask("tickets", "GET", f"/customers/{quote(customer_id, safe='')}/mails", missing_ok=True)
+    mails = latest["items"] if latest else []
     return render("console/customers/_mail_items.html", mails=mails, shown_time=shown_time)

@@ -138,7 +138,7 @@ def _queue_context(view: str) -> dict:
     me = acting_user().id
     if view not in dict(FILTERS):
         raise Refused(422, {"title": "Unknown filter", "errors": {"view": f"One of {', '.join(dict(FILTERS))}."}})
-    params: dict = {"status": OPEN_STATUSES, "sort": "due", "per_page": QUEUE_SIZE}
+    params: dict = {"status": OPEN_STATUSES, "sort": "due", "limit": QUEUE_SIZE}
     if view == "mine":
         params["assignee"] = me
     if view == "breached":
@@ -169,12 +169,12 @@ def _queue_context(view: str) -> dict:
 
 
 def _counts(at: datetime) -> dict:
-    open_total = _tickets({"status": OPEN_STATUSES, "per_page": 1})["total"]
-    breached = _tickets({"status": OPEN_STATUSES, "breached": "true", "per_page": 1})["total"]
-    unassigned_page = _tickets({"status": OPEN_STATUSES, "per_page": 200})
+    open_total = _tickets({"status": OPEN_STATUSES, "limit": 1})["total"]
+    breached = _tickets({"status": OPEN_STATUSES, "breached": "true", "limit": 1})["total"]
+    unassigned_page = _tickets({"status": OPEN_STATUSES, "limit": 200})
     unassigned = sum(1 for case in unassigned_page["items"] if not case.get("assignee_id"))
     since = (at - timedelta(days=LOOP_DAYS)).isoformat()
-    resolved = _tickets({"status": "resolved,closed", "created_from": since, "per_page": 200})["items"]
+    resolved = _tickets({"status": "resolved,closed", "created_from": since, "limit": 200})["items"]
     within = sum(1 for case in resolved if _resolved_within_sla(case))
     return {
         "open": open_total,

@@ -55,6 +55,7 @@ SLA_FILTERS = {"breached": N_("Breached"), "due_soon": N_("Due within 2 hours")}
 # "Due soon": an SLA due time still open within this window.
 DUE_SOON = timedelta(hours=2)
 PER_PAGE = 25
+THREAD_LIMIT = 1000  # a ticket's page shows its whole thread and history (the tickets API's maximum)
 SIDE_VIEW_DEADLINE_SECONDS = 1.0
 # The list filters passed on to the tickets API as they are (comma-separated lists allowed there).
 PASSED_ON = ("status", "priority", "category", "assignee", "q")
@@ -238,9 +239,19 @@ def _list_query(args) -> tuple[dict, dict]:
         params["breached"] = "false"
         params["due_before"] = (datetime.now(UTC) + DUE_SOON).isoformat()
     params["sort"] = form["sort"]
-    params["page"] = args.get("page", "1")
-    params["per_page"] = args.get("per_page", str(PER_PAGE))
+    # the console's own pages (?page=&per_page=) are the tickets API's limit and offset
+    per_page = _positive(args.get("per_page"), PER_PAGE)
+    params["limit"] = per_page
+    params["offset"] = (_positive(args.get("page"), 1) - 1) * per_page
     return form, params
+
+
+def _positive(value: str | None, default: int) -> int:
+    """A page number or size from the console's query (the tickets API judges its range)."""
+    try:
+        return int(value) if value not in (None, "") else default
+    except ValueError:
+        raise _invalid("page", "A whole number.") from None
 
 
 def _page_url(form: dict, page_number: int, per_page: int) -> str:
@@ -258,7 +269,8 @@ def tickets_page():
     )
     form, params = _list_query(request.args)
     listed = ask("tickets", "GET", "/tickets", params=params)
-    total, page_number, per_page = listed["total"], listed["page"], listed["per_page"]
+    total, per_page = listed["total"], listed["limit"]
+    page_number = listed["offset"] // per_page + 1
     last_page = max(1, -(-total // per_page))
     context = {
         "form": form,
@@ -347,8 +359,8 @@ def _agents() -> list[dict]:
 
 def _detail_context(ticket: dict, notice: str | None = None) -> dict:
     path = _ticket_path(ticket["id"])
-    comments = ask("tickets", "GET", path + "/comments")
-    history = ask("tickets", "GET", path + "/history")
+    comments = ask("tickets", "GET", path + "/comments", params={"limit": THREAD_LIMIT})["items"]
+    history = ask("tickets", "GET", path + "/history", params={"limit": THREAD_LIMIT})["items"]
     customer = None
     if ticket.get("customer_id"):
         # a merged customer answers 308 with {"id", "merged_into"}: no name, the link still leads on
@@ -398,7 +410,7 @@ def queue_counts(form: dict) -> dict[str, int | None]:
     counts: dict[str, int | None] = {}
     for queue in QUEUES:
         _form, params = _list_query(MultiDict({"queue": queue}))
-        params["per_page"] = 1
+        params["limit"] = 1
         try:
             counts[queue] = ask("tickets", "GET", "/tickets", params=params)["total"]
         except (Refused, ServiceDown):

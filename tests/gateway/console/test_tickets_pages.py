@@ -123,11 +123,11 @@ def test_an_agent_works_a_ticket_from_their_queue_and_the_history_shows_it(conso
     expect(page.locator("dl.sla")).to_contain_text("paused")
 
     api = console.api(agent)
-    comments = api.get(f"/api/tickets/tickets/{mine['id']}/comments").json()
+    comments = api.get(f"/api/tickets/tickets/{mine['id']}/comments").json()["items"]
     assert [(c["public"], c["author_id"]) for c in comments] == [(False, agent), (True, agent)]
     assert comments[0]["body"] == "Asked the warehouse about a spare lid.\nWaiting for stock."
     expect(page.locator(".comment-internal .comment-body")).to_have_text(comments[0]["body"])
-    history = api.get(f"/api/tickets/tickets/{mine['id']}/history").json()
+    history = api.get(f"/api/tickets/tickets/{mine['id']}/history").json()["items"]
     shown_history = page.locator("ol.history li")
     expect(shown_history).to_have_count(len(history))
     last_move = [h for h in history if h["field"] == "status"][-1]
