@@ -86,12 +86,15 @@ def page(items: list, total: int, args: dict) -> dict:
 
 def page_of(session: Session, statement: Select, limit: int, offset: int, *, scalars: bool = False) -> tuple[list, int]:
     """One page of ``statement``'s rows (or, with ``scalars``, its first column's values) and
-    how many rows it has in all, by one count query.
+    how many rows it has in all.
 
-    ``statement`` must be ordered, ending on a unique column, so pages never overlap.
+    ``statement`` must be ordered, ending on a unique column, so pages never overlap. A short
+    page that is not past the end says the total itself (``offset`` + its rows); only a full
+    page, or an empty one past the first, costs the count query.
     """
-    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
-    if offset >= total:
-        return [], total
     result = session.execute(statement.limit(limit).offset(offset))
-    return list(result.scalars() if scalars else result), total
+    rows = list(result.scalars() if scalars else result)
+    if len(rows) < limit and (rows or offset == 0):
+        return rows, offset + len(rows)
+    total = session.scalar(select(func.count()).select_from(statement.order_by(None).subquery())) or 0
+    return rows, total

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from shared.backbone import outbox
 from shared.errors import Conflict, Invalid, NotFound
 from shared.problems import PROBLEM_JSON, domain_error_to_problem
-from shared.schemas import PageArgs, Timestamp, page, page_args
+from shared.schemas import PageArgs, Timestamp, page, page_args, page_of
 
 
 @pytest.mark.parametrize(
@@ -81,3 +81,17 @@ def _erasure(customer_id: str) -> dict:
         "customer_ids": [customer_id],
         "requested_at": "2026-12-04T09:30:00.000000Z",
     }
+
+
+def test_page_of_counts_every_match_whatever_the_page(uow_factory):
+    from services.tickets.models import Counter
+
+    with uow_factory("tickets") as uow:
+        uow.session.add_all(Counter(name=f"n{index:02}", value=index) for index in range(7))
+        uow.commit()
+        by_name = select(Counter.name).where(Counter.name.like("n%")).order_by(Counter.name)  # migrations add others
+        assert page_of(uow.session, by_name, 3, 0, scalars=True) == (["n00", "n01", "n02"], 7)  # full page
+        assert page_of(uow.session, by_name, 3, 6, scalars=True) == (["n06"], 7)  # short last page
+        assert page_of(uow.session, by_name, 10, 0, scalars=True) == ([f"n{i:02}" for i in range(7)], 7)
+        assert page_of(uow.session, by_name, 3, 9, scalars=True) == ([], 7)  # past the end: counted
+        assert page_of(uow.session, by_name.where(Counter.value > 99), 3, 0, scalars=True) == ([], 0)
