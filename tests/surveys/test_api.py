@@ -12,7 +12,7 @@ from shared.backbone import outbox
 from shared.events import Envelope
 from shared.problems import PROBLEM_JSON
 from tests.support.auth import signed_client
-from tests.surveys.conftest import ANSWERS, make_surveys_app, response_body
+from tests.surveys.conftest import ANSWERS, figure_of, make_surveys_app, response_body
 
 
 def published(database, event_type=None) -> list[Envelope]:
@@ -199,7 +199,7 @@ def test_a_partial_response_is_stored_and_counted_apart_not_in_the_means(client,
     report = client.get("/survey-metrics?min_n=1").json
     (group,) = report["groups"]
     assert group["responses"] == {"completed": 0, "partial": 1}
-    assert group["questions"] == {}
+    assert group["questions"] == []
 
 
 def test_a_product_comes_from_the_purchase_replica(client, database):
@@ -256,7 +256,7 @@ def test_metrics_from_the_rollups_against_a_hand_computed_fixture(client):
     report = client.get("/survey-metrics").json
     assert report["min_n"] == 30 and report["group_by"] == []
     (group,) = report["groups"]
-    figure = group["questions"]["recommend_store"]
+    figure = figure_of(group, "recommend_store")
     assert figure["n"] == 40 and not figure["withheld"]
     assert figure["distribution"] == [stores.count(s) for s in range(1, 11)]  # counts of 1..10
     mean = sum(stores) / 40
@@ -271,15 +271,15 @@ def test_metrics_from_the_rollups_against_a_hand_computed_fixture(client):
     assert figure["nps"]["value"] == pytest.approx(100 * (20 - 12) / 40)
     nps = domain.nps_adjusted_wald(20, 12, 40)
     assert figure["nps"]["moe"] == round(nps.moe, 2)
-    assert group["questions"]["product"]["nps"] is None  # NPS only for the recommend questions
+    assert figure_of(group, "product")["nps"] is None  # NPS only for the recommend questions
     assert group["responses"] == {"completed": 40, "partial": 0}
 
 
 def test_a_figure_under_min_n_is_withheld_and_flagged(client):
     submit_many(client, [ANSWERS] * 3)
-    figure = client.get("/survey-metrics").json["groups"][0]["questions"]["product"]
+    figure = figure_of(client.get("/survey-metrics").json["groups"][0], "product")
     assert figure["withheld"] and figure["n"] == 3 and figure["mean"] is None and figure["csat"] is None
-    figure = client.get("/survey-metrics?min_n=3").json["groups"][0]["questions"]["product"]
+    figure = figure_of(client.get("/survey-metrics?min_n=3").json["groups"][0], "product")
     assert not figure["withheld"] and figure["mean"]["value"] == 9
 
 
@@ -287,7 +287,7 @@ def test_metrics_grouped_by_agent_and_channel(client):
     submit_many(client, [{**ANSWERS, "product": 4}] * 2, agent_id="agent-a")
     submit_many(client, [{**ANSWERS, "product": 10}] * 3, agent_id="agent-b")
     groups = client.get("/survey-metrics?group_by=agent&min_n=2").json["groups"]
-    means = {g["agent"]: g["questions"]["product"]["mean"]["value"] for g in groups}
+    means = {g["agent"]: figure_of(g, "product")["mean"]["value"] for g in groups}
     assert means == {"agent-a": 4.0, "agent-b": 10.0}
     groups = client.get("/survey-metrics?group_by=channel,day&min_n=2").json["groups"]
     today = datetime.now(UTC).date().isoformat()
@@ -334,11 +334,11 @@ def test_the_period_over_period_change_is_tested(client, database):
             )
     report = client.get("/survey-metrics?from=2026-11-01&to=2026-11-30").json
     assert report["compared_with"] == {"from": "2026-10-02", "to": "2026-10-31"}
-    change = report["groups"][0]["questions"]["product"]["change"]
+    change = figure_of(report["groups"][0], "product")["change"]
     assert change["previous_n"] == 40 and change["mean"]["delta"] == pytest.approx(4.0)
     assert change["mean"]["significant"] and change["mean"]["p_value"] < 0.001
     assert change["csat"]["delta"] == pytest.approx(1.0) and change["csat"]["significant"]  # 0 of 40 -> 40 of 40
-    unchanged = report["groups"][0]["questions"]["service"]["change"]
+    unchanged = figure_of(report["groups"][0], "service")["change"]
     assert unchanged["mean"]["delta"] == 0 and not unchanged["mean"]["significant"]
 
 
