@@ -384,3 +384,81 @@ def test_concurrent_submissions_for_one_call_store_exactly_one(surveys_app, data
     assert statuses == [201, 409, 409, 409, 409, 409]
     assert count(database, SurveyResponse.__table__) == 1
     assert len(published(database, "survey.completed")) == 1
+
+
+# --- figures per template and version (issue 19) ------------------------------------------
+
+
+def test_templates_sharing_a_key_with_other_kinds_are_never_mixed(client, database):
+    # Another template uses "product" for a recommend question, and "recommend_store" for a rating.
+    other = {
+        "name": "Store visit",
+        "questions": [
+            {"key": "product", "kind": "recommend", "texts": {"en": "Recommend the product?", "de": "Empfehlen?"}},
+            {"key": "recommend_store", "kind": "rating", "texts": {"en": "Rate the store"}},
+        ],
+    }
+    other_id = client.post("/templates", json=other).json["id"]
+    customer_id = str(uuid.uuid4())
+    submit_many(client, [{**ANSWERS, "product": 5}] * 2, customer_id=customer_id)  # default v1: a rating
+    submit_many(client, [{"product": 10, "recommend_store": 3}] * 3, template_id=other_id)
+    groups = client.get("/survey-metrics?min_n=1&language=en").json["groups"]
+    (group,) = groups
+    rating = figure_of(group, "product")
+    assert (rating["kind"], rating["versions"], rating["n"], rating["nps"]) == ("rating", [1], 2, None)
+    assert rating["mean"] is not None and rating["mean"]["value"] == 5.0  # the other template's 10s are not here
+    assert rating["label"] == "How well did the product meet your expectations?"
+    recommend = figure_of(group, "product", other_id)
+    assert (recommend["kind"], recommend["versions"], recommend["n"]) == ("recommend", [1], 3)
+    assert recommend["nps"]["value"] == 100.0 and recommend["label"] == "Recommend the product?"
+    assert figure_of(group, "recommend_store", other_id)["nps"] is None  # a rating there
+    assert figure_of(group, "recommend_store")["nps"] is not None
+    assert len([f for f in group["questions"] if f["key"] == "product"]) == 2
+    # One template only, and labels in another language.
+    only = client.get(f"/survey-metrics?min_n=1&template_id={other_id}&language=de").json["groups"][0]
+    assert [(f["key"], f["kind"]) for f in only["questions"]] == [
+        ("product", "recommend"),
+        ("recommend_store", "rating"),
+    ]
+    assert figure_of(only, "product", other_id)["label"] == "Empfehlen?"
+
+    # A later version marks "product" as recommend: the answers given before keep their figures.
+    before = figure_of(client.get("/survey-metrics?min_n=1").json["groups"][0], "product")
+    marked = {
+        "id": domain.DEFAULT_TEMPLATE_ID,
+        "name": "Follow-up survey",
+        "questions": [{**q, "kind": "recommend"} if q["key"] == "product" else q for q in domain.DEFAULT_QUESTIONS],
+    }
+    assert client.post("/templates", json=marked).json["version"] == 2
+    assert figure_of(client.get("/survey-metrics?min_n=1").json["groups"][0], "product") == before
+    low = client.post("/responses", json=response_body(customer_id=customer_id, answers={**ANSWERS, "product": 5}))
+    assert low.json["low_questions"] == ["product"]  # low as the recommend question it now is
+    group = client.get("/survey-metrics?min_n=1").json["groups"][0]
+    assert figure_of(group, "product", kind="rating") == before
+    now_recommend = figure_of(group, "product", kind="recommend")
+    assert (now_recommend["versions"], now_recommend["n"], now_recommend["nps"]["value"]) == ([2], 1, -100.0)
+    # Versions whose question is the same pool together.
+    assert figure_of(group, "service")["versions"] == [1, 2] and figure_of(group, "service")["n"] == 3
+
+    # The low-score rule reads the kind of the version answered: 5 is low only for a recommend question.
+    assert (
+        client.post("/responses", json=response_body(template_version=1, answers={**ANSWERS, "product": 5})).json[
+            "low_questions"
+        ]
+        == []
+    )
+    assert client.post(
+        "/responses", json=response_body(template_id=other_id, answers={"product": 6, "recommend_store": 6})
+    ).json["low_questions"] == ["product"]
+
+    # The customer's history labels each answer as the version answered asked it.
+    listed = client.get(f"/responses?customer_id={customer_id}").json["items"]
+    kinds = [{a["key"]: a["kind"] for a in r["answered"]}["product"] for r in listed]
+    assert kinds == ["recommend", "rating", "rating"]  # newest first
+    (latest, *_older) = client.get(f"/customers/{customer_id}/survey-summary").json["recent"]
+    assert latest["answered"][0] == {
+        "key": "product",
+        "kind": "recommend",
+        "label": domain.DEFAULT_QUESTIONS[0]["texts"][latest["language"]],  # in the language it was asked in
+        "score": 5,
+    }
