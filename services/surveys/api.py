@@ -224,6 +224,9 @@ class TrendPoint(Schema):
     completed_at = Timestamp()
     score = fields.Integer()
     response_id = fields.String()
+    template_id = fields.String()
+    template_version = fields.Integer()
+    kind = fields.String(metadata={"description": "the question's kind in the version answered"})
 
 
 class QuestionTrend(Schema):

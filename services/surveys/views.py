@@ -63,8 +63,11 @@ def answered_questions(uow: UnitOfWork, template_id: str, version: int, language
     return answered
 
 
-def score_trend(responses) -> dict:
-    """Per question, the completed responses' scores oldest first, with first, latest, change, mean."""
+def score_trend(responses, kinds: dict[str, dict[str, str]] | None = None) -> dict:
+    """Per question, the completed responses' scores oldest first, with first, latest, change, mean;
+    each point names its template version and the question's kind there (``kinds``: response id ->
+    key -> kind, from the versions answered)."""
+    kinds = kinds or {}
     trend: dict[str, list[dict]] = {}
     for response in sorted(
         (r for r in responses if r.status == COMPLETE), key=lambda r: (domain.as_utc(r.completed_at), r.response_id)
@@ -75,6 +78,9 @@ def score_trend(responses) -> dict:
                     "completed_at": isoformat_utc(domain.as_utc(response.completed_at)),
                     "score": score,
                     "response_id": response.response_id,
+                    "template_id": response.template_id,
+                    "template_version": response.template_version,
+                    "kind": kinds.get(response.response_id, {}).get(key, domain.RATING),
                 }
             )
     return {
@@ -150,13 +156,15 @@ def customer_survey_summary(uow: UnitOfWork, customer_id: str, limit: int = SUMM
         total, completed = len(rows), sum(1 for row in rows if row.status == COMPLETE)
     else:
         total, completed = connection.execute(_RESPONSE_TOTALS, params).one()
+    recent = [response_json(uow, row) for row in rows]
+    kinds = {response["id"]: {a["key"]: a["kind"] for a in response["answered"]} for response in recent}
     return {
         "customer_id": survivor,
-        "recent": [response_json(uow, row) for row in rows],
+        "recent": recent,
         "recent_limit": limit,
         "response_count": total,
         "completed_count": completed,
-        "trend": score_trend(rows),
+        "trend": score_trend(rows, kinds),
     }
 
 

@@ -462,3 +462,5 @@ def test_templates_sharing_a_key_with_other_kinds_are_never_mixed(client, databa
         "label": domain.DEFAULT_QUESTIONS[0]["texts"][latest["language"]],  # in the language it was asked in
         "score": 5,
     }
+    points = client.get(f"/customers/{customer_id}/survey-summary").json["trend"]["product"]["points"]
+    assert [(p["template_version"], p["kind"]) for p in points] == [(1, "rating"), (1, "rating"), (2, "recommend")]
