@@ -506,11 +506,12 @@ class SurveyMetrics(MethodView):
     @survey_metrics.arguments(MetricsArgs(), location="query")
     @survey_metrics.response(200, MetricsOut)
     def get(self, args):
-        """Per group and question: n, mean with a t-interval, the distribution, CSAT (top-two box,
-        share >= 9) with a Wilson interval, the 1-10 NPS with the adjusted-Wald interval (recommend
-        questions), the response rate, and the change against the previous period with its
-        significance; figures with fewer than ``min_n`` answers are withheld and flagged. Read from
-        the rollups only."""
+        """Per group, and per template, question and kind as answered (never pooled across
+        templates; each figure names its ``template_id``, ``versions``, ``kind`` and ``label``): n,
+        mean with a t-interval, the distribution, CSAT (top-two box, share >= 9) with a Wilson
+        interval, the 1-10 NPS with the adjusted-Wald interval (recommend questions only), the
+        response rate, and the change against the previous period with its significance; figures
+        with fewer than ``min_n`` answers are withheld and flagged. Read from the rollups only."""
         end = args["to"] or views.now_date()
         start = args["from_"] or end - timedelta(days=29)
         if start > end:
