@@ -121,7 +121,7 @@ def measure_metrics(processes: Processes, env: dict[str, str], var_dir: Path) ->
     try:
         for _ in range(3):
             answer = _get(query)
-        total = sum(group["questions"]["product"]["n"] for group in answer["groups"])
+        total = sum(q["n"] for group in answer["groups"] for q in group["questions"] if q["key"] == "product")
         if total != RESPONSES:
             raise BenchError(f"surveys metrics: n over all groups is {total:,}, expected {RESPONSES:,}")
         latencies = []
@@ -176,6 +176,7 @@ def bulk_load(database_file: Path) -> int:
         "channel": (rng.integers(0, len(CHANNELS), RESPONSES), CHANNELS),
     }
     keys = [question["key"] for question in domain.DEFAULT_QUESTIONS]
+    kinds = {question["key"]: question["kind"] for question in domain.DEFAULT_QUESTIONS}
     scores = rng.choice(np.arange(1, 11), size=(RESPONSES, len(keys)), p=SCORE_WEIGHTS)
     days = [(FIRST_DAY + timedelta(days=int(n))).isoformat() for n in range(DAYS)]
     template = domain.DEFAULT_TEMPLATE_ID
@@ -240,13 +241,16 @@ def bulk_load(database_file: Path) -> int:
                                 names[v],
                                 template,
                                 key,
+                                kinds[key],
                                 int(c.sum()),
                                 int(c @ weights),
                                 int(c @ (weights * weights)),
                                 *(int(x) for x in c),
                             )
                         )
-        connection.executemany(f"INSERT INTO survey_rollups VALUES ({', '.join('?' * 19)})", rollups)
+        # The rollups the metrics read (per template, question and kind); the legacy survey_rollups
+        # only serves the previous release during an upgrade and is left empty here.
+        connection.executemany(f"INSERT INTO survey_answer_rollups VALUES ({', '.join('?' * 20)})", rollups)
         connection.executemany(
             "INSERT INTO survey_counts (dimension, day, value, template_id, measure, week, count)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -274,6 +278,8 @@ def check_rollups(database_file: Path, days: int) -> None:
     connection = sqlite3.connect(database_file)
     connection.row_factory = sqlite3.Row
     picked = random.Random(7).sample(range(DAYS), days)
+    default = domain.Template.of(domain.DEFAULT_TEMPLATE_ID, 1, domain.DEFAULT_QUESTIONS)
+    templates = {(default.template_id, 1): default}
     checks = [("day", [(FIRST_DAY + timedelta(days=n)).isoformat()]) for n in picked]
     monday = FIRST_DAY + timedelta(days=7 * (picked[0] // 7))
     checks.append(("week", [(monday + timedelta(days=n)).isoformat() for n in range(7)]))
@@ -283,6 +289,7 @@ def check_rollups(database_file: Path, days: int) -> None:
             responses = [
                 {
                     "template_id": row["template_id"],
+                    "template_version": row["template_version"],
                     "day": row["day"],
                     "answers": json.loads(row["answers"]),
                     "product": row["product"],
@@ -294,18 +301,26 @@ def check_rollups(database_file: Path, days: int) -> None:
             ]
             expected = {
                 key: (sums.n, sums.total, sums.squares, sums.counts)
-                for key, sums in domain.recompute_rollups(responses).items()
+                for key, sums in domain.recompute_rollups(responses, templates).items()
                 if key[0] == span
             }
             stored = {
-                (row["span"], row["dimension"], row["day"], row["value"], row["template_id"], row["question"]): (
+                (
+                    row["span"],
+                    row["dimension"],
+                    row["day"],
+                    row["value"],
+                    row["template_id"],
+                    row["question"],
+                    row["kind"],
+                ): (
                     row["n"],
                     row["total"],
                     row["squares"],
                     [row[f"c{score}"] for score in range(1, 11)],
                 )
                 for row in connection.execute(
-                    "SELECT * FROM survey_rollups WHERE span = ? AND day = ?", (span, period[0])
+                    "SELECT * FROM survey_answer_rollups WHERE span = ? AND day = ?", (span, period[0])
                 )
             }
             if stored != expected:

@@ -6,6 +6,8 @@ migrate [<service> ...]            migrate the databases only (all services, or 
                                    one-shot job of a deployment, before the replicas roll
 alembic <service> <alembic args>   Alembic for one service, e.g.
                                    alembic tickets revision --autogenerate -m "add tickets"
+surveys rebuild-rollups            recompute the survey rollups from the stored responses
+                                   (idempotent; safe while the service runs: docs/surveys.md)
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ def main(argv: list[str]) -> None:
         migrate_all(tuple(argv[1:]) or SERVICES)
     elif argv[:1] == ["alembic"] and len(argv) >= 2 and argv[1] in SERVICES:
         alembic(argv[1], argv[2:])
+    elif argv[:2] == ["surveys", "rebuild-rollups"] and len(argv) == 2:
+        from services.surveys.rebuild import main as surveys_main
+
+        surveys_main(argv[1:])
     else:
         raise SystemExit(__doc__)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from urllib.parse import quote
 
 from flask import Response, current_app
 from flask.views import MethodView
@@ -81,8 +82,10 @@ class DailyReportOut(Schema):
     surveys = fields.Dict(
         allow_none=True,
         metadata={
-            "description": "surveys' day: min_n, confidence, responses, contacts, response_rate, questions {key: "
-            "{n, distribution, mean, csat, nps (recommend questions), withheld, withheld_reason, change}}"
+            "description": "surveys' day: min_n, confidence, responses, contacts, response_rate, questions "
+            "[{template_id, key, kind, versions, label, n, distribution, mean, csat, nps (recommend questions), "
+            "withheld, withheld_reason, change}]: one per template, question and kind as answered (never mixed across "
+            "templates sharing a key)"
         },
     )
 
@@ -107,10 +110,12 @@ def json_getter(front: Upstreams, timeout: float):
     return ask
 
 
-def fetch(day: date, min_n: int | None) -> dict:
-    """The three parts of ``day``, asked at once; missing parts named."""
+def fetch(day: date, min_n: int | None, language: str | None = None) -> dict:
+    """The three parts of ``day``, asked at once; missing parts named. ``language``: of the survey
+    questions' labels (else each template version's first language)."""
     front, limit = upstreams(), deadline()
     survey_query = f"/survey-metrics?from={day}&to={day}" + (f"&min_n={min_n}" if min_n else "")
+    survey_query += f"&language={quote(language)}" if language else ""
     ask = json_getter(front, timeout=min(front.read_timeout, limit))
 
     parts, missing = front.fan_out(
@@ -166,7 +171,7 @@ def _surveys(report: dict) -> dict:
         "responses": day.get("responses", {"completed": 0, "partial": 0}),
         "contacts": day.get("contacts", {}),
         "response_rate": day.get("response_rate"),
-        "questions": day.get("questions", {}),
+        "questions": day.get("questions", []),
     }
 
 
@@ -240,7 +245,10 @@ def csv_rows(page: dict):
     if (surveys := page["surveys"]) is not None:
         yield from _measures("surveys", "day", surveys["responses"])
         yield from _measures("surveys", "day", surveys["contacts"])
-        for question, figures in surveys["questions"].items():
+        for figures in surveys["questions"]:
+            # One item per template, question and kind: templates sharing a key stay apart.
+            question = f"{figures['key']} ({figures['kind']}, template {figures['template_id']})"
+            yield ("surveys", question, "versions", " ".join(str(version) for version in figures.get("versions", ())))
             yield ("surveys", question, "n", figures.get("n"))
             for figure in ("mean", "csat", "nps"):
                 value = figures.get(figure)

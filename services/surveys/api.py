@@ -190,6 +190,13 @@ class ResponseOut(Schema):
     purchase_id = fields.String(allow_none=True)
     product = fields.String(allow_none=True)
     answers = fields.Dict(keys=fields.String(), values=fields.Integer())
+    answered = fields.List(
+        fields.Dict(),
+        metadata={
+            "description": "each answer with its question as the version answered asks it, in asking order: "
+            "{key, kind, label (in the response's language), score}"
+        },
+    )
     comment = fields.String(allow_none=True)
     language = fields.String()
     started_at = Timestamp()
@@ -217,6 +224,9 @@ class TrendPoint(Schema):
     completed_at = Timestamp()
     score = fields.Integer()
     response_id = fields.String()
+    template_id = fields.String()
+    template_version = fields.Integer()
+    kind = fields.String(metadata={"description": "the question's kind in the version answered"})
 
 
 class QuestionTrend(Schema):
@@ -441,6 +451,11 @@ class MetricsArgs(Schema):
     )
     template_id = fields.UUID(load_default=None)
     min_n = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100_000))
+    language = fields.String(
+        load_default=None,
+        validate=validate.Length(min=2, max=16),
+        metadata={"description": "the questions' labels in this language (else each version's first language)"},
+    )
 
     @validates_schema
     def _check(self, data, **_kwargs):
@@ -470,6 +485,7 @@ class MetricsOut(Schema):
     to = fields.String()
     group_by = fields.List(fields.String())
     template_id = fields.String(allow_none=True)
+    language = fields.String(allow_none=True)
     min_n = fields.Integer()
     confidence = fields.Float()
     compared_with = fields.Dict()
@@ -477,8 +493,10 @@ class MetricsOut(Schema):
         fields.Dict(),
         metadata={
             "description": "per (day|week, group): responses {completed, partial}, contacts {reached, no_contact, "
-            "refused, callback_requested}, response_rate, and questions {key: {n, distribution, withheld, "
-            "withheld_reason, mean, csat, nps, change}}"
+            "refused, callback_requested}, response_rate, and questions: a list, one per template, question "
+            "key and kind as answered, [{template_id, key, kind, versions (the template versions the figure "
+            "covers), label, n, distribution, withheld, withheld_reason, mean, csat, nps (recommend only), "
+            "change}]"
         },
     )
 
@@ -488,11 +506,12 @@ class SurveyMetrics(MethodView):
     @survey_metrics.arguments(MetricsArgs(), location="query")
     @survey_metrics.response(200, MetricsOut)
     def get(self, args):
-        """Per group and question: n, mean with a t-interval, the distribution, CSAT (top-two box,
-        share >= 9) with a Wilson interval, the 1-10 NPS with the adjusted-Wald interval (recommend
-        questions), the response rate, and the change against the previous period with its
-        significance; figures with fewer than ``min_n`` answers are withheld and flagged. Read from
-        the rollups only."""
+        """Per group, and per template, question and kind as answered (never pooled across
+        templates; each figure names its ``template_id``, ``versions``, ``kind`` and ``label``): n,
+        mean with a t-interval, the distribution, CSAT (top-two box, share >= 9) with a Wilson
+        interval, the 1-10 NPS with the adjusted-Wald interval (recommend questions only), the
+        response rate, and the change against the previous period with its significance; figures
+        with fewer than ``min_n`` answers are withheld and flagged. Read from the rollups only."""
         end = args["to"] or views.now_date()
         start = args["from_"] or end - timedelta(days=29)
         if start > end:
@@ -504,6 +523,7 @@ class SurveyMetrics(MethodView):
             group_by=tuple(name.strip() for name in args["group_by"].split(",") if name.strip()),
             template_id=str(args["template_id"]) if args["template_id"] else None,
             min_n=min_n,
+            language=args["language"],
         )
         with unit_of_work(read_only=True) as uow:
             report = views.metrics(uow, query)

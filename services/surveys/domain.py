@@ -340,22 +340,37 @@ class Sums:
         return sum(self.counts[:6])
 
 
-# span ("day" or "week"), dimension, start (the day, or the Monday of the week), value, template_id, question
-RollupKey = tuple[str, str, str, str, str, str]
+# span ("day" or "week"), dimension, start (the day, or the Monday of the week), value, template_id,
+# question, and the question's kind in the version answered: a template's versions whose question is
+# the same (same kind; the scale is always 1-10) pool in one row, a question whose kind changed
+# between versions starts rows of its own, and two templates never share a row.
+RollupKey = tuple[str, str, str, str, str, str, str]
 SPANS = ("day", "week")
+RATING = "rating"
+
+
+def answer_kinds(template: Template | None) -> dict[str, str]:
+    """Each question's kind in one template version (what its answers are counted as)."""
+    return {question.key: question.kind for question in template.questions} if template else {}
 
 
 def rollup_deltas(
-    template_id: str, day: str, provenance: Mapping[str, object], answers: Mapping[str, int]
+    template_id: str,
+    day: str,
+    provenance: Mapping[str, object],
+    answers: Mapping[str, int],
+    kinds: Mapping[str, str],
 ) -> dict[RollupKey, Sums]:
     """The rollup rows one complete response adds to: each answer in each dimension's bucket, for
-    its day and for its week (so a query over whole weeks reads a seventh of the rows)."""
+    its day and for its week (so a query over whole weeks reads a seventh of the rows), under the
+    kind its question has in the version answered (``kinds``, from ``answer_kinds``)."""
     deltas: dict[RollupKey, Sums] = {}
     starts = (("day", day), ("week", week_of(day)))
     for dimension, value in dimension_values(provenance):
         for question, score in answers.items():
+            kind = kinds.get(question, RATING)
             for span, start in starts:
-                sums = deltas.setdefault((span, dimension, start, value, template_id, question), Sums())
+                sums = deltas.setdefault((span, dimension, start, value, template_id, question, kind), Sums())
                 sums.add(score)
     return deltas
 
@@ -365,7 +380,11 @@ ANSWER_SUMS = {score: (1, score, score * score, *(int(score == other) for other 
 
 
 def rollup_rows(
-    template_id: str, day: str, provenance: Mapping[str, object], answers: Mapping[str, int]
+    template_id: str,
+    day: str,
+    provenance: Mapping[str, object],
+    answers: Mapping[str, int],
+    kinds: Mapping[str, str],
 ) -> list[tuple]:
     """``rollup_deltas`` of one response as rows (key..., n, total, squares, c1..c10) for one upsert.
 
@@ -374,20 +393,48 @@ def rollup_rows(
     """
     starts = (("day", day), ("week", week_of(day)))
     return [
-        (span, dimension, start, value, template_id, question, *ANSWER_SUMS[score])
+        (span, dimension, start, value, template_id, question, kinds.get(question, RATING), *ANSWER_SUMS[score])
         for dimension, value in dimension_values(provenance)
         for question, score in answers.items()
         for span, start in starts
     ]
 
 
-def recompute_rollups(responses: Iterable[Mapping]) -> dict[RollupKey, Sums]:
-    """Rollups from scratch, from complete responses: what the incremental ones must equal."""
+def recompute_rollups(
+    responses: Iterable[Mapping], templates: Mapping[tuple[str, int], Template]
+) -> dict[RollupKey, Sums]:
+    """Rollups from scratch, from complete responses (each with ``template_id``, ``template_version``,
+    ``day``, ``answers`` and its dimensions) and the template versions they answered, keyed by
+    (template_id, version): what the incremental ones must equal, and what a rebuild writes."""
     totals: dict[RollupKey, Sums] = {}
+    kinds_of: dict[tuple[str, int], dict[str, str]] = {}
     for response in responses:
-        for key, sums in rollup_deltas(response["template_id"], response["day"], response, response["answers"]).items():
+        version = (response["template_id"], response["template_version"])
+        kinds = kinds_of.get(version)
+        if kinds is None:
+            kinds = kinds_of[version] = answer_kinds(templates.get(version))
+        deltas = rollup_deltas(response["template_id"], response["day"], response, response["answers"], kinds)
+        for key, sums in deltas.items():
             totals.setdefault(key, Sums()).merge(sums)
     return totals
+
+
+# A figure of the metrics: one template's question as answered with one kind.
+FigureKey = tuple[str, str, str]  # template_id, question key, kind
+
+
+def question_groups(templates: Iterable[Template], language: str | None = None) -> dict[FigureKey, dict]:
+    """What each figure covers: per (template, question, kind), the ``versions`` whose question has
+    that kind (ascending) and its ``label``, the question's text in ``language`` (else the version's
+    first language) in the latest of those versions."""
+    groups: dict[FigureKey, dict] = {}
+    for template in sorted(templates, key=lambda t: (t.template_id, t.version)):
+        for question in template.questions:
+            group = groups.setdefault((template.template_id, question.key, question.kind), {"versions": []})
+            group["versions"].append(template.version)
+            offered = list(question.texts)
+            group["label"] = question.texts[choose_language(offered, language)] if offered else question.key
+    return groups
 
 
 # --- statistics ---------------------------------------------------------------------------
@@ -660,14 +707,18 @@ def metrics_report(
     time_dimension: str | None,
     attribute_dimension: str | None,
     min_n: int,
-    current: Mapping[tuple, Mapping[str, Sums]],
+    current: Mapping[tuple, Mapping[FigureKey, Sums]],
     counts: Mapping[tuple, Mapping[str, int]],
-    previous: Mapping[tuple, Mapping[str, Sums]],
-    recommend: set[str],
+    previous: Mapping[tuple, Mapping[FigureKey, Sums]],
+    covers: Mapping[FigureKey, Mapping] | None = None,
 ) -> list[dict]:
     """One entry per (period, group): counts, response rate and each question's figures.
 
-    ``current``/``counts`` are keyed by (period or None, group value or None). The change of a
+    ``current``/``counts`` are keyed by (period or None, group value or None); ``current`` and
+    ``previous`` hold each group's sums per (template_id, question, kind), never pooled across
+    templates or kinds. A figure names its ``template_id``, ``key``, ``kind``, and from ``covers``
+    (``question_groups``) the ``versions`` it covers and its ``label``; only a ``recommend`` one
+    has an NPS. The change of a
     time bucket is against the bucket before it (when that is in the range); without a time
     dimension it is against ``previous``, the same groups over the period just before.
     """
@@ -681,9 +732,9 @@ def metrics_report(
             before = current.get((previous_bucket(time_dimension, period), value), {})
         else:
             before = previous.get(key, {})
-        questions: dict = {}
+        questions: list = []
         for question, sums in sorted(current.get(key, {}).items()):
-            wanted.append((questions, question, sums, before.get(question, _NO_ANSWERS), question in recommend))
+            wanted.append((questions, question, sums, before.get(question, _NO_ANSWERS), question[2] == "recommend"))
         groups.append(
             {
                 **({time_dimension: period} if time_dimension else {}),
@@ -702,8 +753,20 @@ def metrics_report(
             }
         )
     figures = batch_figures([w[2] for w in wanted], [w[3] for w in wanted], [w[4] for w in wanted], min_n)
+    covers = covers or {}
     for (questions, question, *_rest), figure in zip(wanted, figures, strict=True):
-        questions[question] = figure
+        template_id, key, kind = question
+        cover = covers.get(question) or {}
+        questions.append(
+            {
+                "template_id": template_id,
+                "key": key,
+                "kind": kind,
+                "versions": list(cover.get("versions", ())),
+                "label": cover.get("label", key),
+                **figure,
+            }
+        )
     return groups
 
 

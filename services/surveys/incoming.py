@@ -20,6 +20,12 @@ from . import domain
 from .domain import COMPLETE, PARTIAL
 from .models import CustomerReplica, SurveyContact, SurveyCount, SurveyPurchase, SurveyResponse, SurveyResurvey
 from .rollups import COUNT_KEY, add_counts, add_rollups, increment
+from .survey_templates import get_template
+
+
+def domain_template_of(uow: UnitOfWork, template_id: str, version: int) -> domain.Template | None:
+    found = get_template(uow, template_id, version)
+    return found.domain if found else None
 
 
 def record_purchase(uow: UnitOfWork, data: Mapping) -> None:
@@ -46,9 +52,14 @@ def record_purchase(uow: UnitOfWork, data: Mapping) -> None:
 def _move_to_product(uow: UnitOfWork, response: SurveyResponse, product: str) -> None:
     if response.status in (COMPLETE, PARTIAL):
         measure = "completed" if response.status == COMPLETE else "partial"
+        kinds = {}
+        if response.status == COMPLETE:  # counted as the kinds of the version it answered
+            kinds = domain.answer_kinds(domain_template_of(uow, response.template_id, response.template_version))
         for value, sign in (("", -1), (product, 1)):
             if response.status == COMPLETE:
-                deltas = domain.rollup_deltas(response.template_id, response.day, {"product": value}, response.answers)
+                deltas = domain.rollup_deltas(
+                    response.template_id, response.day, {"product": value}, response.answers, kinds
+                )
                 add_rollups(uow.session, {key: s for key, s in deltas.items() if key[1] == "product"}, sign)
             row = ("product", response.day, value, response.template_id, measure, domain.week_of(response.day), sign)
             increment(uow.session, SurveyCount.__table__, COUNT_KEY, ("count",), [row], also=("week",))

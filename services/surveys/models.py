@@ -68,10 +68,15 @@ class SurveyResponse(Base):
     day: Mapped[str | None] = mapped_column(String(10))  # the rollup day it counted in (UTC)
 
 
-class SurveyRollup(Base):
-    """Running sums of the answers per day and group: what every metric is computed from."""
+class SurveyAnswerRollup(Base):
+    """Running sums of the answers per day and group: what every metric is computed from.
 
-    __tablename__ = "survey_rollups"
+    Keyed by the template and by the question's kind in the version answered (``domain.RollupKey``):
+    versions whose question is the same pool in one row, a question whose kind changed starts rows
+    of its own, and templates sharing a key never share a row (docs/surveys.md, "Figures per
+    template")."""
+
+    __tablename__ = "survey_answer_rollups"
 
     # Each answer counts in its day's row and in its week's row: a week's row equals the sum of its
     # days, and a query reads week rows for the whole weeks of its range and day rows for the rest.
@@ -79,6 +84,35 @@ class SurveyRollup(Base):
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)  # all, product, agent, campaign, channel
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # the day, or the Monday of the week
     value: Mapped[str] = mapped_column(String(200), primary_key=True)  # "" for all and for unknown
+    template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    question: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # rating or recommend, as answered
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    squares: Mapped[int] = mapped_column(Integer)
+    c1: Mapped[int] = mapped_column(Integer)
+    c2: Mapped[int] = mapped_column(Integer)
+    c3: Mapped[int] = mapped_column(Integer)
+    c4: Mapped[int] = mapped_column(Integer)
+    c5: Mapped[int] = mapped_column(Integer)
+    c6: Mapped[int] = mapped_column(Integer)
+    c7: Mapped[int] = mapped_column(Integer)
+    c8: Mapped[int] = mapped_column(Integer)
+    c9: Mapped[int] = mapped_column(Integer)
+    c10: Mapped[int] = mapped_column(Integer)
+
+
+class SurveyRollup(Base):
+    """The rollups before surveys_0006, keyed by question key only (no kind): still written, so that
+    replicas of the previous release read right figures during a rolling upgrade; read by nothing
+    here. Dropped by a later contract migration (docs/surveys.md, "Figures per template")."""
+
+    __tablename__ = "survey_rollups"
+
+    span: Mapped[str] = mapped_column(String(4), primary_key=True)
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
     template_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     question: Mapped[str] = mapped_column(String(64), primary_key=True)
     n: Mapped[int] = mapped_column(Integer)

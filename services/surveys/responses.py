@@ -19,8 +19,8 @@ from shared.unit_of_work import UnitOfWork
 
 from . import domain
 from .domain import COMPLETE, IN_PROGRESS, PARTIAL, PROVENANCE_FIELDS, LowScoreRule, Provenance, Template
-from .models import CustomerReplica, SurveyContact, SurveyPurchase, SurveyResponse, SurveyRollup
-from .rollups import ROLLUP_KEY, SUM_COLUMNS, add_counts, increment
+from .models import CustomerReplica, SurveyContact, SurveyPurchase, SurveyResponse
+from .rollups import add_counts, add_rollup_rows
 from .survey_templates import LATEST_VERSION_MAX_AGE, TemplateVersion, answerable_template
 
 
@@ -199,13 +199,17 @@ def settle(response: dict, now: datetime, *, partial: bool) -> None:
 
 def count_and_announce(uow: UnitOfWork, rule: LowScoreRule, template: Template, response: Mapping) -> list[str]:
     """Count a settled response; a complete one also adds its answers to the rollups and is announced.
-    Returns the questions the low-score rule found low (announced with ``survey.low_score``)."""
+    Returns the questions the low-score rule found low (announced with ``survey.low_score``).
+
+    ``template`` is the version the response answered: each answer counts, and is judged low, as
+    the kind its question has there (never a kind the key has in another template or version)."""
     dimensions = dimensions_of(response)
     if response["status"] == PARTIAL:
         add_counts(uow.session, response["template_id"], response["day"], dimensions, "partial")
         return []
-    rows = domain.rollup_rows(response["template_id"], response["day"], dimensions, response["answers"])
-    increment(uow.session, SurveyRollup.__table__, ROLLUP_KEY, SUM_COLUMNS, rows)
+    kinds = domain.answer_kinds(template)
+    rows = domain.rollup_rows(response["template_id"], response["day"], dimensions, response["answers"], kinds)
+    add_rollup_rows(uow.session, rows)
     add_counts(uow.session, response["template_id"], response["day"], dimensions, "completed")
     data = completed_event(response)
     uow.publish("survey.completed", data)

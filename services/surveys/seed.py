@@ -23,6 +23,7 @@ from .domain import COMPLETE
 from .models import SurveyResponse
 from .responses import dimensions_of
 from .rollups import add_counts, add_rollups
+from .views import template_versions
 
 SOURCE = "surveys"
 
@@ -48,7 +49,9 @@ def write(database: Database, world) -> bool:
         if rows:
             session.connection().execute(insert(SurveyResponse.__table__), rows)
         complete = [{**row, **dimensions_of(row)} for row in rows if row["status"] == COMPLETE]
-        add_rollups(session, domain.recompute_rollups(complete))
+        session.flush()
+        templates = {(t.template_id, t.version): t for t in template_versions(uow)}
+        add_rollups(session, domain.recompute_rollups(complete, templates))
         for row in rows:
             measure = "completed" if row["status"] == COMPLETE else "partial"
             add_counts(session, row["template_id"], row["day"], dimensions_of(row), measure)

@@ -17,8 +17,9 @@ from shared.unit_of_work import UnitOfWork
 
 from . import domain
 from .domain import COMPLETE, IN_PROGRESS, Sums
-from .models import CustomerReplica, SurveyCount, SurveyResponse, SurveyRollup, SurveyTemplate
+from .models import CustomerReplica, SurveyAnswerRollup, SurveyCount, SurveyResponse, SurveyTemplate
 from .rollups import SUM_COLUMNS
+from .survey_templates import get_template
 
 # --- a customer's responses ---------------------------------------------------------------
 
@@ -34,11 +35,39 @@ def responses_of_customer(
         .where(SurveyResponse.customer_id == customer_id, SurveyResponse.status != IN_PROGRESS)
         .order_by(SurveyResponse.started_at.desc(), SurveyResponse.response_id)
     )
-    return page_of(uow.session, query, limit, offset, scalars=True)
+    items, total = page_of(uow.session, query, limit, offset, scalars=True)
+    for item in items:  # not a column: the answers as the version answered asked them
+        item.answered = answered_questions(uow, item.template_id, item.template_version, item.language, item.answers)
+    return items, total
 
 
-def score_trend(responses) -> dict:
-    """Per question, the completed responses' scores oldest first, with first, latest, change, mean."""
+def answered_questions(uow: UnitOfWork, template_id: str, version: int, language: str, answers: dict) -> list[dict]:
+    """Each answer with its question's key, kind and label (in ``language``) in the template version
+    answered, in asking order; an answer the version does not know (never stored) as a rating."""
+    found = get_template(uow, template_id, version)
+    questions = found.domain.questions if found else ()
+    answered = []
+    for question in questions:
+        if question.key in answers:
+            offered = list(question.texts)
+            label = question.texts[domain.choose_language(offered, language)] if offered else question.key
+            answered.append(
+                {"key": question.key, "kind": question.kind, "label": label, "score": answers[question.key]}
+            )
+    known = {question.key for question in questions}
+    answered += [
+        {"key": key, "kind": domain.RATING, "label": key, "score": score}
+        for key, score in answers.items()
+        if key not in known
+    ]
+    return answered
+
+
+def score_trend(responses, kinds: dict[str, dict[str, str]] | None = None) -> dict:
+    """Per question, the completed responses' scores oldest first, with first, latest, change, mean;
+    each point names its template version and the question's kind there (``kinds``: response id ->
+    key -> kind, from the versions answered)."""
+    kinds = kinds or {}
     trend: dict[str, list[dict]] = {}
     for response in sorted(
         (r for r in responses if r.status == COMPLETE), key=lambda r: (domain.as_utc(r.completed_at), r.response_id)
@@ -49,6 +78,9 @@ def score_trend(responses) -> dict:
                     "completed_at": isoformat_utc(domain.as_utc(response.completed_at)),
                     "score": score,
                     "response_id": response.response_id,
+                    "template_id": response.template_id,
+                    "template_version": response.template_version,
+                    "kind": kinds.get(response.response_id, {}).get(key, domain.RATING),
                 }
             )
     return {
@@ -98,11 +130,12 @@ _RESPONSE_TOTALS = select(
 ).where(_responses.customer_id == bindparam("customer_id"), _responses.status != IN_PROGRESS)
 
 
-def response_json(row) -> dict:
+def response_json(uow: UnitOfWork, row) -> dict:
     """A response as ``ResponseOut`` answers it (``id`` its own id), from a row of its columns."""
     response = {"id": row.response_id}
     for name in _SUMMARY_COLUMNS[1:-2]:
         response[name] = getattr(row, name)
+    response["answered"] = answered_questions(uow, row.template_id, row.template_version, row.language, row.answers)
     response["started_at"] = isoformat_utc(domain.as_utc(row.started_at))
     response["completed_at"] = isoformat_utc(domain.as_utc(row.completed_at)) if row.completed_at else None
     return response
@@ -123,13 +156,15 @@ def customer_survey_summary(uow: UnitOfWork, customer_id: str, limit: int = SUMM
         total, completed = len(rows), sum(1 for row in rows if row.status == COMPLETE)
     else:
         total, completed = connection.execute(_RESPONSE_TOTALS, params).one()
+    recent = [response_json(uow, row) for row in rows]
+    kinds = {response["id"]: {a["key"]: a["kind"] for a in response["answered"]} for response in recent}
     return {
         "customer_id": survivor,
-        "recent": [response_json(row) for row in rows],
+        "recent": recent,
         "recent_limit": limit,
         "response_count": total,
         "completed_count": completed,
-        "trend": score_trend(rows),
+        "trend": score_trend(rows, kinds),
     }
 
 
@@ -143,6 +178,7 @@ class MetricsQuery:
     group_by: tuple[str, ...]  # at most one time dimension and one attribute dimension
     template_id: str | None
     min_n: int
+    language: str | None = None  # of the questions' labels; default each version's first language
 
     @property
     def time_dimension(self) -> str | None:
@@ -160,6 +196,7 @@ class MetricsQuery:
             self.group_by,
             self.template_id,
             self.min_n,
+            self.language,
         )
 
 
@@ -187,20 +224,21 @@ def rollup_spans(start: date, end: date, by_day: bool) -> list[tuple[str, date, 
     return spans
 
 
-def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, Sums]]:
-    """(period, group value) -> question -> sums over the query's days.
+def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[domain.FigureKey, Sums]]:
+    """(period, group value) -> (template_id, question, kind) -> sums over the query's days.
 
-    Rows already at the report's grain (day rows by day, week rows by week) are read as stored, one
-    per template, and merged here: summing them in the database costs more than reading them, and
-    there are only a few templates. Rows that several of a group's days add up to are summed there.
+    Rows already at the report's grain (day rows by day, week rows by week) are read as stored (one
+    per template, question and kind); rows that several of a group's days add up to are summed in
+    the database. Templates and kinds are never added together.
     """
-    table = SurveyRollup.__table__
+    table = SurveyAnswerRollup.__table__
     time_dimension, attribute_dimension = query.time_dimension, query.attribute_dimension
     keys = [table.c.day] if time_dimension else []
-    keys += [table.c.value, table.c.question]
+    keys += [table.c.value, table.c.template_id, table.c.question, table.c.kind]
     sums = [func.sum(table.c[column]).label(column) for column in SUM_COLUMNS]
     timed = 1 if time_dimension else 0
-    result: dict[tuple, dict[str, Sums]] = {}
+    first_sum = timed + 4
+    result: dict[tuple, dict[domain.FigureKey, Sums]] = {}
     for span, first, last in rollup_spans(query.start, query.end, time_dimension == "day"):
         conditions = [
             table.c.span == span,
@@ -216,7 +254,7 @@ def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, 
             statement = select(*keys, *sums).where(*conditions).group_by(*keys)
         weeks: dict[str, str] = {}  # day -> its week, for day rows in a report by week
         for row in uow.session.connection().execute(statement):
-            n = row[timed + 2]
+            n = row[first_sum]
             if not n:
                 continue  # a bucket emptied when its responses moved to their product
             period = None
@@ -225,9 +263,12 @@ def read_rollups(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, 
                 if time_dimension != span:  # day rows at the edges of a report by week
                     period = weeks.get(period) or weeks.setdefault(period, domain.week_of(period))
             group = (period, row[timed] if attribute_dimension else None)
-            question = row[timed + 1]
+            question = (row[timed + 1], row[timed + 2], row[timed + 3])
             found = Sums(
-                n=int(n), total=int(row[timed + 3]), squares=int(row[timed + 4]), counts=list(row[timed + 5 :])
+                n=int(n),
+                total=int(row[first_sum + 1]),
+                squares=int(row[first_sum + 2]),
+                counts=[int(count) for count in row[first_sum + 3 :]],
             )
             questions = result.get(group)
             if questions is None:
@@ -268,16 +309,17 @@ def read_counts(uow: UnitOfWork, query: MetricsQuery) -> dict[tuple, dict[str, i
     return result
 
 
-def recommend_questions(uow: UnitOfWork) -> set[str]:
-    """Question keys flagged "recommend" in any template version (they get a 1-10 NPS)."""
-    keys = set()
-    for questions in uow.session.execute(select(SurveyTemplate.questions)).scalars():
-        keys |= {question["key"] for question in questions if question.get("kind") == "recommend"}
-    return keys
+def template_versions(uow: UnitOfWork, template_id: str | None = None) -> list[domain.Template]:
+    """Every stored template version (of one template), as domain templates."""
+    statement = select(SurveyTemplate.template_id, SurveyTemplate.version, SurveyTemplate.questions)
+    if template_id:
+        statement = statement.where(SurveyTemplate.template_id == template_id)
+    return [domain.Template.of(*row) for row in uow.session.execute(statement)]
 
 
 def metrics(uow: UnitOfWork, query: MetricsQuery) -> dict:
-    """Per group and question: n, mean with t-interval, distribution, CSAT with Wilson, NPS, change."""
+    """Per group, template and question: n, mean with t-interval, distribution, CSAT with Wilson,
+    NPS (questions answered as ``recommend``), change; each figure names the versions it covers."""
     previous_query = None if query.time_dimension else query.previous()
     groups = domain.metrics_report(
         time_dimension=query.time_dimension,
@@ -286,13 +328,14 @@ def metrics(uow: UnitOfWork, query: MetricsQuery) -> dict:
         current=read_rollups(uow, query),
         counts=read_counts(uow, query),
         previous=read_rollups(uow, previous_query) if previous_query else {},
-        recommend=recommend_questions(uow),
+        covers=domain.question_groups(template_versions(uow, query.template_id), query.language),
     )
     return {
         "from": query.start.isoformat(),
         "to": query.end.isoformat(),
         "group_by": list(query.group_by),
         "template_id": query.template_id,
+        "language": query.language,
         "min_n": query.min_n,
         "confidence": domain.CONFIDENCE,
         "compared_with": (

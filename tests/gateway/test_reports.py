@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.surveys.domain import DEFAULT_TEMPLATE_ID
 from shared.problems import PROBLEM_JSON
 from shared.webhooks import sign_json
 from tests.gateway.test_front import ANSWERS, PHONE_ENV, WEBHOOK_SECRET
@@ -77,10 +78,11 @@ def test_the_daily_report_joins_calls_agents_reasons_tickets_and_surveys_of_the_
     assert (tickets["replacements"], tickets["refunds"], tickets["opened"]["total"]) == (1, 1, 2)
     surveys = page["surveys"]
     assert surveys["responses"]["completed"] == 2
-    product = surveys["questions"]["product"]
+    product = {q["key"]: q for q in surveys["questions"]}["product"]
     assert product["n"] == 2 and product["mean"]["value"] == 9 and product["csat"]["value"] == 1.0
     assert {"value", "low", "high"} <= set(product["csat"])
-    assert surveys["questions"]["recommend_product"]["nps"] is not None
+    assert (product["template_id"], product["kind"], product["versions"]) == (DEFAULT_TEMPLATE_ID, "rating", [1])
+    assert {q["key"]: q for q in surveys["questions"]}["recommend_product"]["nps"] is not None
 
 
 def test_the_daily_report_as_csv_is_one_long_table_of_section_item_measure_value(day_of_work):
@@ -96,8 +98,11 @@ def test_the_daily_report_as_csv_is_one_long_table_of_section_item_measure_value
     assert cells[("agents", "day", "top_agent")] == "ann" and cells[("agents", "ann", "calls")] == "1"
     assert cells[("reasons", "refund", "calls")] == "1"
     assert cells[("tickets", "replacement", "opened")] == "1" and cells[("tickets", "day", "refunds")] == "1"
-    assert cells[("surveys", "product", "n")] == "2" and cells[("surveys", "product", "mean value")] == "9.0"
-    assert ("surveys", "recommend_product", "nps low") in cells
+    # One item per template, question and kind as answered (templates sharing a key stay apart).
+    product = f"product (rating, template {DEFAULT_TEMPLATE_ID})"
+    assert cells[("surveys", product, "n")] == "2" and cells[("surveys", product, "mean value")] == "9.0"
+    assert cells[("surveys", product, "versions")] == "1"
+    assert ("surveys", f"recommend_product (recommend, template {DEFAULT_TEMPLATE_ID})", "nps low") in cells
 
 
 def test_with_a_service_stopped_the_report_is_partial_and_names_it(day_of_work):

@@ -54,3 +54,19 @@ def response_body(**overrides) -> dict:
     }
     body.update(overrides)
     return body
+
+
+def figure_of(group: dict, key: str, template_id: str | None = None, kind: str | None = None) -> dict:
+    """The one figure of ``key`` in a metrics group (of the default template unless said, any kind
+    unless said)."""
+    from services.surveys.domain import DEFAULT_TEMPLATE_ID
+
+    found = [
+        figure
+        for figure in group["questions"]
+        if figure["key"] == key
+        and figure["template_id"] == (template_id or DEFAULT_TEMPLATE_ID)
+        and (kind is None or figure["kind"] == kind)
+    ]
+    assert len(found) == 1, found
+    return found[0]

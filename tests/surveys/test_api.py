@@ -12,7 +12,7 @@ from shared.backbone import outbox
 from shared.events import Envelope
 from shared.problems import PROBLEM_JSON
 from tests.support.auth import signed_client
-from tests.surveys.conftest import ANSWERS, make_surveys_app, response_body
+from tests.surveys.conftest import ANSWERS, figure_of, make_surveys_app, response_body
 
 
 def published(database, event_type=None) -> list[Envelope]:
@@ -199,7 +199,7 @@ def test_a_partial_response_is_stored_and_counted_apart_not_in_the_means(client,
     report = client.get("/survey-metrics?min_n=1").json
     (group,) = report["groups"]
     assert group["responses"] == {"completed": 0, "partial": 1}
-    assert group["questions"] == {}
+    assert group["questions"] == []
 
 
 def test_a_product_comes_from_the_purchase_replica(client, database):
@@ -256,7 +256,7 @@ def test_metrics_from_the_rollups_against_a_hand_computed_fixture(client):
     report = client.get("/survey-metrics").json
     assert report["min_n"] == 30 and report["group_by"] == []
     (group,) = report["groups"]
-    figure = group["questions"]["recommend_store"]
+    figure = figure_of(group, "recommend_store")
     assert figure["n"] == 40 and not figure["withheld"]
     assert figure["distribution"] == [stores.count(s) for s in range(1, 11)]  # counts of 1..10
     mean = sum(stores) / 40
@@ -271,15 +271,15 @@ def test_metrics_from_the_rollups_against_a_hand_computed_fixture(client):
     assert figure["nps"]["value"] == pytest.approx(100 * (20 - 12) / 40)
     nps = domain.nps_adjusted_wald(20, 12, 40)
     assert figure["nps"]["moe"] == round(nps.moe, 2)
-    assert group["questions"]["product"]["nps"] is None  # NPS only for the recommend questions
+    assert figure_of(group, "product")["nps"] is None  # NPS only for the recommend questions
     assert group["responses"] == {"completed": 40, "partial": 0}
 
 
 def test_a_figure_under_min_n_is_withheld_and_flagged(client):
     submit_many(client, [ANSWERS] * 3)
-    figure = client.get("/survey-metrics").json["groups"][0]["questions"]["product"]
+    figure = figure_of(client.get("/survey-metrics").json["groups"][0], "product")
     assert figure["withheld"] and figure["n"] == 3 and figure["mean"] is None and figure["csat"] is None
-    figure = client.get("/survey-metrics?min_n=3").json["groups"][0]["questions"]["product"]
+    figure = figure_of(client.get("/survey-metrics?min_n=3").json["groups"][0], "product")
     assert not figure["withheld"] and figure["mean"]["value"] == 9
 
 
@@ -287,7 +287,7 @@ def test_metrics_grouped_by_agent_and_channel(client):
     submit_many(client, [{**ANSWERS, "product": 4}] * 2, agent_id="agent-a")
     submit_many(client, [{**ANSWERS, "product": 10}] * 3, agent_id="agent-b")
     groups = client.get("/survey-metrics?group_by=agent&min_n=2").json["groups"]
-    means = {g["agent"]: g["questions"]["product"]["mean"]["value"] for g in groups}
+    means = {g["agent"]: figure_of(g, "product")["mean"]["value"] for g in groups}
     assert means == {"agent-a": 4.0, "agent-b": 10.0}
     groups = client.get("/survey-metrics?group_by=channel,day&min_n=2").json["groups"]
     today = datetime.now(UTC).date().isoformat()
@@ -334,11 +334,11 @@ def test_the_period_over_period_change_is_tested(client, database):
             )
     report = client.get("/survey-metrics?from=2026-11-01&to=2026-11-30").json
     assert report["compared_with"] == {"from": "2026-10-02", "to": "2026-10-31"}
-    change = report["groups"][0]["questions"]["product"]["change"]
+    change = figure_of(report["groups"][0], "product")["change"]
     assert change["previous_n"] == 40 and change["mean"]["delta"] == pytest.approx(4.0)
     assert change["mean"]["significant"] and change["mean"]["p_value"] < 0.001
     assert change["csat"]["delta"] == pytest.approx(1.0) and change["csat"]["significant"]  # 0 of 40 -> 40 of 40
-    unchanged = report["groups"][0]["questions"]["service"]["change"]
+    unchanged = figure_of(report["groups"][0], "service")["change"]
     assert unchanged["mean"]["delta"] == 0 and not unchanged["mean"]["significant"]
 
 
@@ -384,3 +384,83 @@ def test_concurrent_submissions_for_one_call_store_exactly_one(surveys_app, data
     assert statuses == [201, 409, 409, 409, 409, 409]
     assert count(database, SurveyResponse.__table__) == 1
     assert len(published(database, "survey.completed")) == 1
+
+
+# --- figures per template and version (issue 19) ------------------------------------------
+
+
+def test_templates_sharing_a_key_with_other_kinds_are_never_mixed(client, database):
+    # Another template uses "product" for a recommend question, and "recommend_store" for a rating.
+    other = {
+        "name": "Store visit",
+        "questions": [
+            {"key": "product", "kind": "recommend", "texts": {"en": "Recommend the product?", "de": "Empfehlen?"}},
+            {"key": "recommend_store", "kind": "rating", "texts": {"en": "Rate the store"}},
+        ],
+    }
+    other_id = client.post("/templates", json=other).json["id"]
+    customer_id = str(uuid.uuid4())
+    submit_many(client, [{**ANSWERS, "product": 5}] * 2, customer_id=customer_id)  # default v1: a rating
+    submit_many(client, [{"product": 10, "recommend_store": 3}] * 3, template_id=other_id)
+    groups = client.get("/survey-metrics?min_n=1&language=en").json["groups"]
+    (group,) = groups
+    rating = figure_of(group, "product")
+    assert (rating["kind"], rating["versions"], rating["n"], rating["nps"]) == ("rating", [1], 2, None)
+    assert rating["mean"] is not None and rating["mean"]["value"] == 5.0  # the other template's 10s are not here
+    assert rating["label"] == "How well did the product meet your expectations?"
+    recommend = figure_of(group, "product", other_id)
+    assert (recommend["kind"], recommend["versions"], recommend["n"]) == ("recommend", [1], 3)
+    assert recommend["nps"]["value"] == 100.0 and recommend["label"] == "Recommend the product?"
+    assert figure_of(group, "recommend_store", other_id)["nps"] is None  # a rating there
+    assert figure_of(group, "recommend_store")["nps"] is not None
+    assert len([f for f in group["questions"] if f["key"] == "product"]) == 2
+    # One template only, and labels in another language.
+    only = client.get(f"/survey-metrics?min_n=1&template_id={other_id}&language=de").json["groups"][0]
+    assert [(f["key"], f["kind"]) for f in only["questions"]] == [
+        ("product", "recommend"),
+        ("recommend_store", "rating"),
+    ]
+    assert figure_of(only, "product", other_id)["label"] == "Empfehlen?"
+
+    # A later version marks "product" as recommend: the answers given before keep their figures.
+    before = figure_of(client.get("/survey-metrics?min_n=1").json["groups"][0], "product")
+    marked = {
+        "id": domain.DEFAULT_TEMPLATE_ID,
+        "name": "Follow-up survey",
+        "questions": [{**q, "kind": "recommend"} if q["key"] == "product" else q for q in domain.DEFAULT_QUESTIONS],
+    }
+    assert client.post("/templates", json=marked).json["version"] == 2
+    assert figure_of(client.get("/survey-metrics?min_n=1").json["groups"][0], "product") == before
+    low = client.post("/responses", json=response_body(customer_id=customer_id, answers={**ANSWERS, "product": 5}))
+    assert low.json["low_questions"] == ["product"]  # low as the recommend question it now is
+    group = client.get("/survey-metrics?min_n=1").json["groups"][0]
+    assert figure_of(group, "product", kind="rating") == before
+    now_recommend = figure_of(group, "product", kind="recommend")
+    assert (now_recommend["versions"], now_recommend["n"], now_recommend["nps"]["value"]) == ([2], 1, -100.0)
+    # Versions whose question is the same pool together.
+    assert figure_of(group, "service")["versions"] == [1, 2] and figure_of(group, "service")["n"] == 3
+
+    # The low-score rule reads the kind of the version answered: 5 is low only for a recommend question.
+    assert (
+        client.post("/responses", json=response_body(template_version=1, answers={**ANSWERS, "product": 5})).json[
+            "low_questions"
+        ]
+        == []
+    )
+    assert client.post(
+        "/responses", json=response_body(template_id=other_id, answers={"product": 6, "recommend_store": 6})
+    ).json["low_questions"] == ["product"]
+
+    # The customer's history labels each answer as the version answered asked it.
+    listed = client.get(f"/responses?customer_id={customer_id}").json["items"]
+    kinds = [{a["key"]: a["kind"] for a in r["answered"]}["product"] for r in listed]
+    assert kinds == ["recommend", "rating", "rating"]  # newest first
+    (latest, *_older) = client.get(f"/customers/{customer_id}/survey-summary").json["recent"]
+    assert latest["answered"][0] == {
+        "key": "product",
+        "kind": "recommend",
+        "label": domain.DEFAULT_QUESTIONS[0]["texts"][latest["language"]],  # in the language it was asked in
+        "score": 5,
+    }
+    points = client.get(f"/customers/{customer_id}/survey-summary").json["trend"]["product"]["points"]
+    assert [(p["template_version"], p["kind"]) for p in points] == [(1, "rating"), (1, "rating"), (2, "recommend")]

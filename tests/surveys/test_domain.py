@@ -169,10 +169,30 @@ def test_a_week_is_named_by_its_monday():
 )
 def test_rollup_rows_are_the_rollup_deltas_as_rows(answers, agent, product):
     provenance = {"agent": agent, "product": product, "channel": "keypad"}
-    rows = domain.rollup_rows("t", "2026-11-26", provenance, answers)
-    deltas = domain.rollup_deltas("t", "2026-11-26", provenance, answers)
+    kinds = {"product": "rating", "recommend_store": "recommend"}  # "service" unknown: a rating
+    rows = domain.rollup_rows("t", "2026-11-26", provenance, answers, kinds)
+    deltas = domain.rollup_deltas("t", "2026-11-26", provenance, answers, kinds)
     as_rows = [(*key, sums.n, sums.total, sums.squares, *sums.counts) for key, sums in deltas.items()]
-    assert sorted(rows) == sorted(as_rows) and len(rows) == len(set(row[:6] for row in rows))
+    assert sorted(rows) == sorted(as_rows) and len(rows) == len(set(row[:7] for row in rows))
+    assert {row[5]: row[6] for row in rows} == {key: kinds.get(key, "rating") for key in answers}
+
+
+def test_question_groups_pool_versions_of_the_same_kind_and_name_the_latest_label():
+    def version(number, kind, text):
+        return domain.Template.of("t", number, [{"key": "q", "kind": kind, "required": True, "texts": text}])
+
+    groups = domain.question_groups(
+        [
+            version(3, "rating", {"en": "Rate us again", "de": "Noch einmal"}),
+            version(1, "rating", {"en": "Rate us", "de": "Bewerten"}),
+            version(2, "recommend", {"en": "Recommend us?"}),
+        ],
+        "de",
+    )
+    assert groups == {
+        ("t", "q", "rating"): {"versions": [1, 3], "label": "Noch einmal"},
+        ("t", "q", "recommend"): {"versions": [2], "label": "Recommend us?"},
+    }
 
 
 def test_the_resurvey_request_id_is_derived_from_the_response():

@@ -121,7 +121,7 @@ def min_n_asked() -> int | None:
 @page
 def dashboard_page():
     day, min_n = day_asked(), min_n_asked()
-    report = reports.fetch(day, min_n)
+    report = reports.fetch(day, min_n, str(get_locale()))
     extras, extras_missing = _extras(day, min_n, report)
     names = {agent["agent_id"]: agent.get("name") for agent in extras.get("agents") or ()}
     trend = survey_trend(extras["trend"], day) if "trend" in extras else None
@@ -161,25 +161,42 @@ def _extras(day: date, min_n: int | None, report: dict) -> tuple[dict, dict]:
     if report["surveys"] is not None:
         first = day - timedelta(days=TREND_DAYS - 1)
         query = f"/survey-metrics?from={first}&to={day}&group_by=day" + (f"&min_n={min_n}" if min_n else "")
+        query += f"&language={get_locale()}"
         calls["trend"] = ask("surveys", query)
     if not calls:
         return {}, {}
     return front.fan_out(calls, limit)
 
 
+def figure_id(figure: dict) -> str:
+    """A survey figure's identity: its template, question key and kind (templates sharing a key stay apart)."""
+    return f"{figure.get('template_id')}:{figure.get('key')}:{figure.get('kind')}"
+
+
 def survey_trend(metrics: dict, day: date) -> dict:
-    """The mean of each question on each of the last TREND_DAYS days (None: withheld or no answers)."""
+    """The mean of each question (per template and kind, as the metrics give them) on each of the
+    last TREND_DAYS days (None: withheld or no answers). ``questions``: [{id, key, label}]."""
     days = [(day - timedelta(days=back)).isoformat() for back in range(TREND_DAYS - 1, -1, -1)]
-    by_day = {group.get("day"): group.get("questions", {}) for group in metrics.get("groups", ())}
-    questions = sorted({key for group in by_day.values() for key in group})
+    by_day = {
+        group.get("day"): {figure_id(figure): figure for figure in group.get("questions", ())}
+        for group in metrics.get("groups", ())
+    }
+    known: dict[str, dict] = {}
+    for name in days:  # the latest day's label wins
+        for ident, figure in by_day.get(name, {}).items():
+            known[ident] = {"id": ident, "key": figure.get("key"), "label": figure.get("label") or figure.get("key")}
+    for figures in by_day.values():
+        for ident, figure in figures.items():
+            known.setdefault(ident, {"id": ident, "key": figure.get("key"), "label": figure.get("label")})
+    questions = sorted(known.values(), key=lambda q: (q["key"] or "", q["id"]))
     rows = []
     for name in days:
         figures = by_day.get(name, {})
         cells = {}
         for question in questions:
-            figure = figures.get(question) or {}
+            figure = figures.get(question["id"]) or {}
             mean = figure.get("mean")
-            cells[question] = {"n": figure.get("n", 0), "mean": mean["value"] if mean else None}
+            cells[question["id"]] = {"n": figure.get("n", 0), "mean": mean["value"] if mean else None}
         rows.append({"day": name, "questions": cells})
     return {"days": days, "questions": questions, "rows": rows, "min_n": metrics.get("min_n")}
 
@@ -236,7 +253,10 @@ def chart_data(report: dict, trend: dict | None, shown=HOURS, hour_label=lambda 
             "axis": _("mean (1\N{EN DASH}10)"),
             "labels": [format_date(date.fromisoformat(name), "d MMM", locale=get_locale()) for name in trend["days"]],
             "series": [
-                {"label": label(question), "means": [row["questions"][question]["mean"] for row in trend["rows"]]}
+                {
+                    "label": label(question["key"]),
+                    "means": [row["questions"][question["id"]]["mean"] for row in trend["rows"]],
+                }
                 for question in trend["questions"]
             ],
         }

@@ -207,7 +207,7 @@ def test_a_supervisors_dashboard_shows_the_days_figures_of_the_api_draws_them_an
     assert (report["tickets"]["replacements"], report["tickets"]["refunds"]) == (1, 2)
     expect(page.locator("[data-kpi='tickets-refunds'] .value")).to_have_text("2")
 
-    nps = report["surveys"]["questions"]["recommend_product"]["nps"]
+    nps = {q["key"]: q for q in report["surveys"]["questions"]}["recommend_product"]["nps"]
     row = page.locator("#questions-table tr[data-question='recommend_product']")
     expect(row.locator("[data-figure='nps']")).to_have_text(f"{nps['value']:.1f}")  # (2 - 1) / 4 -> 25.0
     expect(row.locator("[data-figure='nps-interval']")).to_have_text(

@@ -83,9 +83,10 @@ def test_the_dashboard_shows_the_figures_of_the_daily_report_api_for_the_same_da
     assert page.text("data-category", "replacement") == f"Replacement {categories['replacement']}"
     assert page.one("data-kpi", "tickets-refunds")["attrs"]["data-value"] == str(report["tickets"]["refunds"])
 
-    nps = report["surveys"]["questions"]["recommend_product"]["nps"]
+    nps = {q["key"]: q for q in report["surveys"]["questions"]}["recommend_product"]["nps"]
     assert [float(e["attrs"]["data-value"]) for e in page.all("data-figure", "nps")] == [
-        report["surveys"]["questions"][key]["nps"]["value"] for key in ("recommend_product", "recommend_store")
+        {q["key"]: q for q in report["surveys"]["questions"]}[key]["nps"]["value"]
+        for key in ("recommend_product", "recommend_store")
     ]
     interval = page.all("data-figure", "nps-interval")[0]
     assert float(interval["attrs"]["data-moe"]) == nps["moe"]
