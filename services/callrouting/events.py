@@ -20,8 +20,9 @@ from shared.events import Envelope
 from shared.replicas import customer_replica_handlers
 from shared.unit_of_work import UnitOfWork
 
-from . import privacy, service
+from . import privacy
 from .models import CustomerReplica, CustomerReplicaPhone
+from .outbound import service
 
 _REPLICA = customer_replica_handlers(CustomerReplica, CustomerReplicaPhone)
 

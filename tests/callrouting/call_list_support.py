@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
-from services.callrouting import service
 from services.callrouting.events import HANDLERS
 from services.callrouting.models import CallEntry, CallTimeZone
+from services.callrouting.outbound import service
 from shared.config import Settings
 from shared.consumer import apply_once
 from shared.db import Database

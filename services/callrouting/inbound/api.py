@@ -38,8 +38,8 @@ from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 
-from . import call_report, calls, routing
-from .calls import CallbackIn, InboundConfig
+from . import call_report, domain, service
+from .service import CallbackIn, InboundConfig
 
 twilio_webhooks = Blueprint(
     "twilio_webhooks", __name__, url_prefix="/webhooks/twilio", description="Twilio Programmable Voice webhooks"
@@ -67,13 +67,13 @@ def _xml(response: VoiceResponse | str) -> Response:
 # --- Twilio -----------------------------------------------------------------------------------
 
 _FINAL_LEG_STATUSES = {
-    "in-progress": routing.CONNECTED,
-    "answered": routing.CONNECTED,
-    "completed": routing.TALK_ENDED,
-    "no-answer": routing.OFFER_MISSED,
-    "busy": routing.OFFER_MISSED,
-    "failed": routing.OFFER_MISSED,
-    "canceled": routing.OFFER_CANCELED,
+    "in-progress": domain.CONNECTED,
+    "answered": domain.CONNECTED,
+    "completed": domain.TALK_ENDED,
+    "no-answer": domain.OFFER_MISSED,
+    "busy": domain.OFFER_MISSED,
+    "failed": domain.OFFER_MISSED,
+    "canceled": domain.OFFER_CANCELED,
 }
 _CALLER_GONE = ("completed", "canceled", "busy", "failed", "no-answer")
 
@@ -124,7 +124,7 @@ def _arg_int(name: str) -> int | None:
     return int(raw)
 
 
-def _dial(decision: calls.Decision, config: InboundConfig) -> VoiceResponse:
+def _dial(decision: service.Decision, config: InboundConfig) -> VoiceResponse:
     response = VoiceResponse()
     call = decision.call
     dial = Dial(action=f"/webhooks/twilio/voice?round={call.offer_round}", timeout=int(config.offer_timeout_seconds))
@@ -138,7 +138,7 @@ def _dial(decision: calls.Decision, config: InboundConfig) -> VoiceResponse:
     return response
 
 
-def _answer(decision: calls.Decision, config: InboundConfig) -> VoiceResponse | str:
+def _answer(decision: service.Decision, config: InboundConfig) -> VoiceResponse | str:
     if decision.offers:
         return _dial(decision, config)
     if decision.call.result is not None or decision.call.state not in ("queued", "ringing"):
@@ -174,7 +174,7 @@ def twilio_voice():
     dial_status = _form("DialCallStatus", required=False)
     with unit_of_work() as uow:
         if dial_status is None:
-            decision = calls.start_call(
+            decision = service.start_call(
                 uow,
                 call_id=call_id,
                 source="twilio",
@@ -188,7 +188,7 @@ def twilio_voice():
             return _xml(_answer(decision, config))
         if dial_status in ("no-answer", "busy", "failed"):
             try:
-                decision = calls.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
+                decision = service.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
             except LookupError:
                 abort(404, message=f"No call {call_id}.")
             return _xml(_answer(decision, config))
@@ -209,10 +209,10 @@ def twilio_wait():
     response = VoiceResponse()
     with unit_of_work() as uow:
         try:
-            decision = calls.retry_queued_call(uow, call_id, config)
+            decision = service.retry_queued_call(uow, call_id, config)
         except LookupError:
             abort(404, message=f"No call {call_id}.")
-        rules = calls.queue_rules(uow.session, decision.call.queue)
+        rules = service.queue_rules(uow.session, decision.call.queue)
         queue_time = request.values.get("QueueTime", "0")
         timed_out = queue_time.isdigit() and int(queue_time) >= rules.max_wait_seconds
     if decision.offers or timed_out or decision.position is None:
@@ -238,15 +238,15 @@ def twilio_queue():
     queue_time = _form_int("QueueTime")
     response = VoiceResponse()
     with unit_of_work() as uow:
-        call = calls.get_call(uow, call_id)
+        call = service.get_call(uow, call_id)
         if call is None:
             abort(404, message=f"No call {call_id}.")
         left_at = _left_at(call, queue_time)
         if result == "leave":
-            decision = calls.retry_queued_call(uow, call_id, config)
+            decision = service.retry_queued_call(uow, call_id, config)
             if decision.offers:
                 return _xml(_dial(decision, config))
-            rules = calls.queue_rules(uow.session, call.queue)
+            rules = service.queue_rules(uow.session, call.queue)
             if (queue_time or 0) < rules.max_wait_seconds:
                 return _xml(_answer(decision, config))  # back in line
             timed_out = True
@@ -254,13 +254,13 @@ def twilio_queue():
             timed_out = result != "hangup"
         else:  # bridged, redirected: the call went on elsewhere
             return _xml(response)
-        calls.apply_callback(
+        service.apply_callback(
             uow,
             CallbackIn(
                 call_id=call_id,
                 record_call_id=call_id,
                 source="twilio",
-                kind=routing.CALLER_LEFT,
+                kind=domain.CALLER_LEFT,
                 at=left_at,
                 timeout=timed_out,
                 payload=request.form.to_dict(),
@@ -296,9 +296,9 @@ def twilio_status():
     agent_id = request.args.get("agent") or None
     record = _form("ParentCallSid", required=False) or sid
     if agent_id:
-        kind = _FINAL_LEG_STATUSES.get(status, routing.RINGING)
+        kind = _FINAL_LEG_STATUSES.get(status, domain.RINGING)
     else:
-        kind = routing.CALLER_LEFT if status in _CALLER_GONE else routing.RINGING
+        kind = domain.CALLER_LEFT if status in _CALLER_GONE else domain.RINGING
     callback = CallbackIn(
         call_id=sid,
         record_call_id=record,
@@ -307,12 +307,12 @@ def twilio_status():
         at=_twilio_time(),
         sequence=_form_int("SequenceNumber"),
         agent_id=agent_id,
-        talk_seconds=_form_int("CallDuration") if kind == routing.TALK_ENDED else None,
+        talk_seconds=_form_int("CallDuration") if kind == domain.TALK_ENDED else None,
         offer_round=_arg_int("round"),
         payload=request.form.to_dict(),
     )
     with unit_of_work() as uow:
-        outcome = calls.apply_callback(uow, callback, config)
+        outcome = service.apply_callback(uow, callback, config)
     return {"call_id": record, "outcome": outcome}
 
 
@@ -359,7 +359,7 @@ class PhoneEventOut(Schema):
     offers = fields.List(fields.Nested(OfferOut))
 
 
-_KINDS = {"call.answered": routing.CONNECTED, "call.abandoned": routing.CALLER_LEFT}
+_KINDS = {"call.answered": domain.CONNECTED, "call.abandoned": domain.CALLER_LEFT}
 
 
 @phone_events.route("/events", methods=["POST"])
@@ -372,9 +372,9 @@ def phone_event(event):
     timestamp = event["timestamp"].astimezone(UTC)
     with unit_of_work() as uow:
         if event["event"] == "call.ringing":
-            existing = calls.get_call(uow, event["call_id"])
+            existing = service.get_call(uow, event["call_id"])
             if existing is None:
-                decision = calls.start_call(
+                decision = service.start_call(
                     uow,
                     call_id=event["call_id"],
                     source="json",
@@ -385,14 +385,14 @@ def phone_event(event):
                     config=config,
                 )
             else:
-                decision = calls.retry_queued_call(uow, event["call_id"], config)
+                decision = service.retry_queued_call(uow, event["call_id"], config)
             return {**decision.as_dict(), "outcome": "queued" if decision.queued else "routed"}
         if event["event"] == "call.answered" and not event["agent_id"]:
             raise Invalid({"agent_id": "call.answered needs the agent who answered."})
         kind = _KINDS.get(event["event"])
         if event["event"] == "call.ended":
-            kind = routing.TALK_ENDED if event["agent_id"] else routing.CALLER_LEFT
-        outcome = calls.apply_callback(
+            kind = domain.TALK_ENDED if event["agent_id"] else domain.CALLER_LEFT
+        outcome = service.apply_callback(
             uow,
             CallbackIn(
                 call_id=event["call_id"],
@@ -403,7 +403,7 @@ def phone_event(event):
                 sequence=event["sequence"],
                 agent_id=event["agent_id"],
                 # The adapter reports no agent legs: a caller gone unanswered ends any open offer now.
-                explicit_abandon=kind == routing.CALLER_LEFT,
+                explicit_abandon=kind == domain.CALLER_LEFT,
                 payload=request.get_json(),
             ),
             config,
@@ -429,7 +429,7 @@ class AgentStateOut(Schema):
 
 
 class AgentRoutingIn(Schema):
-    endpoint_kind = fields.String(required=True, validate=validate.OneOf(routing.ENDPOINT_KINDS))
+    endpoint_kind = fields.String(required=True, validate=validate.OneOf(domain.ENDPOINT_KINDS))
     endpoint = fields.String(
         required=True,
         validate=validate.Length(min=1, max=200),
@@ -470,7 +470,7 @@ class AgentState(MethodView):
         """The agent sets their state; 409 while the routing engine holds them (reserved, on_call, wrap_up)."""
         with unit_of_work() as uow:
             try:
-                return calls.set_agent_state(uow, agent_id, body["state"], _config())
+                return service.set_agent_state(uow, agent_id, body["state"], _config())
             except LookupError:
                 abort(404, message=f"No agent {agent_id}.")
 
@@ -484,7 +484,7 @@ class AgentRoutingView(MethodView):
         _check_endpoint(body)
         with unit_of_work() as uow:
             try:
-                calls.put_agent_routing(uow, agent_id, body)
+                service.put_agent_routing(uow, agent_id, body)
             except LookupError:
                 abort(404, message=f"No agent {agent_id}.")
         return self._read(agent_id)
@@ -498,11 +498,11 @@ class AgentRoutingView(MethodView):
     def _read(agent_id):
         with unit_of_work(read_only=True) as uow:
             try:
-                agent, row = calls.get_agent_routing(uow, agent_id)
+                agent, row = service.get_agent_routing(uow, agent_id)
             except LookupError:
                 abort(404, message=f"No agent {agent_id}.")
             values = (
-                calls._routing_defaults(agent_id)
+                service._routing_defaults(agent_id)
                 if row is None
                 else {name: getattr(row, name) for name in AgentRoutingOut().fields if hasattr(row, name)}
             )
@@ -513,7 +513,7 @@ class AgentRoutingView(MethodView):
 
 
 class QueueIn(Schema):
-    strategy = fields.String(validate=validate.OneOf(routing.STRATEGIES))
+    strategy = fields.String(validate=validate.OneOf(domain.STRATEGIES))
     required_skills = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=20)
     )
@@ -533,7 +533,7 @@ class Queues(MethodView):
     def get(self):
         """Every queue (one named ``default`` appears with the first call)."""
         with unit_of_work(read_only=True) as uow:
-            return calls.list_queues(uow)
+            return service.list_queues(uow)
 
 
 @inbound_queues.route("/<name>")
@@ -545,7 +545,7 @@ class QueueByName(MethodView):
         if len(name) > 64:
             raise Invalid({"name": "At most 64 characters."}, location="path")
         with unit_of_work() as uow:
-            return calls.put_queue(uow, name, body)
+            return service.put_queue(uow, name, body)
 
 
 # --- calls ------------------------------------------------------------------------------------
@@ -581,7 +581,7 @@ class CallQuery(Schema):
     agent_id = fields.String(load_default=None)
     customer_id = fields.String(load_default=None)
     state = fields.String(load_default=None)
-    result = fields.String(load_default=None, validate=validate.OneOf(routing.CALL_RESULTS))
+    result = fields.String(load_default=None, validate=validate.OneOf(domain.CALL_RESULTS))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
@@ -625,7 +625,7 @@ class Calls(MethodView):
         day = query.pop("date")
         filters = {**query, "day": day.isoformat() if day else None}
         with unit_of_work(read_only=True) as uow:
-            items, total = calls.list_calls(uow, filters, limit, offset)
+            items, total = service.list_calls(uow, filters, limit, offset)
             return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -636,7 +636,7 @@ class Orphans(MethodView):
     def get(self, query):
         """Callbacks about calls this service never heard of, newest first."""
         with unit_of_work(read_only=True) as uow:
-            return calls.list_orphans(uow, query["limit"], query["offset"])
+            return service.list_orphans(uow, query["limit"], query["offset"])
 
 
 @inbound_calls.route("/<call_id>")
@@ -645,7 +645,7 @@ class CallById(MethodView):
     def get(self, call_id):
         """One call record."""
         with unit_of_work(read_only=True) as uow:
-            call = calls.get_call(uow, call_id)
+            call = service.get_call(uow, call_id)
             if call is None:
                 abort(404, message=f"No call {call_id}.")
             return call
@@ -661,7 +661,7 @@ class WrapUp(MethodView):
         user = acting_user()
         with unit_of_work() as uow:
             try:
-                return calls.wrap_up(
+                return service.wrap_up(
                     uow,
                     call_id,
                     reason=body["reason"],
@@ -710,9 +710,9 @@ class Live(MethodView):
         """Calls waiting (per queue), the longest wait, agents by state."""
         with unit_of_work() as uow:
             # Timers that ran out are applied first, so the view never shows a stale state.
-            if calls.expire_timers(uow, _config()):
+            if service.expire_timers(uow, _config()):
                 uow.commit()
-            return calls.live_view(uow)
+            return service.live_view(uow)
 
 
 class DailyReportQuery(Schema):
@@ -775,7 +775,7 @@ class DailyReport(MethodView):
         """The day's inbound calls: offered, answered, abandoned, abandon rate, ASA, service level, AHT; per
         hour, per agent and by reason. ``format=csv`` exports one part as CSV."""
         with unit_of_work(read_only=True) as uow:
-            report = calls.daily_report(uow, query["date"], query["queue"])
+            report = service.daily_report(uow, query["date"], query["queue"])
         if query["format"] == "csv":
             return _csv(report, query["part"])
         return report

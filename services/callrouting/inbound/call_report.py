@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from .routing import ABANDONED, ANSWERED, SHORT_ABANDON, TIMEOUT
+from .domain import ABANDONED, ANSWERED, SHORT_ABANDON, TIMEOUT
 
 SERVICE_LEVEL_SECONDS = 20
 SHORT_ABANDON_SECONDS = 5

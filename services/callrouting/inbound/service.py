@@ -35,8 +35,7 @@ from shared.event_catalog import CALL_REASONS
 from shared.phones import to_e164_or_none
 from shared.unit_of_work import UnitOfWork
 
-from . import call_report, routing
-from .models import (
+from ..models import (
     Agent,
     AgentRouting,
     AgentStateChange,
@@ -46,6 +45,7 @@ from .models import (
     CustomerReplicaPhone,
     InboundQueue,
 )
+from . import call_report, domain
 
 DEFAULT_QUEUE = "default"
 
@@ -120,7 +120,7 @@ def queue_rules(session: Session, name: str) -> InboundQueue:
 
 
 _QUEUE_DEFAULTS = {
-    "strategy": routing.DEFAULT_STRATEGY,
+    "strategy": domain.DEFAULT_STRATEGY,
     "required_skills": [],
     "service_level_seconds": call_report.SERVICE_LEVEL_SECONDS,
     "short_abandon_seconds": call_report.SHORT_ABANDON_SECONDS,
@@ -206,8 +206,8 @@ def set_agent_state(
     agent = _agent(uow.session, agent_id)
     uow.session.refresh(agent)
     try:
-        routing.check_agent_change(agent.state, new_state)
-    except routing.IllegalTransition as error:
+        domain.check_agent_change(agent.state, new_state)
+    except domain.IllegalTransition as error:
         raise Conflict(str(error)) from None
     if agent.state != new_state:
         _move_agent(uow, agent_id, (agent.state,), new_state, now, reason="agent")
@@ -275,9 +275,9 @@ def _move_agent(
     return old
 
 
-def _snapshot(agent: Agent, row: AgentRouting | None, today: str) -> routing.AgentSnapshot:
+def _snapshot(agent: Agent, row: AgentRouting | None, today: str) -> domain.AgentSnapshot:
     current = row is not None and row.stats_day == today
-    return routing.AgentSnapshot(
+    return domain.AgentSnapshot(
         agent_id=agent.agent_id,
         state=agent.state,
         skills=frozenset(agent.skills or ()),
@@ -295,7 +295,7 @@ def _offer_missed(uow: UnitOfWork, call: Call, agent_id: str, config: InboundCon
     call.offered_to = [other for other in call.offered_to if other != agent_id]
     row = agent_routing(uow.session, agent_id)
     missed = row.missed_offers + 1
-    target = routing.after_missed_offer(missed, config.missed_offers_limit)
+    target = domain.after_missed_offer(missed, config.missed_offers_limit)
     reason = "missed_offers" if target == "on_break" else "offer_missed"
     if _move_agent(uow, agent_id, ("reserved",), target, now, reason=reason, call_id=call.call_id):
         row.missed_offers = missed
@@ -467,7 +467,7 @@ def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
         return Decision(call)
     position = queue_position(session, call)
     rules = queue_rules(session, call.queue)
-    free = len(routing.eligible(_available_agents(session, now), _rules(rules)))
+    free = len(domain.eligible(_available_agents(session, now), _rules(rules)))
     if position <= free:  # an agent is free for everyone up to this caller: take one
         decision = _offer(uow, call, rules, now, rng)
         if not decision.queued:
@@ -475,11 +475,11 @@ def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
     return Decision(call, position=position)
 
 
-def _rules(queue: InboundQueue) -> routing.QueueRules:
-    return routing.QueueRules(queue.name, queue.strategy, frozenset(queue.required_skills or ()))
+def _rules(queue: InboundQueue) -> domain.QueueRules:
+    return domain.QueueRules(queue.name, queue.strategy, frozenset(queue.required_skills or ()))
 
 
-def _available_agents(session: Session, now: datetime) -> list[routing.AgentSnapshot]:
+def _available_agents(session: Session, now: datetime) -> list[domain.AgentSnapshot]:
     statement = (
         select(Agent, AgentRouting)
         .outerjoin(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
@@ -504,10 +504,10 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     """Reserve an agent (every candidate for ring_all) for the call, or leave it queued."""
     session = uow.session
     agents = _available_agents(session, now)
-    if not routing.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
+    if not domain.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
         call.state = "queued"
         return Decision(call)
-    plan = routing.plan_route(
+    plan = domain.plan_route(
         agents,
         _rules(rules),
         sticky_agent_id=_last_agent_of(session, call.customer_id),
@@ -617,7 +617,7 @@ class CallbackIn:
     call_id: str  # the id the report carries (Twilio: the leg's CallSid for an agent's leg)
     record_call_id: str  # the call record it is about
     source: str
-    kind: str  # routing.CALLBACK_KINDS
+    kind: str  # domain.CALLBACK_KINDS
     at: datetime | None
     sequence: int | None = None
     agent_id: str | None = None
@@ -632,7 +632,7 @@ def apply_callback(uow: UnitOfWork, callback: CallbackIn, config: InboundConfig,
     """Store a status callback once and bring the call record up to date; ``applied``, ``duplicate`` or ``orphan``.
 
     Every callback is kept; the call's answer and end are recomputed from all of them
-    (``routing.fold``), so a repeated one changes nothing and one that arrives late or out of
+    (``domain.fold``), so a repeated one changes nothing and one that arrives late or out of
     order lands where its sequence puts it. An offer's miss or cancellation only counts for
     the offer round it names.
     """
@@ -666,9 +666,9 @@ def apply_callback(uow: UnitOfWork, callback: CallbackIn, config: InboundConfig,
     if callback.sequence is not None:
         call.last_sequence = max(call.last_sequence or -1, callback.sequence)
     current_round = callback.offer_round is None or callback.offer_round == call.offer_round
-    if callback.kind == routing.OFFER_MISSED and callback.agent_id and current_round:
+    if callback.kind == domain.OFFER_MISSED and callback.agent_id and current_round:
         _offer_missed(uow, call, callback.agent_id, config, now)
-    elif callback.kind == routing.OFFER_CANCELED and callback.agent_id and current_round:
+    elif callback.kind == domain.OFFER_CANCELED and callback.agent_id and current_round:
         _offer_canceled(uow, call, callback.agent_id, now)
     if callback.explicit_abandon:
         for agent_id in list(call.offered_to or []):
@@ -684,11 +684,11 @@ def _bring_up_to_date(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
     stored = session.execute(
         select(CallCallback).where(
             CallCallback.record_call_id == call.call_id,
-            CallCallback.kind.in_((routing.CONNECTED, routing.TALK_ENDED, routing.CALLER_LEFT)),
+            CallCallback.kind.in_((domain.CONNECTED, domain.TALK_ENDED, domain.CALLER_LEFT)),
         )
     ).scalars()
-    facts = routing.fold(
-        routing.Callback(c.kind, c.at, c.sequence, c.agent_id, c.talk_seconds, c.timeout) for c in stored
+    facts = domain.fold(
+        domain.Callback(c.kind, c.at, c.sequence, c.agent_id, c.talk_seconds, c.timeout) for c in stored
     )
     if facts.answered and call.answered_at is None:
         _answered(uow, call, facts, now)
@@ -701,7 +701,7 @@ def _bring_up_to_date(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
         _abandoned(uow, call, facts, now)
 
 
-def _answered(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: datetime) -> None:
+def _answered(uow: UnitOfWork, call: Call, facts: domain.CallFacts, now: datetime) -> None:
     call.answered_at, call.agent_id, call.state = facts.answered_at, facts.agent_id, "connected"
     for other in list(call.offered_to or []):
         if other != facts.agent_id:
@@ -726,7 +726,7 @@ def _answered(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: dateti
 def _talk_ended(uow: UnitOfWork, call: Call, ended_at: datetime, config: InboundConfig, now: datetime) -> None:
     rules = queue_rules(uow.session, call.queue)
     call.ended_at = max(ended_at, call.answered_at)
-    call.result = routing.ANSWERED
+    call.result = domain.ANSWERED
     call.wait_seconds = _seconds(call.answered_at, call.enqueued_at)
     call.talk_seconds = _seconds(call.ended_at, call.answered_at)
     call.state, call.wrap_up_started_at = "wrap_up", now
@@ -743,11 +743,11 @@ def _talk_ended(uow: UnitOfWork, call: Call, ended_at: datetime, config: Inbound
         _complete(uow, call, now, reason=None, notes=None, ticket_id=None, agent_reason="wrap_up_elapsed")
 
 
-def _abandoned(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: datetime) -> None:
+def _abandoned(uow: UnitOfWork, call: Call, facts: domain.CallFacts, now: datetime) -> None:
     rules = queue_rules(uow.session, call.queue)
     call.ended_at = max(facts.caller_left_at, call.enqueued_at)
     call.wait_seconds = _seconds(call.ended_at, call.enqueued_at)
-    call.result = routing.unanswered_result(
+    call.result = domain.unanswered_result(
         call.wait_seconds, timed_out=facts.timed_out, short_abandon_seconds=rules.short_abandon_seconds
     )
     call.state = "abandoned"
@@ -760,7 +760,7 @@ def _abandoned(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: datet
             "enqueued_at": _iso(call.enqueued_at),
             "abandoned_at": _iso(call.ended_at),
             "wait_seconds": call.wait_seconds,
-            "short_abandon": call.result == routing.SHORT_ABANDON,
+            "short_abandon": call.result == domain.SHORT_ABANDON,
         },
     )
 
@@ -924,7 +924,7 @@ def live_view(uow: UnitOfWork, now: datetime | None = None) -> dict:
         "calls_ringing": active.get("ringing", 0),
         "calls_connected": active.get("connected", 0),
         "queues": queues,
-        "agents_by_state": {state: states.get(state, 0) for state in routing.AGENT_STATES},
+        "agents_by_state": {state: states.get(state, 0) for state in domain.AGENT_STATES},
         "agents": [
             {"agent_id": agent_id, "state": state, "since": since, "call_id": call_id}
             for agent_id, state, since, call_id in agents
@@ -936,7 +936,7 @@ def live_view(uow: UnitOfWork, now: datetime | None = None) -> dict:
 
 
 def _count_columns(threshold: float):
-    answered = Call.result == routing.ANSWERED
+    answered = Call.result == domain.ANSWERED
     handled = and_(answered, Call.state == "completed")
 
     def total(condition, value=1):
@@ -944,10 +944,10 @@ def _count_columns(threshold: float):
 
     return (
         func.count(),
-        total(Call.result == routing.SHORT_ABANDON),
-        total(Call.result == routing.ABANDONED),
-        total(and_(Call.result == routing.ABANDONED, Call.wait_seconds > threshold)),
-        total(Call.result == routing.TIMEOUT),
+        total(Call.result == domain.SHORT_ABANDON),
+        total(Call.result == domain.ABANDONED),
+        total(and_(Call.result == domain.ABANDONED, Call.wait_seconds > threshold)),
+        total(Call.result == domain.TIMEOUT),
         total(answered),
         total(and_(answered, Call.wait_seconds <= threshold)),
         total(answered, Call.wait_seconds),

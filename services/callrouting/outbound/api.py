@@ -15,8 +15,8 @@ from shared.phones import NotAPhoneNumber, to_e164
 from shared.replicas import CustomerReplicaOut, customer_replica_blueprint
 from shared.web import unit_of_work
 
+from ..models import CustomerReplica
 from . import domain, service
-from .models import CustomerReplica
 
 customer_replicas = customer_replica_blueprint(CustomerReplica, unit_of_work)
 

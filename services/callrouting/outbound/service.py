@@ -27,8 +27,7 @@ from shared.phones import time_zone_of
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
 
-from . import domain
-from .models import (
+from ..models import (
     Agent,
     Call,
     CallAttempt,
@@ -42,6 +41,7 @@ from .models import (
     new_id,
     utcnow,
 )
+from . import domain
 
 DEFAULT_TIME_ZONE = "Europe/Berlin"
 DEFAULT_LEASE_SECONDS = 900
