@@ -8,8 +8,7 @@ the inbound half, which adds its own tables at the end of this file).
 from __future__ import annotations
 
 import random
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -17,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone, webhooks
 from shared.db import Migrations
+from shared.models import new_id, utcnow
 from shared.privacy import ErasureColumns
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
@@ -24,14 +24,6 @@ from shared.sqltypes import UtcDateTime
 
 class Base(DeclarativeBase):
     pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class CustomerReplica(CustomerReplicaColumns, Base):

@@ -6,7 +6,7 @@ from shared.worker import PeriodicJob, run_worker
 from .events import HANDLERS
 from .inbound.service import expire_timers_job
 from .models import MIGRATIONS
-from .outbound.service import sweep_lapsed_leases_job
+from .outbound.handout import sweep_lapsed_leases_job
 from .privacy import retention_job
 
 # Inbound timers: offers nobody answered, wrap-ups past their time (also applied on every routing decision).

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pika
 import pytest
 
-from services.callrouting.inbound import domain, service
+from services.callrouting.inbound import domain, service, views
 from services.callrouting.inbound.service import CallbackIn, InboundConfig
 from services.callrouting.models import CustomerReplica, CustomerReplicaPhone
 from shared.unit_of_work import UnitOfWork
@@ -111,7 +111,7 @@ def test_wrap_up_ends_by_itself_when_its_time_is_up_and_completes_the_call_witho
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
-        call = service.get_call(work, "J1")
+        call = views.find_call(work, "J1")
         assert (call.state, call.reason, call.wrap_up_seconds) == ("completed", None, 30)
 
 
@@ -140,7 +140,7 @@ def test_an_offer_nobody_reports_on_expires_as_a_missed_offer_and_the_call_goes_
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
-        assert service.get_call(work, "J1").state == "queued"
+        assert views.find_call(work, "J1").state == "queued"
         assert service.agent_routing(work.session, "ann").missed_offers == 1
 
 

@@ -23,7 +23,7 @@ import csv
 import functools
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from flask import Response, current_app, request
@@ -35,10 +35,11 @@ from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 from shared.auth import acting_user
 from shared.errors import Invalid
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 
-from . import call_report, domain, service
+from . import call_report, domain, service, views
 from .service import CallbackIn, InboundConfig
 
 twilio_webhooks = Blueprint(
@@ -187,10 +188,7 @@ def twilio_voice():
             )
             return _xml(_answer(decision, config))
         if dial_status in ("no-answer", "busy", "failed"):
-            try:
-                decision = service.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
-            except LookupError:
-                abort(404, message=f"No call {call_id}.")
+            decision = service.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
             return _xml(_answer(decision, config))
     response = VoiceResponse()
     response.hangup()  # answered and over, or the caller hung up while it rang
@@ -207,15 +205,11 @@ def twilio_wait():
     if not call_id:
         raise Invalid({"CallSid": "Missing data for required field."}, location="form")
     response = VoiceResponse()
+    queue_time = request.values.get("QueueTime", "0")
     with unit_of_work() as uow:
-        try:
-            decision = service.retry_queued_call(uow, call_id, config)
-        except LookupError:
-            abort(404, message=f"No call {call_id}.")
-        rules = service.queue_rules(uow.session, decision.call.queue)
-        queue_time = request.values.get("QueueTime", "0")
-        timed_out = queue_time.isdigit() and int(queue_time) >= rules.max_wait_seconds
-    if decision.offers or timed_out or decision.position is None:
+        wait = service.wait_in_queue(uow, call_id, int(queue_time) if queue_time.isdigit() else None, config)
+    decision = wait.decision
+    if wait.leave:
         response.leave()
         return _xml(response)
     response.say(f"You are number {decision.position} in line. An agent will be with you shortly.")
@@ -238,46 +232,15 @@ def twilio_queue():
     queue_time = _form_int("QueueTime")
     response = VoiceResponse()
     with unit_of_work() as uow:
-        call = service.get_call(uow, call_id)
-        if call is None:
-            abort(404, message=f"No call {call_id}.")
-        left_at = _left_at(call, queue_time)
-        if result == "leave":
-            decision = service.retry_queued_call(uow, call_id, config)
-            if decision.offers:
-                return _xml(_dial(decision, config))
-            rules = service.queue_rules(uow.session, call.queue)
-            if (queue_time or 0) < rules.max_wait_seconds:
-                return _xml(_answer(decision, config))  # back in line
-            timed_out = True
-        elif result in ("hangup", "queue-full", "error", "system-error"):
-            timed_out = result != "hangup"
-        else:  # bridged, redirected: the call went on elsewhere
-            return _xml(response)
-        service.apply_callback(
-            uow,
-            CallbackIn(
-                call_id=call_id,
-                record_call_id=call_id,
-                source="twilio",
-                kind=domain.CALLER_LEFT,
-                at=left_at,
-                timeout=timed_out,
-                payload=request.form.to_dict(),
-            ),
-            config,
-        )
-    if timed_out:
+        left = service.leave_queue(uow, call_id, result, queue_time, request.form.to_dict(), config)
+    if left is None:  # bridged, redirected: the call went on elsewhere
+        return _xml(response)
+    if left.decision is not None:
+        return _xml(_dial(left.decision, config) if left.decision.offers else _answer(left.decision, config))
+    if left.timed_out:
         response.say("We are sorry, nobody can take your call right now. Please call again later.")
     response.hangup()
     return _xml(response)
-
-
-def _left_at(call, queue_time: int | None) -> datetime | None:
-    # QueueTime is on the phone system's clock, as enqueued_at is: no skew between the two.
-    if queue_time is None:
-        return None
-    return call.enqueued_at + timedelta(seconds=queue_time)
 
 
 @twilio_webhooks.route("/status", methods=["POST"])
@@ -338,7 +301,11 @@ class PhoneEventIn(Schema):
     sequence = fields.Integer(required=True, validate=validate.Range(min=0))
     from_number = fields.String(data_key="from", load_default=None, validate=validate.Length(max=32))
     to_number = fields.String(data_key="to", load_default=None, validate=validate.Length(max=32))
-    timestamp = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with offset"})
+    timestamp = Timestamp(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "RFC 3339 with an offset (a time without one is 422)"},
+    )
     agent_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     queue = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
@@ -372,7 +339,7 @@ def phone_event(event):
     timestamp = event["timestamp"].astimezone(UTC)
     with unit_of_work() as uow:
         if event["event"] == "call.ringing":
-            existing = service.get_call(uow, event["call_id"])
+            existing = views.find_call(uow, event["call_id"])
             if existing is None:
                 decision = service.start_call(
                     uow,
@@ -425,7 +392,7 @@ class AgentStateIn(Schema):
 class AgentStateOut(Schema):
     agent_id = fields.String()
     state = fields.String()
-    state_changed_at = fields.DateTime(allow_none=True)
+    state_changed_at = Timestamp(allow_none=True)
 
 
 class AgentRoutingIn(Schema):
@@ -444,7 +411,7 @@ class AgentRoutingOut(AgentRoutingIn):
     agent_id = fields.String()
     state = fields.String()
     missed_offers = fields.Integer()
-    idle_since = fields.DateTime(allow_none=True)
+    idle_since = Timestamp(allow_none=True)
     current_call_id = fields.String(allow_none=True)
     calls_today = fields.Integer()
     talk_seconds_today = fields.Float()
@@ -469,10 +436,7 @@ class AgentState(MethodView):
     def put(self, body, agent_id):
         """The agent sets their state; 409 while the routing engine holds them (reserved, on_call, wrap_up)."""
         with unit_of_work() as uow:
-            try:
-                return service.set_agent_state(uow, agent_id, body["state"], _config())
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            return service.set_agent_state(uow, agent_id, body["state"], _config())
 
 
 @agent_states.route("/<agent_id>/routing")
@@ -483,10 +447,7 @@ class AgentRoutingView(MethodView):
         """Where the agent's calls are sent (client, SIP or number) and which queues they serve (none: all)."""
         _check_endpoint(body)
         with unit_of_work() as uow:
-            try:
-                service.put_agent_routing(uow, agent_id, body)
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            service.put_agent_routing(uow, agent_id, body)
         return self._read(agent_id)
 
     @agent_states.response(200, AgentRoutingOut)
@@ -497,10 +458,7 @@ class AgentRoutingView(MethodView):
     @staticmethod
     def _read(agent_id):
         with unit_of_work(read_only=True) as uow:
-            try:
-                agent, row = service.get_agent_routing(uow, agent_id)
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            agent, row = service.get_agent_routing(uow, agent_id)
             values = (
                 service._routing_defaults(agent_id)
                 if row is None
@@ -527,13 +485,19 @@ class QueueOut(QueueIn):
     name = fields.String()
 
 
+QueueQuery = page_args(name="QueueQuery")
+QueuePage = page_schema(QueueOut, "QueuePage")
+
+
 @inbound_queues.route("")
 class Queues(MethodView):
-    @inbound_queues.response(200, QueueOut(many=True))
-    def get(self):
-        """Every queue (one named ``default`` appears with the first call)."""
+    @inbound_queues.arguments(QueueQuery, location="query")
+    @inbound_queues.response(200, QueuePage)
+    def get(self, query):
+        """Every queue by name (one named ``default`` appears with the first call)."""
         with unit_of_work(read_only=True) as uow:
-            return service.list_queues(uow)
+            found, total = views.list_queues(uow, query["limit"], query["offset"])
+            return page(found, total, query)
 
 
 @inbound_queues.route("/<name>")
@@ -552,7 +516,7 @@ class QueueByName(MethodView):
 
 
 class CallOut(Schema):
-    call_id = fields.String()
+    id = fields.String(attribute="call_id")
     source = fields.String()
     from_number = fields.String(allow_none=True)
     to_number = fields.String(allow_none=True)
@@ -561,10 +525,10 @@ class CallOut(Schema):
     state = fields.String(metadata={"description": "queued, ringing, connected, wrap_up, completed, abandoned"})
     offered_to = fields.List(fields.String())
     agent_id = fields.String(allow_none=True)
-    enqueued_at = fields.DateTime()
-    answered_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime(allow_none=True)
-    wrapped_up_at = fields.DateTime(allow_none=True)
+    enqueued_at = Timestamp()
+    answered_at = Timestamp(allow_none=True)
+    ended_at = Timestamp(allow_none=True)
+    wrapped_up_at = Timestamp(allow_none=True)
     result = fields.String(allow_none=True, metadata={"description": "answered, abandoned, short_abandon, timeout"})
     wait_seconds = fields.Float(allow_none=True)
     talk_seconds = fields.Float(allow_none=True)
@@ -575,27 +539,17 @@ class CallOut(Schema):
     last_sequence = fields.Integer(allow_none=True)
 
 
-class CallQuery(Schema):
+class CallQuery(page_args(name="CallQuery")):
     date = fields.Date(load_default=None, metadata={"description": "the UTC day the call came in"})
     queue = fields.String(load_default=None)
     agent_id = fields.String(load_default=None)
     customer_id = fields.String(load_default=None)
     state = fields.String(load_default=None)
     result = fields.String(load_default=None, validate=validate.OneOf(domain.CALL_RESULTS))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
-class CallPage(Schema):
-    items = fields.List(fields.Nested(CallOut))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
-
-
-class OrphanPageQuery(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
+CallPage = page_schema(CallOut, "CallPage")
+OrphanPageQuery = page_args(name="OrphanPageQuery")
 
 
 class OrphanOut(Schema):
@@ -603,10 +557,13 @@ class OrphanOut(Schema):
     sequence = fields.Integer(allow_none=True)
     source = fields.String()
     kind = fields.String()
-    at = fields.DateTime()
+    at = Timestamp()
     agent_id = fields.String(allow_none=True)
     payload = fields.Dict()
-    received_at = fields.DateTime()
+    received_at = Timestamp()
+
+
+OrphanPage = page_schema(OrphanOut, "OrphanPage")
 
 
 class WrapUpIn(Schema):
@@ -625,18 +582,19 @@ class Calls(MethodView):
         day = query.pop("date")
         filters = {**query, "day": day.isoformat() if day else None}
         with unit_of_work(read_only=True) as uow:
-            items, total = service.list_calls(uow, filters, limit, offset)
-            return {"items": items, "total": total, "limit": limit, "offset": offset}
+            items, total = views.list_calls(uow, filters, limit, offset)
+            return page(items, total, {"limit": limit, "offset": offset})
 
 
 @inbound_calls.route("/orphans")
 class Orphans(MethodView):
     @inbound_calls.arguments(OrphanPageQuery, location="query")
-    @inbound_calls.response(200, OrphanOut(many=True))
+    @inbound_calls.response(200, OrphanPage)
     def get(self, query):
         """Callbacks about calls this service never heard of, newest first."""
         with unit_of_work(read_only=True) as uow:
-            return service.list_orphans(uow, query["limit"], query["offset"])
+            found, total = views.list_orphans(uow, query["limit"], query["offset"])
+            return page(found, total, query)
 
 
 @inbound_calls.route("/<call_id>")
@@ -645,10 +603,7 @@ class CallById(MethodView):
     def get(self, call_id):
         """One call record."""
         with unit_of_work(read_only=True) as uow:
-            call = service.get_call(uow, call_id)
-            if call is None:
-                abort(404, message=f"No call {call_id}.")
-            return call
+            return views.get_call(uow, call_id)
 
 
 @inbound_calls.route("/<call_id>/wrap-up")
@@ -670,8 +625,6 @@ class WrapUp(MethodView):
                     config=_config(),
                     only_agent=user.id if user.role == "agent" else None,
                 )
-            except LookupError:
-                abort(404, message=f"No call {call_id}.")
             except PermissionError:
                 abort(403, message="An agent wraps up only their own calls.")
 
@@ -688,12 +641,12 @@ class QueueNow(Schema):
 class AgentNow(Schema):
     agent_id = fields.String()
     state = fields.String()
-    since = fields.DateTime(allow_none=True)
+    since = Timestamp(allow_none=True)
     call_id = fields.String(allow_none=True)
 
 
 class LiveOut(Schema):
-    at = fields.DateTime()
+    at = Timestamp()
     calls_waiting = fields.Integer()
     longest_wait_seconds = fields.Float()
     calls_ringing = fields.Integer()
@@ -712,7 +665,7 @@ class Live(MethodView):
             # Timers that ran out are applied first, so the view never shows a stale state.
             if service.expire_timers(uow, _config()):
                 uow.commit()
-            return service.live_view(uow)
+            return views.live_view(uow)
 
 
 class DailyReportQuery(Schema):
@@ -775,7 +728,7 @@ class DailyReport(MethodView):
         """The day's inbound calls: offered, answered, abandoned, abandon rate, ASA, service level, AHT; per
         hour, per agent and by reason. ``format=csv`` exports one part as CSV."""
         with unit_of_work(read_only=True) as uow:
-            report = service.daily_report(uow, query["date"], query["queue"])
+            report = views.daily_report(uow, query["date"], query["queue"])
         if query["format"] == "csv":
             return _csv(report, query["part"])
         return report

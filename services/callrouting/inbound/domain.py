@@ -265,6 +265,11 @@ def _seconds_before(moment: datetime, seconds: float) -> datetime:
     return moment - timedelta(seconds=seconds)
 
 
+def waited_too_long(queue_seconds: float, max_wait_seconds: float) -> bool:
+    """A caller who has waited ``max_wait_seconds`` in the queue leaves it (the call times out)."""
+    return queue_seconds >= max_wait_seconds
+
+
 def unanswered_result(wait_seconds: float, *, timed_out: bool, short_abandon_seconds: float) -> str:
     """Result of a call nobody answered: a queue timeout, a short abandon (< t_s), or an abandon."""
     if timed_out:

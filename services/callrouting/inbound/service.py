@@ -18,20 +18,18 @@ configured (a new call's routing skips it: that path is kept short).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared.db import is_postgresql
-from shared.errors import Conflict, Invalid
-from shared.event_catalog import CALL_REASONS
+from shared.errors import Conflict, Invalid, NotFound
 from shared.phones import to_e164_or_none
 from shared.unit_of_work import UnitOfWork
 
@@ -138,10 +136,6 @@ def put_queue(uow: UnitOfWork, name: str, settings: dict) -> InboundQueue:
     return queue
 
 
-def list_queues(uow: UnitOfWork) -> list[InboundQueue]:
-    return list(uow.session.execute(select(InboundQueue).order_by(InboundQueue.name)).scalars())
-
-
 def _insert_ignoring_duplicates(session: Session, model, values: dict, key: tuple[str, ...] | None = None) -> bool:
     """Insert a row unless one with the same key exists; whether it was inserted."""
     table = model.__table__
@@ -178,7 +172,7 @@ def _routing_defaults(agent_id: str) -> dict:
 def _agent(session: Session, agent_id: str) -> Agent:
     agent = session.get(Agent, agent_id)
     if agent is None:
-        raise LookupError(agent_id)
+        raise NotFound(f"No agent {agent_id}.")
     return agent
 
 
@@ -451,10 +445,92 @@ def retry_queued_call(
     now = now or utcnow()
     call = uow.session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise NotFound(f"No call {call_id}.")
     decision = _current_decision(uow, call, config, now, rng)
     uow.commit()
     return decision
+
+
+@dataclass(frozen=True)
+class QueueWait:
+    """A waiting caller's poll: ``leave`` the hold music (an agent is reserved, the wait is over,
+    or the call is no longer queued), else hear ``decision.position``."""
+
+    decision: Decision
+    leave: bool
+
+
+def wait_in_queue(
+    uow: UnitOfWork, call_id: str, queue_time: int | None, config: InboundConfig, now: datetime | None = None
+) -> QueueWait:
+    """Twilio's wait URL: an agent for the caller, or their position; past the queue's maximum
+    wait (``QueueTime``, seconds in the queue) the caller leaves the queue."""
+    decision = retry_queued_call(uow, call_id, config, now)
+    rules = queue_rules(uow.session, decision.call.queue)
+    timed_out = queue_time is not None and domain.waited_too_long(queue_time, rules.max_wait_seconds)
+    return QueueWait(decision, leave=bool(decision.offers) or timed_out or decision.position is None)
+
+
+@dataclass(frozen=True)
+class QueueExit:
+    """What follows a caller's leaving the queue: dial ``decision.offers``; back in line
+    (``decision`` without offers); the call is over (``ended``, ``timed_out``: nobody came in
+    time); or nothing (``None`` from :func:`leave_queue`: the call went on elsewhere)."""
+
+    decision: Decision | None = None
+    ended: bool = False
+    timed_out: bool = False
+
+
+def left_queue_at(call: Call, queue_time: int | None) -> datetime | None:
+    # QueueTime is on the phone system's clock, as enqueued_at is: no skew between the two.
+    if queue_time is None:
+        return None
+    return call.enqueued_at + timedelta(seconds=queue_time)
+
+
+def leave_queue(
+    uow: UnitOfWork,
+    call_id: str,
+    result: str | None,
+    queue_time: int | None,
+    payload: dict,
+    config: InboundConfig,
+) -> QueueExit | None:
+    """``<Enqueue>``'s action (Twilio's ``QueueResult``): ``leave`` (the wait URL let the caller
+    go) dials a reserved agent, puts the caller back in line, or, past the queue's maximum wait,
+    ends the call as timed out; ``hangup`` is the caller's abandon; ``queue-full`` and errors end
+    it as timed out; anything else (bridged, redirected) went on elsewhere."""
+    call = uow.session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"No call {call_id}.")
+    left_at = left_queue_at(call, queue_time)
+    if result == "leave":
+        decision = retry_queued_call(uow, call_id, config)
+        if decision.offers:
+            return QueueExit(decision)
+        rules = queue_rules(uow.session, call.queue)
+        if not domain.waited_too_long(queue_time or 0, rules.max_wait_seconds):
+            return QueueExit(decision)  # back in line
+        timed_out = True
+    elif result in ("hangup", "queue-full", "error", "system-error"):
+        timed_out = result != "hangup"
+    else:
+        return None
+    apply_callback(
+        uow,
+        CallbackIn(
+            call_id=call_id,
+            record_call_id=call_id,
+            source="twilio",
+            kind=domain.CALLER_LEFT,
+            at=left_at,
+            timeout=timed_out,
+            payload=payload,
+        ),
+        config,
+    )
+    return QueueExit(ended=True, timed_out=timed_out)
 
 
 def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: datetime, rng) -> Decision:
@@ -594,7 +670,7 @@ def reroute_after_failed_offer(
     session = uow.session
     call = session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise NotFound(f"No call {call_id}.")
     if offer_round == call.offer_round and call.answered_at is None and call.result is None:
         for agent_id in list(call.offered_to or []):
             _offer_missed(uow, call, agent_id, config, now)
@@ -787,7 +863,7 @@ def wrap_up(
     expire_timers(uow, config, now)
     call = uow.session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise NotFound(f"No call {call_id}.")
     uow.session.refresh(call)
     if only_agent is not None and call.agent_id != only_agent:
         raise PermissionError(call_id)
@@ -866,162 +942,3 @@ def expire_timers_job(database, settings) -> None:
     with UnitOfWork(database, source=settings.service) as uow:
         if expire_timers(uow, InboundConfig.from_settings(settings)):
             uow.commit()
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-def get_call(uow: UnitOfWork, call_id: str) -> Call | None:
-    return uow.session.get(Call, call_id)
-
-
-def list_calls(uow: UnitOfWork, filters: dict, limit: int, offset: int) -> tuple[list[Call], int]:
-    conditions = [getattr(Call, name) == value for name, value in filters.items() if value is not None]
-    total = uow.session.execute(select(func.count()).select_from(Call).where(*conditions)).scalar_one()
-    rows = uow.session.execute(
-        select(Call).where(*conditions).order_by(Call.received_at.desc(), Call.call_id).limit(limit).offset(offset)
-    ).scalars()
-    return list(rows), total
-
-
-def list_orphans(uow: UnitOfWork, limit: int, offset: int) -> list[CallCallback]:
-    return list(
-        uow.session.execute(
-            select(CallCallback)
-            .where(CallCallback.record_call_id.is_(None))
-            .order_by(CallCallback.received_at.desc(), CallCallback.callback_id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).scalars()
-    )
-
-
-def live_view(uow: UnitOfWork, now: datetime | None = None) -> dict:
-    now = now or utcnow()
-    session = uow.session
-    waiting = session.execute(
-        select(Call.queue, func.count(), func.min(Call.received_at)).where(Call.state == "queued").group_by(Call.queue)
-    ).all()
-    queues = [
-        {"queue": name, "waiting": count, "longest_wait_seconds": _seconds(now, oldest)}
-        for name, count, oldest in sorted(waiting)
-    ]
-    states = dict(session.execute(select(Agent.state, func.count()).group_by(Agent.state)).all())
-    agents = session.execute(
-        select(Agent.agent_id, Agent.state, Agent.state_changed_at, AgentRouting.current_call_id)
-        .outerjoin(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
-        .order_by(Agent.agent_id)
-    ).all()
-    active = dict(
-        session.execute(
-            select(Call.state, func.count()).where(Call.state.in_(("ringing", "connected"))).group_by(Call.state)
-        ).all()
-    )
-    return {
-        "at": now,
-        "calls_waiting": sum(queue["waiting"] for queue in queues),
-        "longest_wait_seconds": max((queue["longest_wait_seconds"] for queue in queues), default=0.0),
-        "calls_ringing": active.get("ringing", 0),
-        "calls_connected": active.get("connected", 0),
-        "queues": queues,
-        "agents_by_state": {state: states.get(state, 0) for state in domain.AGENT_STATES},
-        "agents": [
-            {"agent_id": agent_id, "state": state, "since": since, "call_id": call_id}
-            for agent_id, state, since, call_id in agents
-        ],
-    }
-
-
-# --- the daily report -------------------------------------------------------------------------
-
-
-def _count_columns(threshold: float):
-    answered = Call.result == domain.ANSWERED
-    handled = and_(answered, Call.state == "completed")
-
-    def total(condition, value=1):
-        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-    return (
-        func.count(),
-        total(Call.result == domain.SHORT_ABANDON),
-        total(Call.result == domain.ABANDONED),
-        total(and_(Call.result == domain.ABANDONED, Call.wait_seconds > threshold)),
-        total(Call.result == domain.TIMEOUT),
-        total(answered),
-        total(and_(answered, Call.wait_seconds <= threshold)),
-        total(answered, Call.wait_seconds),
-        total(answered, Call.talk_seconds),
-        total(handled),
-        total(handled, Call.talk_seconds + Call.wrap_up_seconds),
-    )
-
-
-_COUNT_NAMES = [field.name for field in dataclasses.fields(call_report.Counts)]
-
-
-def _counts(values) -> call_report.Counts:
-    # SUM() comes back as int, float or Decimal depending on the database; the sums are ints or floats.
-    return call_report.Counts(
-        **{
-            name: float(value) if name.endswith("seconds") else int(value)
-            for name, value in zip(_COUNT_NAMES, values, strict=True)
-        }
-    )
-
-
-def daily_report(uow: UnitOfWork, day: date, queue: str | None) -> dict:
-    """The day's figures, by hour, per agent and by reason: three GROUP BYs over the day's calls (indexed)."""
-    session = uow.session
-    threshold = queue_rules_or_default(session, queue)
-    where = [Call.day == day.isoformat(), Call.result.is_not(None)]
-    if queue:
-        where.append(Call.queue == queue)
-    columns = _count_columns(threshold)
-    by_hour = {
-        hour: _counts(values)
-        for hour, *values in session.execute(select(Call.hour, *columns).where(*where).group_by(Call.hour))
-    }
-    per_agent = {
-        agent_id: _counts(values)
-        for agent_id, *values in session.execute(
-            select(Call.agent_id, *columns).where(*where, Call.agent_id.is_not(None)).group_by(Call.agent_id)
-        )
-    }
-    reasons = dict(
-        session.execute(
-            select(Call.reason, func.count()).where(*where, Call.state == "completed").group_by(Call.reason)
-        ).all()
-    )
-    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    orphans = session.execute(
-        select(func.count())
-        .select_from(CallCallback)
-        .where(
-            CallCallback.record_call_id.is_(None),
-            CallCallback.received_at >= day_start,
-            CallCallback.received_at < day_start + timedelta(days=1),
-        )
-    ).scalar_one()
-    total = sum(by_hour.values(), call_report.Counts())
-    ranked = call_report.rank_agents(per_agent)
-    return {
-        "date": day.isoformat(),
-        "queue": queue,
-        "service_level_threshold_seconds": threshold,
-        "totals": call_report.figures(total),
-        "hours": [{"hour": hour, **call_report.figures(counts)} for hour, counts in sorted(by_hour.items())],
-        "agents": ranked,
-        "top_agent": ranked[0]["agent_id"] if ranked else None,
-        "reasons": {reason: reasons.get(reason, 0) for reason in CALL_REASONS} | {"none": reasons.get(None, 0)},
-        "orphan_callbacks": orphans,
-    }
-
-
-def queue_rules_or_default(session: Session, queue: str | None) -> float:
-    """T for the report: the queue's own threshold, or the default across queues."""
-    if queue:
-        rules = session.get(InboundQueue, queue)
-        if rules is not None:
-            return float(rules.service_level_seconds)
-    return float(call_report.SERVICE_LEVEL_SECONDS)

@@ -39,7 +39,7 @@ from sqlalchemy import Integer, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from ..models import Agent, AgentRouting, AgentStateChange, Call
-from .service import queue_rules_or_default
+from .views import queue_rules_or_default
 
 # The states in which an agent counts as staffed (taking or able to take calls).
 STAFFED_STATES = ("available", "reserved", "on_call", "wrap_up")

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import bisect
 import csv
 import functools
 import io
 import os
 import random
-import time
 import uuid
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Integer, and_, bindparam, delete, exists, func, literal, or_, select, update
+from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
@@ -29,7 +25,6 @@ from shared.unit_of_work import UnitOfWork
 
 from ..models import (
     Agent,
-    Call,
     CallAttempt,
     CallEntry,
     CallTimeZone,
@@ -42,9 +37,9 @@ from ..models import (
     utcnow,
 )
 from . import domain
+from .handout import forget_recent
 
 DEFAULT_TIME_ZONE = "Europe/Berlin"
-DEFAULT_LEASE_SECONDS = 900
 _RNG = random.SystemRandom()  # the hand-out's randomness: os.urandom, never a fixed seed, fork-safe
 
 
@@ -69,7 +64,7 @@ def register_agent(uow: UnitOfWork, agent_id: str, name: str, skills: list[str])
     else:
         agent.name, agent.skills = name, list(dict.fromkeys(skills))
     uow.commit()
-    _forget_recent()
+    forget_recent()
     return agent
 
 
@@ -78,13 +73,6 @@ def get_agent(uow: UnitOfWork, agent_id: str) -> Agent:
     if agent is None:
         raise NotFound(f"No agent {agent_id}.")
     return agent
-
-
-def list_agents(uow: UnitOfWork) -> list[Agent]:
-    return list(uow.session.scalars(select(Agent).order_by(Agent.agent_id)))
-
-
-# --- campaigns ---------------------------------------------------------------------------------
 
 
 def create_campaign(uow: UnitOfWork, **values) -> Campaign:
@@ -103,7 +91,7 @@ def create_campaign(uow: UnitOfWork, **values) -> Campaign:
     )
     uow.session.add(campaign)
     uow.commit()
-    _forget_recent()
+    forget_recent()
     return campaign
 
 
@@ -112,15 +100,6 @@ def get_campaign(uow: UnitOfWork, campaign_id: str) -> Campaign:
     if campaign is None:
         raise NotFound(f"No campaign {campaign_id}.")
     return campaign
-
-
-def list_campaigns(uow: UnitOfWork, purpose: str | None = None, active: bool | None = None) -> list[Campaign]:
-    query = select(Campaign).order_by(Campaign.created_at, Campaign.campaign_id)
-    if purpose:
-        query = query.where(Campaign.purpose == purpose)
-    if active is not None:
-        query = query.where(Campaign.active == active)
-    return list(uow.session.scalars(query))
 
 
 def update_campaign(uow: UnitOfWork, campaign_id: str, changes: dict) -> Campaign:
@@ -132,7 +111,7 @@ def update_campaign(uow: UnitOfWork, campaign_id: str, changes: dict) -> Campaig
         setattr(campaign, name, value)
     campaign.updated_at = utcnow()
     uow.commit()
-    _forget_recent()
+    forget_recent()
     return campaign
 
 
@@ -198,19 +177,6 @@ def add_to_do_not_call(uow: UnitOfWork, customer_id: str | None, phone: str | No
         _cancel_pending_entries_of(session, customer, now)
     uow.commit()
     return added
-
-
-def list_do_not_call(uow: UnitOfWork, customer_id: str | None, phone: str | None, limit: int, offset: int):
-    conditions = []
-    if customer_id:
-        conditions.append(DoNotCall.customer_id == customer_id)
-    if phone:
-        conditions.append(DoNotCall.phone == phone)
-    total = uow.session.scalar(select(func.count()).select_from(DoNotCall).where(*conditions))
-    rows = uow.session.scalars(
-        select(DoNotCall).where(*conditions).order_by(DoNotCall.dnc_id.desc()).limit(limit).offset(offset)
-    ).all()
-    return list(rows), total
 
 
 def _cancel_pending_entries_of(session: Session, customer_id: str, now: datetime) -> int:
@@ -506,374 +472,6 @@ def _csv_row_problem(values: dict) -> str | None:
     return None
 
 
-def list_entries(
-    uow: UnitOfWork,
-    campaign_id: str,
-    *,
-    state: str | None = None,
-    customer_id: str | None = None,
-    due_before: datetime | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[CallEntry], int]:
-    get_campaign(uow, campaign_id)
-    conditions = [CallEntry.campaign_id == campaign_id]
-    if state:
-        conditions.append(CallEntry.state == state)
-    if customer_id:
-        conditions.append(CallEntry.customer_id == customer_id)
-    if due_before:
-        conditions.append(CallEntry.due_at < due_before)
-    total = uow.session.scalar(select(func.count()).select_from(CallEntry).where(*conditions))
-    entries = uow.session.scalars(
-        select(CallEntry).where(*conditions).order_by(CallEntry.due_at, CallEntry.entry_id).limit(limit).offset(offset)
-    ).all()
-    return list(entries), total
-
-
-def get_entry(uow: UnitOfWork, entry_id: str) -> tuple[CallEntry, list[CallAttempt]]:
-    entry = uow.session.get(CallEntry, entry_id)
-    if entry is None:
-        raise NotFound(f"No call-list entry {entry_id}.")
-    history = uow.session.scalars(
-        select(CallAttempt).where(CallAttempt.entry_id == entry_id).order_by(CallAttempt.attempt)
-    ).all()
-    return entry, list(history)
-
-
-# --- the hand-out --------------------------------------------------------------------------------
-
-
-@dataclass
-class HandOut:
-    """Rows of the entry, its campaign and its customer (read-only, as handed out)."""
-
-    entry: Any
-    campaign: Any
-    customer: Any
-    attempt: int
-    renewed: bool  # the agent already held this lease
-
-
-class _ShortCache:
-    """Values this process may reuse for a second: the pool's size (it only sets the slice width,
-    see domain.pick_uniformly), the active campaigns and zones. A campaign
-    paused in another process therefore stops handing out within a second."""
-
-    def __init__(self, seconds: float = 1.0):
-        self.seconds = seconds
-        self.values: dict[tuple, tuple[float, Any]] = {}
-
-    def get(self, key: tuple) -> Any:
-        held = self.values.get(key)
-        return held[1] if held and held[0] > time.monotonic() else None
-
-    def put(self, key: tuple, value: Any) -> None:
-        if len(self.values) > 10_000:
-            self.values.clear()
-        self.values[key] = (time.monotonic() + self.seconds, value)
-
-    def clear(self) -> None:
-        self.values.clear()
-
-
-_POOL_SIZES = _ShortCache()
-_RECENT = _ShortCache()  # campaigns and zones
-
-
-def _forget_recent() -> None:
-    """This process changed campaigns or agents: read them afresh."""
-    _RECENT.clear()
-
-
-# The hand-out runs for every agent all day long, so it speaks SQLAlchemy Core to the tables
-# (the ORM's per-statement bookkeeping costs more than these small indexed statements).
-_ENTRIES = CallEntry.__table__
-_AGENTS = Agent.__table__
-_CAMPAIGNS = Campaign.__table__
-_REPLICAS = CustomerReplica.__table__
-_REPLICA_PHONES = CustomerReplicaPhone.__table__
-_DO_NOT_CALL = DoNotCall.__table__
-
-
-def _callable_campaigns(reader: Connection, url: str, skills: tuple[str, ...], now: datetime) -> dict[str, tuple]:
-    """{campaign id: (its row, zones callable now)} for every active campaign these skills may work."""
-    key = ("campaigns", url)
-    known = _RECENT.get(key)
-    if known is None:
-        zones = reader.execute(select(CallTimeZone.__table__.c.time_zone)).scalars().all()
-        active = reader.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.active.is_(True))).all()
-        known = (zones, active)
-        _RECENT.put(key, known)
-    zones, active = known
-    found = {}
-    for campaign in active:
-        if campaign.required_skill and campaign.required_skill not in skills:
-            continue
-        callable_now = domain.callable_time_zones(campaign.calling_window, zones, now)
-        if callable_now:
-            found[campaign.campaign_id] = (campaign, tuple(callable_now))
-    return found
-
-
-def sweep_lapsed_leases_job(database, _settings) -> None:
-    """The worker's periodic job: lapsed leases back to the pool even when nobody asks for a call,
-    so that lists and reports do not show them as leased. (The hand-out sweeps them too.)"""
-    with UnitOfWork(database, source="callrouting") as uow:
-        while _sweep_expired_leases(uow.session, utcnow()):
-            pass
-        uow.commit()
-
-
-def _sweep_expired_leases(session: Session, now: datetime) -> int:
-    """Entries whose agent let the lease lapse go back to the pool (no attempt is counted)."""
-    expired = (
-        select(_ENTRIES.c.entry_id)
-        .where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= now)
-        .limit(100)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    return session.execute(
-        update(_ENTRIES)
-        .where(_ENTRIES.c.entry_id.in_(expired))
-        .values(state="pending", leased_by=None, leased_at=None, lease_expires_at=None, updated_at=now)
-    ).rowcount
-
-
-def next_call(
-    uow: UnitOfWork, agent_id: str, now: datetime | None = None, lease_seconds: float = DEFAULT_LEASE_SECONDS
-) -> HandOut | None:
-    """Lease one due, callable entry to the agent, chosen uniformly at random; None when none is.
-
-    An agent who already holds an unexpired lease gets that entry again (asking twice, say after
-    a reload, must not take a second customer out of the pool). Lapsed leases go back to the
-    pool first.
-
-    The pick reads a snapshot (a deferred read transaction: on SQLite it neither takes nor waits
-    for the write lock), and the lease is one conditional UPDATE in the unit of work's short write
-    transaction: ``WHERE entry_id = (the pick, if still pending)``, whose sub-select on PostgreSQL
-    is ``FOR UPDATE SKIP LOCKED``. If another agent took that entry meanwhile, nothing is updated
-    and the draw is repeated on a fresh snapshot, so no entry ever goes to two agents and each
-    hand-out is uniform over the entries still free. (On SQLite the write transaction is BEGIN
-    IMMEDIATE: one writer at a time, holding the lock for two short statements.) A customer found
-    on the do-not-call list at this point has the entry cancelled, and the draw is repeated.
-    """
-    now = now or utcnow()
-    session = uow.session
-    picked = None
-    for _ in range(50):
-        # A bare Core connection, not a Session: the snapshot's few statements need no ORM, and
-        # the Session's per-statement bookkeeping costs more than running them.
-        with uow.database.reader.connect() as reader:
-            if picked is None:  # the first snapshot: what the agent holds, lapsed leases
-                agent = reader.execute(_AGENT_HELD_AND_LAPSED, {"agent": agent_id, "now": now}).first()
-                if agent is None:
-                    raise NotFound(f"No agent {agent_id}.")
-                skills, held_id, lapsed = tuple(agent.skills or ()), agent.held_id, agent.lapsed
-                campaigns = _callable_campaigns(reader, uow.database.url, skills, now)
-                if held_id is not None:
-                    held = reader.execute(select(_ENTRIES).where(_ENTRIES.c.entry_id == held_id)).one()
-                    # On PostgreSQL each statement reads a fresh snapshot: the lease may have been
-                    # released (None) since the query above. Then it is not held; draw as usual.
-                    if held.lease_expires_at is not None and held.lease_expires_at > now:
-                        customer = reader.execute(
-                            select(_REPLICAS).where(_REPLICAS.c.customer_id == held.customer_id)
-                        ).first()
-                        return _hand_out(reader, held, customer, campaigns, renewed=True)
-                if lapsed:
-                    with UnitOfWork(uow.database, uow.source) as sweep:
-                        _sweep_expired_leases(sweep.session, now)
-                        sweep.commit()
-                    continue  # a fresh snapshot that sees them back in the pool
-                if not campaigns:
-                    return None
-                parts = tuple((campaign_id, zones) for campaign_id, (_, zones) in sorted(campaigns.items()))
-                statements = _pick_statements(parts)
-                cache_key = (uow.database.url, parts)
-            picked = _pick(reader, statements, cache_key, now)
-        if picked is None:
-            return None
-        lease = {"picked": picked, "agent": agent_id, "now": now, "until": now + timedelta(seconds=lease_seconds)}
-        # The lease and the re-check are Core statements on the write transaction's connection
-        # (the same transaction as the Session's, without its per-statement work).
-        entry = session.connection().execute(_LEASE, lease).first()
-        if entry is None:
-            continue  # another agent took it since the snapshot: draw again
-        customer, do_not_call = _customer_and_consent(session.connection(), entry.customer_id)
-        if do_not_call:
-            session.execute(
-                update(_ENTRIES)
-                .where(_ENTRIES.c.entry_id == entry.entry_id)
-                .values(state="cancelled", leased_by=None, leased_at=None, lease_expires_at=None, closed_at=now)
-            )
-            uow.commit()
-            continue
-        uow.commit()
-        return _hand_out(session, entry, customer, campaigns, renewed=False)
-    return None
-
-
-def _customer_and_consent(session: Session | Connection, customer_id: str):
-    """The replicated customer (or None) and whether they are on the do-not-call list, in one read."""
-    row = session.execute(_CUSTOMER_AND_CONSENT, {"customer": customer_id}).first()
-    if row is None:  # not replicated (yet): only the list can say
-        return None, bool(session.execute(_CONSENT_ONLY, {"customer": customer_id}).scalar())
-    return row, bool(row.do_not_call or row.listed)
-
-
-# The hand-out's fixed statements, built once (building a statement costs more than running it).
-# The first snapshot's reads in one statement (each statement costs ~100 µs of Python): the
-# agent's skills (no row: an unknown agent), the entry they hold, whether any lease lapsed.
-# Only a leased entry has a holder (every way out of "leased" clears it): the partial index.
-_AGENT_HELD_AND_LAPSED = select(
-    _AGENTS.c.skills,
-    select(_ENTRIES.c.entry_id)
-    .where(_ENTRIES.c.leased_by == bindparam("agent"))
-    .limit(1)
-    .scalar_subquery()
-    .label("held_id"),
-    exists().where(_ENTRIES.c.state == "leased", _ENTRIES.c.lease_expires_at <= bindparam("now")).label("lapsed"),
-).where(_AGENTS.c.agent_id == bindparam("agent"))
-_LEASE = (
-    update(_ENTRIES)
-    .where(
-        _ENTRIES.c.entry_id
-        == select(_ENTRIES.c.entry_id)
-        .where(_ENTRIES.c.entry_id == bindparam("picked"), _ENTRIES.c.state == "pending")
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    .values(
-        state="leased",
-        leased_by=bindparam("agent"),
-        leased_at=bindparam("now"),
-        lease_expires_at=bindparam("until"),
-        updated_at=bindparam("now"),
-    )
-    .returning(*_ENTRIES.c)
-)
-_LISTED = exists().where(
-    or_(
-        _DO_NOT_CALL.c.customer_id == bindparam("customer"),
-        _DO_NOT_CALL.c.phone.in_(
-            select(_REPLICA_PHONES.c.phone).where(_REPLICA_PHONES.c.customer_id == bindparam("customer"))
-        ),
-    )
-)
-_CUSTOMER_AND_CONSENT = select(*_REPLICAS.c, _LISTED.label("listed")).where(
-    _REPLICAS.c.customer_id == bindparam("customer")
-)
-_CONSENT_ONLY = select(_LISTED)
-
-
-@dataclass(frozen=True)
-class _PickStatements:
-    """The pick's queries for one set of (campaign, callable zones), built once per process."""
-
-    count: Any
-    slice: Any
-    slices: Any
-    nth: Any
-
-
-_SLICE_PARTS = 2 * domain.SLICES_PER_READ  # each slice may wrap past 1 into two ranges
-
-
-@functools.lru_cache(maxsize=256)
-def _pick_statements(parts: tuple[tuple[str, tuple[str, ...]], ...]) -> _PickStatements:
-    eligible = and_(
-        _ENTRIES.c.state == "pending",
-        _ENTRIES.c.due_at <= bindparam("now"),
-        or_(
-            *(
-                # One bound value per zone: a plain in_(zones) is an "expanding" parameter, whose
-                # SQL SQLAlchemy renders again at every execution (~50 µs a pick); the SQL is the same.
-                and_(_ENTRIES.c.campaign_id == campaign_id, _ENTRIES.c.time_zone.in_([literal(z) for z in zones]))
-                for campaign_id, zones in parts
-            )
-        ),
-    )
-    key = _ENTRIES.c.shuffle_key
-    return _PickStatements(
-        count=select(func.count()).select_from(_ENTRIES).where(eligible),
-        slice=select(_ENTRIES.c.entry_id)
-        .where(eligible, key >= bindparam("low"), key < bindparam("high"))
-        .limit(bindparam("limit", type_=Integer)),
-        slices=select(_ENTRIES.c.entry_id, key)
-        .where(
-            eligible,
-            or_(*(and_(key >= bindparam(f"low{n}"), key < bindparam(f"high{n}")) for n in range(_SLICE_PARTS))),
-        )
-        .limit(bindparam("limit", type_=Integer)),
-        nth=select(_ENTRIES.c.entry_id)
-        .where(eligible)
-        .order_by(key)
-        .offset(bindparam("offset", type_=Integer))
-        .limit(1),
-    )
-
-
-def _pick(reader: Connection, statements: _PickStatements, cache_key: tuple, now: datetime) -> str | None:
-    """A uniformly random eligible entry id (domain.pick_uniformly), read from one snapshot."""
-
-    def count() -> int:
-        size = reader.execute(statements.count, {"now": now}).scalar()
-        _POOL_SIZES.put(cache_key, size)
-        return size
-
-    def one_slice(low: float, high: float, limit: int) -> list[str]:
-        ids: list[str] = []
-        for start, end in domain.key_ranges(low, high):
-            parameters = {"now": now, "low": start, "high": end, "limit": limit - len(ids)}
-            ids += reader.execute(statements.slice, parameters).scalars().all()
-            if len(ids) >= limit:
-                break
-        return ids
-
-    def fetch_slices(slices: list[tuple[float, float]], limit: int) -> list[list[str]]:
-        if len(slices) == 1:
-            return [one_slice(*slices[0], limit)]
-        ranges = [part for low, high in slices for part in domain.key_ranges(low, high)]
-        parameters = {"now": now, "limit": limit * len(slices)}
-        for n in range(_SLICE_PARTS):
-            low, high = ranges[n] if n < len(ranges) else (0.0, 0.0)  # an empty range
-            parameters[f"low{n}"], parameters[f"high{n}"] = low, high
-        rows = reader.execute(statements.slices, parameters).all()
-        if len(rows) >= limit * len(slices):  # maybe cut short: read them one by one
-            return [one_slice(low, high, limit) for low, high in slices]
-        rows.sort(key=lambda row: row[1])
-        keys = [row[1] for row in rows]
-        found = []
-        for low, high in slices:
-            ids = []
-            for start, end in domain.key_ranges(low, high):
-                ids += [row[0] for row in rows[bisect.bisect_left(keys, start) : bisect.bisect_left(keys, end)]]
-            found.append(ids[:limit])
-        return found
-
-    def draw_exactly(rng) -> str | None:
-        size = count()
-        if not size:
-            return None
-        return reader.execute(statements.nth, {"now": now, "offset": rng.randrange(size)}).scalar()
-
-    estimate = _POOL_SIZES.get(cache_key)
-    if estimate is None:
-        estimate = count()
-    if estimate == 0:
-        return None
-    return domain.pick_uniformly(estimate, fetch_slices, draw_exactly, _RNG)
-
-
-def _hand_out(session: Session | Connection, entry, customer, campaigns: dict, *, renewed: bool) -> HandOut:
-    if entry.campaign_id in campaigns:
-        campaign = campaigns[entry.campaign_id][0]
-    else:  # a lease held on a campaign paused since, or outside its window now
-        campaign = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.campaign_id == entry.campaign_id)).first()
-    return HandOut(entry=entry, campaign=campaign, customer=customer, attempt=entry.attempts + 1, renewed=renewed)
-
-
 # --- outcomes --------------------------------------------------------------------------------------
 
 
@@ -970,75 +568,6 @@ def record_outcome(
     return entry, attempt
 
 
-# --- the campaign report ----------------------------------------------------------------------------
-
-
-def campaign_report(uow: UnitOfWork, campaign_id: str, first: date, last: date) -> dict:
-    """Per UTC day from ``first`` to ``last`` (inclusive) and in total.
-
-    due: entries due that day; attempted: entries with at least one attempt that day; reached:
-    entries reached that day; reached_rate = reached / attempted; attempts_per_reach = attempts
-    / reached; offers_accepted: attempts where the offer was accepted; do_not_call: attempts
-    with that outcome.
-    """
-    campaign = get_campaign(uow, campaign_id)
-    session = uow.session
-    start = datetime.combine(first, datetime.min.time(), UTC)
-    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC)
-    days: dict[date, dict] = {first + timedelta(days=n): _empty_day() for n in range((last - first).days + 1)}
-    for (due_at,) in session.execute(
-        select(CallEntry.due_at).where(
-            CallEntry.campaign_id == campaign_id, CallEntry.due_at >= start, CallEntry.due_at < end
-        )
-    ):
-        days[due_at.date()]["due"] += 1
-    attempted: dict[date, set] = defaultdict(set)
-    reached: dict[date, set] = defaultdict(set)
-    for entry_id, ended_at, outcome, offer in session.execute(
-        select(CallAttempt.entry_id, CallAttempt.ended_at, CallAttempt.outcome, CallAttempt.offer_accepted).where(
-            CallAttempt.campaign_id == campaign_id, CallAttempt.ended_at >= start, CallAttempt.ended_at < end
-        )
-    ):
-        day = ended_at.date()
-        figures = days[day]
-        figures["attempts"] += 1
-        attempted[day].add(entry_id)
-        if outcome == "reached":
-            reached[day].add(entry_id)
-        if offer:
-            figures["offers_accepted"] += 1
-        if outcome == "do_not_call":
-            figures["do_not_call"] += 1
-    totals = _empty_day()
-    all_attempted, all_reached = set(), set()
-    for day, figures in days.items():
-        figures["attempted"], figures["reached"] = len(attempted[day]), len(reached[day])
-        all_attempted |= attempted[day]
-        all_reached |= reached[day]
-        for name in ("due", "attempts", "offers_accepted", "do_not_call"):
-            totals[name] += figures[name]
-        _add_rates(figures)
-    totals["attempted"], totals["reached"] = len(all_attempted), len(all_reached)
-    _add_rates(totals)
-    return {
-        "campaign_id": campaign.campaign_id,
-        "name": campaign.name,
-        "from": first.isoformat(),
-        "to": last.isoformat(),
-        "totals": totals,
-        "days": [{"date": day.isoformat(), **figures} for day, figures in days.items()],
-    }
-
-
-def _empty_day() -> dict:
-    return Counter(due=0, attempted=0, attempts=0, reached=0, offers_accepted=0, do_not_call=0)
-
-
-def _add_rates(figures: dict) -> None:
-    figures["reached_rate"] = round(figures["reached"] / figures["attempted"], 4) if figures["attempted"] else None
-    figures["attempts_per_reach"] = round(figures["attempts"] / figures["reached"], 4) if figures["reached"] else None
-
-
 # --- what other services tell us ---------------------------------------------------------------------
 
 
@@ -1105,118 +634,3 @@ def move_merged_customer(uow: UnitOfWork, merged_id: str, into_id: str) -> None:
         .values(customer_id=into_id)
     )
     session.execute(delete(DoNotCall).where(DoNotCall.customer_id == merged_id, DoNotCall.source == "consent"))
-
-
-# --- a customer's contacts (the gateway's customer view) -------------------------------------
-
-CONTACTS_LIMIT = 20  # items per list; the totals count them all
-OPEN_ENTRY_STATES = ("pending", "leased")
-
-_calls, _attempts, _entries, _campaigns = (
-    Call.__table__.c,
-    CallAttempt.__table__.c,
-    CallEntry.__table__.c,
-    Campaign.__table__.c,
-)
-# Each reads the customer's entries of an index (ix_calls_customer_received,
-# ix_call_attempts_customer_ended, call_entries.customer_id), newest first.
-_INBOUND = (
-    select(
-        _calls.call_id,
-        _calls.from_number,
-        _calls.queue,
-        _calls.state,
-        _calls.result,
-        _calls.agent_id,
-        _calls.reason,
-        _calls.notes,
-        _calls.ticket_id,
-        _calls.received_at,
-        _calls.answered_at,
-        _calls.ended_at,
-        _calls.wait_seconds,
-        _calls.talk_seconds,
-    )
-    .where(_calls.customer_id == bindparam("customer_id"))
-    .order_by(_calls.received_at.desc(), _calls.call_id.desc())
-    .limit(bindparam("limit"))
-)
-_INBOUND_TOTAL = select(func.count()).where(_calls.customer_id == bindparam("customer_id"))
-_OUTBOUND = (
-    select(
-        _attempts.attempt_id,
-        _attempts.entry_id,
-        _attempts.campaign_id,
-        _campaigns.name.label("campaign"),
-        _campaigns.purpose,
-        _attempts.agent_id,
-        _attempts.attempt,
-        _attempts.outcome,
-        _attempts.offer_accepted,
-        _attempts.notes,
-        _attempts.callback_at,
-        _attempts.started_at,
-        _attempts.ended_at,
-    )
-    .join_from(CallAttempt, Campaign, _campaigns.campaign_id == _attempts.campaign_id, isouter=True)
-    .where(_attempts.customer_id == bindparam("customer_id"))
-    .order_by(_attempts.ended_at.desc(), _attempts.attempt_id.desc())
-    .limit(bindparam("limit"))
-)
-_OUTBOUND_TOTAL = select(func.count()).where(_attempts.customer_id == bindparam("customer_id"))
-_PENDING = (
-    select(
-        _entries.entry_id,
-        _entries.campaign_id,
-        _campaigns.name.label("campaign"),
-        _campaigns.purpose,
-        _campaigns.talking_point,
-        _entries.state,
-        _entries.due_at,
-        _entries.attempts,
-        _entries.last_outcome,
-        _entries.leased_by,
-        _entries.purchase_id,
-        _entries.origin,
-    )
-    .join_from(CallEntry, Campaign, _campaigns.campaign_id == _entries.campaign_id)
-    .where(_entries.customer_id == bindparam("customer_id"), _entries.state.in_(OPEN_ENTRY_STATES))
-    .order_by(_entries.due_at, _entries.entry_id)
-    .limit(bindparam("limit"))
-)
-_PENDING_TOTAL = select(func.count()).where(
-    _entries.customer_id == bindparam("customer_id"), _entries.state.in_(OPEN_ENTRY_STATES)
-)
-
-
-def _json_row(row) -> dict:
-    return {
-        name: isoformat_utc(value) if isinstance(value, datetime) else value for name, value in row._mapping.items()
-    }
-
-
-def _listed(connection: Connection, query, total_query, params: dict) -> dict:
-    """At most ``limit`` rows and the total, counted only when the page does not already tell."""
-    items = [_json_row(row) for row in connection.execute(query, params)]
-    total = len(items) if len(items) < params["limit"] else connection.execute(total_query, params).scalar_one()
-    return {"items": items, "total": total}
-
-
-def customer_contacts(uow: UnitOfWork, customer_id: str, limit: int = CONTACTS_LIMIT) -> dict:
-    """A customer's recent inbound calls (with reasons and agents), outbound follow-up attempts
-    (with outcomes and agents) and pending call-list entries, each newest first (pending: the
-    next due first), at most ``limit`` of each, with totals.
-
-    A merged-away id is followed to the survivor (this service's customer replica). An id
-    nobody called is not an error: its lists are empty (calls come from numbers, and the
-    customer may not have reached this service's replica yet).
-    """
-    survivor = resolve_customer_id(uow.session, CustomerReplica, customer_id)
-    connection = uow.session.connection()
-    params = {"customer_id": survivor, "limit": limit}
-    return {
-        "customer_id": survivor,
-        "inbound": _listed(connection, _INBOUND, _INBOUND_TOTAL, params),
-        "outbound": _listed(connection, _OUTBOUND, _OUTBOUND_TOTAL, params),
-        "pending": _listed(connection, _PENDING, _PENDING_TOTAL, params),
-    }
