@@ -114,7 +114,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
     # ticket.resolved → surveys requests a re-survey → call routing lists it on a resurvey campaign
     def resurvey_entries():
         found = []
-        for resurvey in ok(callrouting.get("/campaigns?purpose=resurvey")):
+        for resurvey in ok(callrouting.get("/campaigns?purpose=resurvey"))["items"]:
             found += ok(callrouting.get(f"/campaigns/{resurvey['id']}/entries"))["items"]
         return found
 

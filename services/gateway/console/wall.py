@@ -103,7 +103,8 @@ def board() -> dict:
     """The board's figures: call routing's live view, with names and time in state per agent."""
     live = ask("callrouting", "GET", "/live")
     try:
-        names = {agent["id"]: agent.get("name") for agent in ask("callrouting", "GET", "/agents", params={"limit": 500})["items"]}
+        agents = ask("callrouting", "GET", "/agents", params={"limit": 500})["items"]
+        names = {agent["id"]: agent.get("name") for agent in agents}
     except ServiceDown:
         names = {}  # the live view answered a moment ago: show the ids rather than nothing
     at = _moment(live.get("at")) or datetime.now(UTC)
