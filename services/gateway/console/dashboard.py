@@ -123,7 +123,7 @@ def dashboard_page():
     day, min_n = day_asked(), min_n_asked()
     report = reports.fetch(day, min_n)
     extras, extras_missing = _extras(day, min_n, report)
-    names = {agent["id"]: agent.get("name") for agent in extras.get("agents") or ()}
+    names = {agent["id"]: agent.get("name") for agent in (extras.get("agents") or {}).get("items", ())}
     trend = survey_trend(extras["trend"], day) if "trend" in extras else None
     query = {"date": day.isoformat(), **({"min_n": min_n} if min_n else {})}
     shown = hours_shown(day)
