@@ -85,7 +85,7 @@ def queue_rows(live: dict) -> list[dict]:
     """Every queue, with 0 waiting too: call routing's queues, and the live view's counts on them."""
     counted = {queue["queue"]: queue for queue in live.get("queues", [])}
     try:
-        known = [queue["name"] for queue in ask("callrouting", "GET", "/queues")]
+        known = [queue["name"] for queue in ask("callrouting", "GET", "/queues", params={"limit": 500})["items"]]
     except (ServiceDown, Refused):
         known = []
     names = list(dict.fromkeys([*known, *counted]))
