@@ -84,7 +84,7 @@ def test_random_order_is_a_permutation_and_every_agent_comes_first_about_equally
 
 def test_ring_all_plans_every_eligible_agent_at_once():
     agents = [agent("a", idle_minutes=1), agent("b", idle_minutes=5), agent("off", state="on_break")]
-    plan = domain.plan_route(agents, QueueRules("default", "ring_all"))
+    plan = domain.agent_for_ringing_call(agents, QueueRules("default", "ring_all"))
     assert plan.ring_all and ids(plan.candidates) == ["b", "a"]
 
 
@@ -97,27 +97,29 @@ def test_every_strategy_only_ever_offers_eligible_agents(strategy):
         agent("other_queue", skills={"de", "billing"}, queues={"sales"}),
         agent("serves_it", skills={"de", "billing", "x"}, queues={"support", "sales"}),
     ]
-    plan = domain.plan_route(agents, QueueRules("support", strategy, frozenset({"de", "billing"})))
+    plan = domain.agent_for_ringing_call(agents, QueueRules("support", strategy, frozenset({"de", "billing"})))
     assert sorted(ids(plan.candidates)) == ["ok", "serves_it"]
 
 
 def test_nobody_eligible_means_an_empty_plan():
-    plan = domain.plan_route([agent("a", state="on_break")], QueueRules("default"))
+    plan = domain.agent_for_ringing_call([agent("a", state="on_break")], QueueRules("default"))
     assert plan.candidates == ()
 
 
 def test_sticky_routing_offers_the_callers_last_agent_first_when_free():
     agents = [agent("a", idle_minutes=10), agent("b", idle_minutes=1)]
-    plan = domain.plan_route(agents, QueueRules("default"), sticky_agent_id="b")
+    plan = domain.agent_for_ringing_call(agents, QueueRules("default"), sticky_agent_id="b")
     assert plan.sticky and ids(plan.candidates) == ["b", "a"]
     assert not plan.ring_all
 
 
 def test_sticky_routing_falls_back_to_the_strategy_when_that_agent_is_busy_or_unqualified():
     agents = [agent("a", idle_minutes=10), agent("b", state="on_call"), agent("c", skills=())]
-    plan = domain.plan_route(agents, QueueRules("default"), sticky_agent_id="b")
+    plan = domain.agent_for_ringing_call(agents, QueueRules("default"), sticky_agent_id="b")
     assert not plan.sticky and ids(plan.candidates) == ["a", "c"]
-    skilled = domain.plan_route(agents, QueueRules("default", required_skills=frozenset({"x"})), sticky_agent_id="a")
+    skilled = domain.agent_for_ringing_call(
+        agents, QueueRules("default", required_skills=frozenset({"x"})), sticky_agent_id="a"
+    )
     assert skilled.candidates == ()
 
 

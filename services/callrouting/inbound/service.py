@@ -583,7 +583,7 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     if not domain.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
         call.state = "queued"
         return Decision(call)
-    plan = domain.plan_route(
+    plan = domain.agent_for_ringing_call(
         agents,
         _rules(rules),
         sticky_agent_id=_last_agent_of(session, call.customer_id),
