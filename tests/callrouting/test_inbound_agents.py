@@ -12,6 +12,7 @@ import pytest
 from services.callrouting.inbound import domain, service, views
 from services.callrouting.inbound.service import CallbackIn, InboundConfig
 from services.callrouting.models import CustomerReplica, CustomerReplicaPhone
+from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
 from tests.callrouting.inbound_support import DAY, add_agents, agent_state, inbound_app, make_available, phone_event
 from tests.support.services import Running, wait_for
@@ -303,7 +304,7 @@ def test_the_workers_periodic_job_expires_an_offer_nobody_answered(settings_fact
 
     settings, database = settings_factory("callrouting", options={"INBOUND_OFFER_TIMEOUT_SECONDS": "0.3"})
     add_agents(database, "ann")
-    set_state(database, "ann", "available", service.utcnow())
+    set_state(database, "ann", "available", utcnow())
     with uow(database) as work:
         decision = service.start_call(
             work, call_id="J1", source="json", from_raw=None, to_raw=None, queue=None, at=None, config=CONFIG

@@ -30,6 +30,7 @@ from sqlalchemy.orm.util import identity_key
 
 from shared.db import is_postgresql
 from shared.errors import Conflict, Invalid, NotFound
+from shared.models import utcnow
 from shared.phones import to_e164_or_none
 from shared.unit_of_work import UnitOfWork
 
@@ -91,10 +92,6 @@ class Decision:
             "customer_id": self.call.customer_id,
             "offers": [offer.__dict__ for offer in self.offers],
         }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -16,9 +15,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 
+from shared.config import Settings
 from shared.db import is_postgresql
 from shared.errors import Conflict, Invalid
 from shared.events import isoformat_utc
+from shared.models import new_id, utcnow
 from shared.phones import time_zone_of
 from shared.replicas import resolve_customer_id
 from shared.unit_of_work import UnitOfWork
@@ -33,8 +34,6 @@ from ..models import (
     CustomerReplica,
     CustomerReplicaPhone,
     DoNotCall,
-    new_id,
-    utcnow,
 )
 from . import domain
 from .handout import forget_recent
@@ -43,9 +42,12 @@ DEFAULT_TIME_ZONE = "Europe/Berlin"
 _RNG = random.SystemRandom()  # the hand-out's randomness: os.urandom, never a fixed seed, fork-safe
 
 
-def default_time_zone() -> str:
-    """``CALLROUTING_DEFAULT_TZ``: the zone of a customer whose zone is unknown (not yet replicated...)."""
-    return os.environ.get("CALLROUTING_DEFAULT_TZ", DEFAULT_TIME_ZONE)
+def default_time_zone(settings: Settings | None = None) -> str:
+    """``CALLROUTING_DEFAULT_TZ``: the zone of a customer whose zone is unknown (not yet replicated...).
+
+    Read through the service's :class:`Settings` (an event handler has none at hand: then the
+    process's own, from the environment; only this rare path pays for reading them)."""
+    return (settings or Settings.from_env("callrouting")).option("CALLROUTING_DEFAULT_TZ", DEFAULT_TIME_ZONE)
 
 
 def _dialect_insert(session: Session):
