@@ -13,11 +13,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import NotFound
 
 from shared.config import Settings
 from shared.db import is_postgresql
-from shared.errors import Conflict, Invalid
+from shared.errors import Conflict, Invalid, NotFound
 from shared.events import isoformat_utc
 from shared.models import new_id, utcnow
 from shared.phones import time_zone_of
