@@ -201,9 +201,7 @@ def test_an_agent_cannot_record_an_outcome_or_survey_on_another_agents_entry(sta
         f"/desk/entries/{entry['id']}/outcome", data={"outcome": "reached"}, headers={**bob, **HTMX}
     )
     assert taken.status_code == 409 and "does not hold this entry" in alert_of(taken)
-    assert (
-        api(stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(stack))["leased_by"] == "own-ann"
-    )
+    assert api(stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(stack))["leased_by"] == "own-ann"
 
     reached = stack.client.post(
         f"/desk/entries/{entry['id']}/outcome", data={"outcome": "reached"}, headers={**ann, **HTMX}
@@ -212,9 +210,7 @@ def test_an_agent_cannot_record_an_outcome_or_survey_on_another_agents_entry(sta
     answers = {
         f"answer-{key}": "9" for key in ("product", "service", "purchase", "recommend_product", "recommend_store")
     }
-    survey = stack.client.post(
-        "/desk/surveys", data={"entry_id": entry["id"], **answers}, headers={**bob, **HTMX}
-    )
+    survey = stack.client.post("/desk/surveys", data={"entry_id": entry["id"], **answers}, headers={**bob, **HTMX})
     assert survey.status_code == 403 and "did not reach the customer" in alert_of(survey)
     assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack)) == []
 
