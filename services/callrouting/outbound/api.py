@@ -180,7 +180,7 @@ class EntryWithAttempts(EntryOut):
 
 
 class CampaignBrief(Schema):
-    campaign_id = fields.String()
+    id = fields.String(attribute="campaign_id")
     name = fields.String()
     purpose = fields.String()
     script = fields.String()
@@ -264,7 +264,7 @@ class DoNotCallIn(Schema):
 
 
 class DoNotCallOut(Schema):
-    dnc_id = fields.Integer()
+    id = fields.Integer(attribute="dnc_id")
     customer_id = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "consent (the directory), outcome (a call), manual"})
