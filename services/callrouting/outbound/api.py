@@ -1,4 +1,5 @@
-"""HTTP routes of the callrouting service: agents, campaigns (call lists), entries, the hand-out, outcomes."""
+"""HTTP routes of the call lists (outbound): the agents registry, campaigns, entries, the hand-out, outcomes,
+the do-not-call list."""
 
 from __future__ import annotations
 

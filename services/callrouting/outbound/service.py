@@ -1,4 +1,9 @@
-"""Use cases of the outbound call lists; each runs in the caller's unit of work and commits once."""
+"""Use cases of the outbound call lists; each runs in the caller's unit of work and commits once.
+
+Sections: agents (the registry both halves use), campaigns, the do-not-call list and contacts,
+scheduling entries (events, the API, CSV), outcomes, what other services tell us. The hand-out
+is ``handout.py`` (its rule: ``domain.next_entry_for``), the reads are ``views.py``. Errors
+are ``shared.errors`` only."""
 
 from __future__ import annotations
 
