@@ -4,7 +4,7 @@ from shared.privacy import RETENTION_JOB_SECONDS
 from shared.worker import PeriodicJob, run_worker
 
 from .events import HANDLERS
-from .inbound.service import expire_timers_job
+from .inbound.callbacks import expire_timers_job
 from .models import MIGRATIONS
 from .outbound.handout import sweep_lapsed_leases_job
 from .privacy import retention_job

@@ -27,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.callrouting.inbound import call_report, domain, service
+from services.callrouting.inbound import call_report, callbacks, domain, service
 from services.callrouting.inbound.call_report import CallRow, Counts
-from services.callrouting.inbound.service import CallbackIn, InboundConfig
+from services.callrouting.inbound.callbacks import CallbackIn
+from services.callrouting.inbound.service import InboundConfig
 from shared.unit_of_work import UnitOfWork
 from tests.callrouting.inbound_support import add_agents, inbound_app
 
@@ -155,7 +156,7 @@ def play_fixture_day(database):
         callback(database, call_id, 2, domain.TALK_ENDED, ended, agent_id=agent)
         if wrap is not None:
             with UnitOfWork(database, "callrouting") as uow:
-                service.wrap_up(
+                callbacks.wrap_up(
                     uow,
                     call_id,
                     reason=reason,
@@ -168,7 +169,7 @@ def play_fixture_day(database):
 
 def callback(database, call_id, sequence, kind, at, **fields):
     with UnitOfWork(database, "callrouting") as uow:
-        service.apply_callback(
+        callbacks.apply_callback(
             uow,
             CallbackIn(
                 call_id=call_id, record_call_id=call_id, source="json", kind=kind, at=at, sequence=sequence, **fields

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pika
 import pytest
 
-from services.callrouting.inbound import domain, service, views
-from services.callrouting.inbound.service import CallbackIn, InboundConfig
+from services.callrouting.inbound import callbacks, domain, service, views
+from services.callrouting.inbound.callbacks import CallbackIn
+from services.callrouting.inbound.service import InboundConfig
 from services.callrouting.models import CustomerReplica, CustomerReplicaPhone
 from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
@@ -47,7 +48,7 @@ def start(database, call_id, at=DAY, caller=None, queue=None):
 
 def report(database, call_id, sequence, kind, at, **fields):
     with uow(database) as work:
-        return service.apply_callback(
+        return callbacks.apply_callback(
             work,
             CallbackIn(
                 call_id=call_id, record_call_id=call_id, source="json", kind=kind, at=at, sequence=sequence, **fields
@@ -105,10 +106,10 @@ def test_wrap_up_ends_by_itself_when_its_time_is_up_and_completes_the_call_witho
     ended = DAY + timedelta(seconds=63)
     report(database, "J1", 2, domain.TALK_ENDED, ended, agent_id="ann")  # wrap-up starts now (30 s by default)
     with uow(database) as work:
-        assert service.expire_timers(work, CONFIG, now=ended + timedelta(seconds=29)) == 0
+        assert callbacks.expire_timers(work, CONFIG, now=ended + timedelta(seconds=29)) == 0
     assert agent_state(database, "ann") == "wrap_up"
     with uow(database) as work:
-        assert service.expire_timers(work, CONFIG, now=ended + timedelta(seconds=31)) == 1
+        assert callbacks.expire_timers(work, CONFIG, now=ended + timedelta(seconds=31)) == 1
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
@@ -137,7 +138,7 @@ def test_an_offer_nobody_reports_on_expires_as_a_missed_offer_and_the_call_goes_
     set_state(database, "ann", "available", DAY - timedelta(minutes=5))
     assert offered(start(database, "J1")) == ["ann"]
     with uow(database) as work:
-        service.expire_timers(work, CONFIG, now=DAY + timedelta(seconds=31))
+        callbacks.expire_timers(work, CONFIG, now=DAY + timedelta(seconds=31))
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
@@ -163,7 +164,7 @@ def test_a_returning_caller_gets_the_agent_who_helped_them_last_when_that_agent_
     report(database, "J1", 1, domain.CONNECTED, DAY + timedelta(seconds=2), agent_id="bob")
     report(database, "J1", 2, domain.TALK_ENDED, DAY + timedelta(seconds=60), agent_id="bob")
     with uow(database) as work:
-        service.wrap_up(
+        callbacks.wrap_up(
             work, "J1", reason="question", notes=None, ticket_id=None, config=CONFIG, now=DAY + timedelta(seconds=70)
         )
     set_state(database, "ann", "available", DAY - timedelta(hours=1))  # ann has been idle far longer
@@ -258,7 +259,7 @@ def test_the_inbound_events_reach_the_real_broker(settings_factory, amqp_url):
         report(database, "J1", 1, domain.CONNECTED, DAY + timedelta(seconds=2), agent_id="ann")
         report(database, "J1", 2, domain.TALK_ENDED, DAY + timedelta(seconds=62), agent_id="ann")
         with uow(database) as work:
-            service.wrap_up(
+            callbacks.wrap_up(
                 work,
                 "J1",
                 reason="complaint",

@@ -39,8 +39,9 @@ from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 
-from . import call_report, domain, service, views
-from .service import CallbackIn, InboundConfig
+from . import call_report, callbacks, domain, service, views
+from .callbacks import CallbackIn
+from .service import InboundConfig
 
 twilio_webhooks = Blueprint(
     "twilio_webhooks", __name__, url_prefix="/webhooks/twilio", description="Twilio Programmable Voice webhooks"
@@ -275,7 +276,7 @@ def twilio_status():
         payload=request.form.to_dict(),
     )
     with unit_of_work() as uow:
-        outcome = service.apply_callback(uow, callback, config)
+        outcome = callbacks.apply_callback(uow, callback, config)
     return {"call_id": record, "outcome": outcome}
 
 
@@ -359,7 +360,7 @@ def phone_event(event):
         kind = _KINDS.get(event["event"])
         if event["event"] == "call.ended":
             kind = domain.TALK_ENDED if event["agent_id"] else domain.CALLER_LEFT
-        outcome = service.apply_callback(
+        outcome = callbacks.apply_callback(
             uow,
             CallbackIn(
                 call_id=event["call_id"],
@@ -616,7 +617,7 @@ class WrapUp(MethodView):
         user = acting_user()
         with unit_of_work() as uow:
             try:
-                return service.wrap_up(
+                return callbacks.wrap_up(
                     uow,
                     call_id,
                     reason=body["reason"],
@@ -663,7 +664,7 @@ class Live(MethodView):
         """Calls waiting (per queue), the longest wait, agents by state."""
         with unit_of_work() as uow:
             # Timers that ran out are applied first, so the view never shows a stale state.
-            if service.expire_timers(uow, _config()):
+            if callbacks.expire_timers(uow, _config()):
                 uow.commit()
             return views.live_view(uow)
 

@@ -1,6 +1,6 @@
 """Events of inbound calls.
 
-Publishes (``service.py``):
+Publishes (``service.py``, ``callbacks.py``):
 - ``call.started``: a call is ringing (``start_call``);
 - ``call.answered``: an agent answered it (a callback, ``apply_callback``);
 - ``call.abandoned``: the caller hung up before an answer, or the wait timed out;
