@@ -256,8 +256,8 @@ def _load_callrouting(url: str) -> None:
     import random
     from datetime import UTC, datetime, timedelta
 
-    from services.callrouting import service
     from services.callrouting.models import CallEntry, CallTimeZone
+    from services.callrouting.outbound import service
     from shared.unit_of_work import UnitOfWork
 
     database = Database(url)

@@ -47,7 +47,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
             json={"name": "Follow-up", "delay_days": 0, "calling_window": ALL_DAY, "contact_frequency_days": 0},
         )
     )
-    ok(callrouting.post("/agents", json={"agent_id": "agent-7", "name": "Grace"}))
+    ok(callrouting.post("/agents", json={"id": "agent-7", "name": "Grace"}))
     customer = ok(tickets.post("/customers", json={"name": "Ada Lovelace", "phones": ["+44 20 7946 0958"]}))
     wait_for(
         lambda: callrouting.get(f"/customers/{customer['id']}").status_code == 200,
@@ -72,13 +72,13 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
 
     # purchase.recorded → one follow-up entry, due now (delay 0 days after a purchase yesterday)
     entries = wait_for(
-        lambda: ok(callrouting.get(f"/campaigns/{campaign['campaign_id']}/entries"))["entries"],
+        lambda: ok(callrouting.get(f"/campaigns/{campaign['id']}/entries"))["items"],
         what="the follow-up entry",
     )
     assert [(e["customer_id"], e["purchase_id"]) for e in entries] == [(customer["id"], purchase["id"])]
 
     handed_out = ok(callrouting.post("/agents/agent-7/next-call"))
-    entry_id = handed_out["entry"]["entry_id"]
+    entry_id = handed_out["entry"]["id"]
     ok(callrouting.post(f"/entries/{entry_id}/outcome", json={"agent_id": "agent-7", "outcome": "reached"}))
 
     answers = {"product": 3, "service": 8, "purchase": 8, "recommend_product": 5, "recommend_store": 7}
@@ -90,7 +90,7 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
                 "channel": "agent",
                 "agent_id": "agent-7",
                 "entry_id": entry_id,
-                "campaign_id": campaign["campaign_id"],
+                "campaign_id": campaign["id"],
                 "purchase_id": purchase["id"],
                 "answers": answers,
             },
@@ -114,8 +114,8 @@ def test_a_low_score_after_a_purchase_follow_up_opens_recovery_and_books_a_resur
     # ticket.resolved → surveys requests a re-survey → call routing lists it on a resurvey campaign
     def resurvey_entries():
         found = []
-        for resurvey in ok(callrouting.get("/campaigns?purpose=resurvey")):
-            found += ok(callrouting.get(f"/campaigns/{resurvey['campaign_id']}/entries"))["entries"]
+        for resurvey in ok(callrouting.get("/campaigns?purpose=resurvey"))["items"]:
+            found += ok(callrouting.get(f"/campaigns/{resurvey['id']}/entries"))["items"]
         return found
 
     resurvey = wait_for(resurvey_entries, what="the re-survey entry")

@@ -7,9 +7,11 @@ from shared.auth import WRITES, rule
 from shared.config import Settings
 from shared.web import create_service_app, unit_of_work
 
-from . import phone_api, staffing_api
-from .api import agents, campaigns, customer_replicas, do_not_call, entries
+from .customers import customer_replicas
+from .inbound import api as inbound_api
+from .inbound import staffing_api
 from .models import MIGRATIONS, PrivacyErasure
+from .outbound.api import agents, campaigns, do_not_call, entries
 from .privacy import export_customer
 
 # Which role each route needs beyond an agent (shared.auth); the gateway signs who asks.
@@ -43,7 +45,7 @@ def create_app(settings: Settings | None = None):
             campaigns,
             entries,
             do_not_call,
-            *phone_api.BLUEPRINTS,
+            *inbound_api.BLUEPRINTS,
             staffing_api.blueprint,
             privacy_routes,
         ],

@@ -8,8 +8,7 @@ the inbound half, which adds its own tables at the end of this file).
 from __future__ import annotations
 
 import random
-import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
@@ -17,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import backbone, webhooks
 from shared.db import Migrations
+from shared.models import new_id, utcnow
 from shared.privacy import ErasureColumns
 from shared.replicas import CustomerReplicaColumns, CustomerReplicaPhoneColumns
 from shared.sqltypes import UtcDateTime
@@ -24,14 +24,6 @@ from shared.sqltypes import UtcDateTime
 
 class Base(DeclarativeBase):
     pass
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class CustomerReplica(CustomerReplicaColumns, Base):
@@ -118,7 +110,7 @@ class CallEntry(Base):
     # The customer's IANA zone when the entry was scheduled (or the default when unknown),
     # kept current from customer.updated; the calling window is read in it.
     time_zone: Mapped[str] = mapped_column(String(64))
-    # A uniform random number drawn once; see domain.pick_uniformly for why it gives a fair pick.
+    # A uniform random number drawn once; see outbound.domain.pick_uniformly for why it gives a fair pick.
     shuffle_key: Mapped[float] = mapped_column(Float, default=shuffle_key)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     leased_by: Mapped[str | None] = mapped_column(String(64))
@@ -189,7 +181,7 @@ class CallTimeZone(Base):
 
 
 class AgentStateChange(Base):
-    """The agents' state history: one row per change, written with it (``calls._move_agent``).
+    """The agents' state history: one row per change, written with it (``inbound.service._move_agent``).
     Staffed time per interval and each agent's activity timeline are read from it (staffing.py)."""
 
     __tablename__ = "agent_state_history"
@@ -228,7 +220,7 @@ class InboundQueue(Base):
     __tablename__ = "queues"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    strategy: Mapped[str] = mapped_column(String(16), default="longest_idle")  # routing.STRATEGIES
+    strategy: Mapped[str] = mapped_column(String(16), default="longest_idle")  # inbound.domain.STRATEGIES
     required_skills: Mapped[list[str]] = mapped_column(JSON, default=list)
     service_level_seconds: Mapped[int] = mapped_column(Integer, default=20)  # T
     short_abandon_seconds: Mapped[int] = mapped_column(Integer, default=5)  # t_s
@@ -310,7 +302,7 @@ class CallCallback(Base):
     sequence: Mapped[int | None] = mapped_column(Integer)
     record_call_id: Mapped[str | None] = mapped_column(String(64), index=True)
     source: Mapped[str] = mapped_column(String(8))
-    kind: Mapped[str] = mapped_column(String(16))  # routing.CALLBACK_KINDS, or the raw status of an orphan
+    kind: Mapped[str] = mapped_column(String(16))  # inbound.domain.CALLBACK_KINDS, or the raw status of an orphan
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     agent_id: Mapped[str | None] = mapped_column(String(64))
     talk_seconds: Mapped[float | None] = mapped_column(Float)

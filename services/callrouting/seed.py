@@ -21,9 +21,11 @@ from services.seed.plan import CENTER_NUMBER, QUEUE
 from shared.db import Database
 from shared.unit_of_work import UnitOfWork
 
-from . import calls, domain, events, service
+from . import events
+from .inbound import service as inbound
 from .models import Agent, AgentStateChange, CallAttempt, CallEntry, Campaign, CustomerContact
 from .models import Call as CallRow
+from .outbound import domain, service
 
 SOURCE = "callrouting"
 
@@ -42,15 +44,15 @@ def write(database: Database, world) -> bool:
         today = world.now.date().isoformat()
         for user in world.users:
             if user.role == "agent":
-                row = calls.agent_routing(session, user.id)  # the Twilio client named after the agent
-                # Today's counters, as the calls already taken today left them (calls._talk_ended).
+                row = inbound.agent_routing(session, user.id)  # the Twilio client named after the agent
+                # Today's counters, as the calls already taken today left them (inbound._talk_ended).
                 taken = [c for c in world.calls if c.agent_id == user.id and c.ended_at.date().isoformat() == today]
                 row.stats_day, row.calls_today = today, len(taken)
                 row.talk_seconds_today = sum(call.talk_seconds for call in taken)
         for customer in world.customers:
             events.HANDLERS["customer.created"](uow, envelopes.customer_created(world, customer))
         session.flush()
-        calls.queue_rules(session, QUEUE)  # the queue the calls came in on, with its default rules
+        inbound.queue_rules(session, QUEUE)  # the queue the calls came in on, with its default rules
         connection = session.connection()
         if world.calls:
             connection.execute(insert(CallRow.__table__), [_call_row(call) for call in world.calls])

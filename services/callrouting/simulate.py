@@ -165,9 +165,7 @@ class Simulator:
         # The simulation's own queue, which only its agents' skill serves.
         self.api("PUT", f"/queues/{SIM_QUEUE}", {"required_skills": [SIM_SKILL]})
         for agent in self.agents:
-            self.api(
-                "POST", "/agents", {"agent_id": agent, "name": agent.replace("-", " ").title(), "skills": [SIM_SKILL]}
-            )
+            self.api("POST", "/agents", {"id": agent, "name": agent.replace("-", " ").title(), "skills": [SIM_SKILL]})
             state = self.api("GET", f"/agents/{agent}/routing").json()["state"]
             if state in ("offline", "on_break"):
                 self.api("PUT", f"/agents/{agent}/state", {"state": "available"})

@@ -3,11 +3,11 @@
 from shared.privacy import RETENTION_JOB_SECONDS
 from shared.worker import PeriodicJob, run_worker
 
-from .calls import expire_timers_job
 from .events import HANDLERS
+from .inbound.callbacks import expire_timers_job
 from .models import MIGRATIONS
+from .outbound.handout import sweep_lapsed_leases_job
 from .privacy import retention_job
-from .service import sweep_lapsed_leases_job
 
 # Inbound timers: offers nobody answered, wrap-ups past their time (also applied on every routing decision).
 JOBS = {

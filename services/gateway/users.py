@@ -541,7 +541,7 @@ def register_agent(upstreams: Upstreams, user_id: str, name: str, acting: User |
         if known.status_code != 404:
             log.warning("agent lookup refused", extra={"agent_id": user_id, "status": known.status_code})
             return False
-        answer = upstreams.call("callrouting", "POST", "/agents", user=acting, json={"agent_id": user_id, "name": name})
+        answer = upstreams.call("callrouting", "POST", "/agents", user=acting, json={"id": user_id, "name": name})
     except UpstreamUnavailable as error:
         log.warning("agent not registered", extra={"agent_id": user_id, "reason": error.reason})
         return False

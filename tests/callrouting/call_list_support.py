@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert
 
-from services.callrouting import service
 from services.callrouting.events import HANDLERS
 from services.callrouting.models import CallEntry, CallTimeZone
+from services.callrouting.outbound import handout, service
 from shared.config import Settings
 from shared.consumer import apply_once
 from shared.db import Database
@@ -119,7 +119,7 @@ def load_due_entries(
 
 def next_call(database: Database, agent_id: str, **kwargs):
     with UnitOfWork(database, source="callrouting") as uow:
-        return service.next_call(uow, agent_id, **kwargs)
+        return handout.next_call(uow, agent_id, **kwargs)
 
 
 def record_outcome(database: Database, entry_id: str, **kwargs):

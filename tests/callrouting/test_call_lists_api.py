@@ -68,12 +68,12 @@ def test_a_campaign_has_sensible_defaults_and_can_be_paused_and_resumed(client):
     assert "sun" not in created["calling_window"]
     assert created["retry_policy"]["no_answer"] == {"delay_minutes": 240, "max_attempts": 3}
     assert created["retry_policy"]["busy"] == {"delay_minutes": 30, "max_attempts": 5}
-    paused = client.patch(f"/campaigns/{created['campaign_id']}", json={"active": False}).get_json()
+    paused = client.patch(f"/campaigns/{created['id']}", json={"active": False}).get_json()
     assert paused["active"] is False
-    assert client.get(f"/campaigns/{created['campaign_id']}").get_json()["active"] is False
-    assert [c["campaign_id"] for c in client.get("/campaigns?active=false").get_json()] == [created["campaign_id"]]
+    assert client.get(f"/campaigns/{created['id']}").get_json()["active"] is False
+    assert [c["id"] for c in client.get("/campaigns?active=false").get_json()["items"]] == [created["id"]]
     changed = client.patch(
-        f"/campaigns/{created['campaign_id']}", json={"active": True, "retry_policy": {"busy": {"max_attempts": 2}}}
+        f"/campaigns/{created['id']}", json={"active": True, "retry_policy": {"busy": {"max_attempts": 2}}}
     ).get_json()
     assert changed["active"] is True
     assert changed["retry_policy"]["busy"] == {"delay_minutes": 30, "max_attempts": 2}
@@ -97,7 +97,7 @@ def test_a_malformed_campaign_is_refused_naming_the_field(client, body, field):
     response = client.post("/campaigns", json=body)
     assert response.status_code == 422
     assert field in problem_fields(response)
-    assert client.get("/campaigns").get_json() == []
+    assert client.get("/campaigns").get_json()["items"] == []
 
 
 def test_an_unknown_campaign_is_404(client):
@@ -109,13 +109,13 @@ def test_an_unknown_campaign_is_404(client):
 
 
 def test_agents_are_registered_listed_and_updated(client):
-    assert client.post("/agents", json={"agent_id": "ann", "name": "Ann", "skills": ["de"]}).status_code == 200
-    assert client.post("/agents", json={"agent_id": "ann", "name": "Ann B.", "skills": ["de", "en"]}).status_code == 200
+    assert client.post("/agents", json={"id": "ann", "name": "Ann", "skills": ["de"]}).status_code == 200
+    assert client.post("/agents", json={"id": "ann", "name": "Ann B.", "skills": ["de", "en"]}).status_code == 200
     assert client.get("/agents/ann").get_json()["skills"] == ["de", "en"]
     assert client.get("/agents/ann").get_json()["state"] == "offline"
-    assert [agent["name"] for agent in client.get("/agents").get_json()] == ["Ann B."]
+    assert [agent["name"] for agent in client.get("/agents").get_json()["items"]] == ["Ann B."]
     assert client.get("/agents/nobody").status_code == 404
-    assert "agent_id" in problem_fields(client.post("/agents", json={"agent_id": "", "name": "X"}))
+    assert "id" in problem_fields(client.post("/agents", json={"id": "", "name": "X"}))
 
 
 # --- entries -------------------------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_agents_are_registered_listed_and_updated(client):
 
 def test_one_entry_is_added_and_listed(client, db):
     customer = add_customer(db, time_zone="America/New_York")
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     purchase_id = str(uuid.uuid4())
     response = add_entry(client, list_id, customer, purchase_id=purchase_id, due_at="2026-12-01T09:00:00+01:00")
     assert response.status_code == 201
@@ -133,11 +133,11 @@ def test_one_entry_is_added_and_listed(client, db):
     again = add_entry(client, list_id, customer, purchase_id=purchase_id)
     assert again.status_code == 409
     page = client.get(f"/campaigns/{list_id}/entries?state=pending").get_json()
-    assert page["total"] == 1 and page["entries"][0]["entry_id"] == entry["entry_id"]
+    assert page["total"] == 1 and page["items"][0]["id"] == entry["id"]
 
 
 def test_bad_entries_are_refused(client, db):
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     unknown = add_entry(client, list_id, str(uuid.uuid4()))
     assert unknown.status_code == 422 and problem_fields(unknown) == {"customer_id"}
     assert "customer_id" in problem_fields(add_entry(client, list_id, "not-a-uuid"))
@@ -148,7 +148,7 @@ def test_bad_entries_are_refused(client, db):
 
 
 def test_a_csv_import_keeps_the_good_rows_and_reports_each_bad_one(client, db):
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     good, also_good, blocked = add_customer(db), add_customer(db, name="Bo"), add_customer(db, do_not_call=True)
     bought = str(uuid.uuid4())
     lines = [
@@ -173,29 +173,29 @@ def test_a_csv_import_keeps_the_good_rows_and_reports_each_bad_one(client, db):
     assert "No such customer" in reasons[3] and "UUID" in reasons[4] and "purchase" in reasons[6]
     assert "do-not-call" in reasons[7] and "due_at" in reasons[8]
     listed = client.get(f"/campaigns/{list_id}/entries").get_json()
-    assert sorted(entry["customer_id"] for entry in listed["entries"]) == sorted([good, also_good])
+    assert sorted(entry["customer_id"] for entry in listed["items"]) == sorted([good, also_good])
 
 
 def test_a_csv_saved_by_a_spreadsheet_with_a_byte_order_mark_is_read(client, db):
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     body = f"\ufeffcustomer_id\r\n{add_customer(db)}\r\n".encode()
     response = client.post(f"/campaigns/{list_id}/entries", data=body, content_type="text/csv")
     assert (response.status_code, response.get_json()["created"]) == (200, 1)
 
 
 def test_a_csv_without_a_customer_id_column_is_refused(client):
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     response = client.post(f"/campaigns/{list_id}/entries", data="who,when\n1,2\n", content_type="text/csv")
     assert response.status_code == 422 and problem_fields(response) == {"file"}
 
 
 def test_entries_are_paged_and_filtered(client, db):
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     customers = [add_customer(db, name=f"C{n}") for n in range(5)]
     for n, customer in enumerate(customers):
         add_entry(client, list_id, customer, due_at=f"2026-12-0{n + 1}T10:00:00Z")
     page = client.get(f"/campaigns/{list_id}/entries?limit=2&offset=2").get_json()
-    assert page["total"] == 5 and [e["customer_id"] for e in page["entries"]] == customers[2:4]
+    assert page["total"] == 5 and [e["customer_id"] for e in page["items"]] == customers[2:4]
     early = client.get(f"/campaigns/{list_id}/entries?due_before=2026-12-03T00:00:00Z").get_json()
     assert early["total"] == 2
     assert client.get(f"/campaigns/{list_id}/entries?customer_id={customers[4]}").get_json()["total"] == 1
@@ -209,16 +209,16 @@ def test_entries_are_paged_and_filtered(client, db):
 def test_an_agent_gets_the_customer_script_and_talking_point_and_the_same_entry_when_asking_again(client, db):
     make_agent(db)
     customer = add_customer(db, name="Ada")
-    list_id = campaign(client, script="Hello, this is...", talking_point="The descaler, 20% off")["campaign_id"]
-    entry_id = add_entry(client, list_id, customer).get_json()["entry_id"]
+    list_id = campaign(client, script="Hello, this is...", talking_point="The descaler, 20% off")["id"]
+    entry_id = add_entry(client, list_id, customer).get_json()["id"]
     handed = lease(client)
-    assert handed["entry"]["entry_id"] == entry_id and handed["entry"]["state"] == "leased"
+    assert handed["entry"]["id"] == entry_id and handed["entry"]["state"] == "leased"
     assert handed["attempt"] == 1 and handed["lease_renewed"] is False
     assert handed["customer"]["name"] == "Ada"
     assert handed["campaign"]["script"] == "Hello, this is..."
     assert handed["campaign"]["talking_point"] == "The descaler, 20% off"
     again = lease(client)
-    assert again["entry"]["entry_id"] == entry_id and again["lease_renewed"] is True
+    assert again["entry"]["id"] == entry_id and again["lease_renewed"] is True
     make_agent(db, "agent-2")
     assert client.post("/agents/agent-2/next-call").status_code == 204  # nothing else is due
 
@@ -231,11 +231,11 @@ def test_nothing_is_handed_out_outside_the_window_before_it_is_due_or_from_a_pau
     make_agent(db)
     now = datetime.now(UTC)
     never = {"mon": ["00:00", "00:01"]} if now.weekday() != 0 else {"tue": ["00:00", "00:01"]}
-    closed = campaign(client, calling_window=never)["campaign_id"]
+    closed = campaign(client, calling_window=never)["id"]
     add_entry(client, closed, add_customer(db))
-    later = campaign(client)["campaign_id"]
+    later = campaign(client)["id"]
     add_entry(client, later, add_customer(db), due_at=(now + timedelta(hours=1)).isoformat())
-    paused = campaign(client)["campaign_id"]
+    paused = campaign(client)["id"]
     add_entry(client, paused, add_customer(db))
     client.patch(f"/campaigns/{paused}", json={"active": False})
     assert client.post("/agents/agent-1/next-call").status_code == 204
@@ -246,7 +246,7 @@ def test_nothing_is_handed_out_outside_the_window_before_it_is_due_or_from_a_pau
 def test_a_campaign_that_needs_a_skill_goes_only_to_agents_who_have_it(client, db):
     make_agent(db, "plain")
     make_agent(db, "linguist", skills=["fr"])
-    list_id = campaign(client, required_skill="fr")["campaign_id"]
+    list_id = campaign(client, required_skill="fr")["id"]
     add_entry(client, list_id, add_customer(db))
     assert client.post("/agents/plain/next-call").status_code == 204
     assert lease(client, "linguist")["entry"]["campaign_id"] == list_id
@@ -255,9 +255,9 @@ def test_a_campaign_that_needs_a_skill_goes_only_to_agents_who_have_it(client, d
 def test_reached_completes_the_entry_and_publishes_callentry_completed(client, db):
     make_agent(db)
     customer = add_customer(db)
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     purchase_id = str(uuid.uuid4())
-    entry_id = add_entry(client, list_id, customer, purchase_id=purchase_id).get_json()["entry_id"]
+    entry_id = add_entry(client, list_id, customer, purchase_id=purchase_id).get_json()["id"]
     lease(client)
     response = outcome(client, entry_id, "reached", offer_accepted=True, notes="happy")
     assert response.status_code == 200
@@ -275,13 +275,13 @@ def test_reached_completes_the_entry_and_publishes_callentry_completed(client, d
 
 def test_no_answer_is_retried_after_the_delay_then_exhausted(client, db):
     make_agent(db)
-    list_id = campaign(client, retry_policy={"no_answer": {"delay_minutes": 0, "max_attempts": 2}})["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client, retry_policy={"no_answer": {"delay_minutes": 0, "max_attempts": 2}})["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     first = outcome(client, entry_id, "no_answer").get_json()
     assert first["entry"]["state"] == "pending" and first["entry"]["attempts"] == 1
     handed = lease(client)
-    assert handed["entry"]["entry_id"] == entry_id and handed["attempt"] == 2
+    assert handed["entry"]["id"] == entry_id and handed["attempt"] == 2
     second = outcome(client, entry_id, "no_answer").get_json()
     assert second["entry"]["state"] == "exhausted"
     states = [e.split('"entry_state":"')[1].split('"')[0] for e in published(db, "callentry.completed")]
@@ -290,8 +290,8 @@ def test_no_answer_is_retried_after_the_delay_then_exhausted(client, db):
 
 def test_busy_is_due_again_after_its_delay(client, db):
     make_agent(db)
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     before = datetime.now(UTC)
     entry = outcome(client, entry_id, "busy").get_json()["entry"]
@@ -303,8 +303,8 @@ def test_busy_is_due_again_after_its_delay(client, db):
 
 def test_a_callback_needs_a_future_time_and_is_due_then(client, db):
     make_agent(db)
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     assert problem_fields(outcome(client, entry_id, "callback_requested")) == {"callback_at"}
     past = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
@@ -316,8 +316,8 @@ def test_a_callback_needs_a_future_time_and_is_due_then(client, db):
 
 def test_wrong_number_cancels(client, db):
     make_agent(db)
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     assert outcome(client, entry_id, "wrong_number").get_json()["entry"]["state"] == "cancelled"
 
@@ -325,10 +325,10 @@ def test_wrong_number_cancels(client, db):
 def test_do_not_call_lists_the_customer_and_cancels_every_open_entry_of_theirs(client, db):
     make_agent(db)
     customer = add_customer(db, phone="+4915112345678")
-    first, second = campaign(client)["campaign_id"], campaign(client, name="Other")["campaign_id"]
-    entry_id = add_entry(client, first, customer).get_json()["entry_id"]
+    first, second = campaign(client)["id"], campaign(client, name="Other")["id"]
+    entry_id = add_entry(client, first, customer).get_json()["id"]
     add_entry(client, second, customer)
-    leased = lease(client)["entry"]["entry_id"]
+    leased = lease(client)["entry"]["id"]
     response = outcome(client, leased, "do_not_call")
     assert response.get_json()["entry"]["state"] == "cancelled"
     with db.engine.connect() as connection:
@@ -345,8 +345,8 @@ def test_do_not_call_lists_the_customer_and_cancels_every_open_entry_of_theirs(c
 def test_a_customer_who_opted_out_after_scheduling_is_cancelled_at_hand_out(client, db):
     make_agent(db)
     customer = add_customer(db)
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, customer).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, customer).get_json()["id"]
     add_customer(db, customer_id=customer, do_not_call=True)  # customer.created again, now with the opt-out
     assert client.post("/agents/agent-1/next-call").status_code == 204
     assert client.get(f"/entries/{entry_id}").get_json()["state"] == "cancelled"
@@ -355,8 +355,8 @@ def test_a_customer_who_opted_out_after_scheduling_is_cancelled_at_hand_out(clie
 def test_outcome_bad_input_and_illegal_states(client, db):
     make_agent(db)
     make_agent(db, "agent-2")
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     assert outcome(client, entry_id, "reached").status_code == 409  # pending: nobody holds it
     lease(client)
     assert problem_fields(outcome(client, entry_id, "hung_up")) == {"outcome"}
@@ -371,8 +371,8 @@ def test_outcome_bad_input_and_illegal_states(client, db):
 def test_an_agent_records_outcomes_only_in_their_own_name(client, db):
     make_agent(db)
     make_agent(db, "agent-2")
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     body = {"agent_id": "agent-1", "outcome": "reached"}
     posing = client.post(f"/entries/{entry_id}/outcome", json=body, headers=signed_as("agent-2", "agent"))
@@ -383,8 +383,8 @@ def test_an_agent_records_outcomes_only_in_their_own_name(client, db):
 
 def test_an_outcome_post_with_an_idempotency_key_acts_once(client, db):
     make_agent(db)
-    list_id = campaign(client)["campaign_id"]
-    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["entry_id"]
+    list_id = campaign(client)["id"]
+    entry_id = add_entry(client, list_id, add_customer(db)).get_json()["id"]
     lease(client)
     body = {"agent_id": "agent-1", "outcome": "no_answer"}
     headers = {"Idempotency-Key": "outcome-1"}
@@ -401,7 +401,7 @@ def test_an_outcome_post_with_an_idempotency_key_acts_once(client, db):
 def test_the_campaign_report_counts_per_day(client, db):
     make_agent(db)
     today = datetime.now(UTC).date()
-    list_id = campaign(client, retry_policy={"no_answer": {"delay_minutes": 0, "max_attempts": 5}})["campaign_id"]
+    list_id = campaign(client, retry_policy={"no_answer": {"delay_minutes": 0, "max_attempts": 5}})["id"]
     customers = [add_customer(db, name=f"C{n}") for n in range(3)]
     for customer in customers:
         add_entry(client, list_id, customer)
@@ -411,7 +411,7 @@ def test_the_campaign_report_counts_per_day(client, db):
     for planned in (["no_answer", "reached"], ["reached"], ["do_not_call"]):
         for step in planned:
             handed = lease(client)
-            entry_id = handed["entry"]["entry_id"]
+            entry_id = handed["entry"]["id"]
             results.setdefault(entry_id, []).append(step)
             outcome(client, entry_id, step, offer_accepted=True if step == "reached" and len(planned) == 2 else None)
     report = client.get(f"/campaigns/{list_id}/report?from={today}&to={today + timedelta(days=1)}").get_json()
@@ -433,27 +433,27 @@ def test_the_campaign_report_counts_per_day(client, db):
 def test_a_refused_entry_does_not_hide_its_time_zone_from_later_hand_outs(client, db):
     make_agent(db)
     make_agent(db, "agent-2")
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     bought = str(uuid.uuid4())
     add_entry(client, list_id, add_customer(db, time_zone="Europe/Berlin"), purchase_id=bought)
     in_kolkata = add_customer(db, time_zone="Asia/Kolkata")
     assert add_entry(client, list_id, in_kolkata, purchase_id=bought).status_code == 409  # rolled back
-    kolkata_entry = add_entry(client, list_id, in_kolkata).get_json()["entry_id"]
-    handed = {lease(client)["entry"]["entry_id"], lease(client, "agent-2")["entry"]["entry_id"]}
+    kolkata_entry = add_entry(client, list_id, in_kolkata).get_json()["id"]
+    handed = {lease(client)["entry"]["id"], lease(client, "agent-2")["entry"]["id"]}
     assert kolkata_entry in handed
 
 
 def test_a_number_put_on_the_do_not_call_list_by_hand_stops_its_customers(client, db):
     make_agent(db)
-    list_id = campaign(client)["campaign_id"]
+    list_id = campaign(client)["id"]
     customer = add_customer(db, phone="+4930901820")
-    entry_id = add_entry(client, list_id, customer).get_json()["entry_id"]
+    entry_id = add_entry(client, list_id, customer).get_json()["id"]
     response = client.post("/do-not-call", json={"phone": "+49 30 901820"})
     assert response.status_code == 201
     assert (response.get_json()["phone"], response.get_json()["source"]) == ("+4930901820", "manual")
     assert client.get(f"/entries/{entry_id}").get_json()["state"] == "cancelled"
     assert add_entry(client, list_id, customer).status_code == 422
     listed = client.get("/do-not-call?phone=%2B4930901820").get_json()
-    assert listed["total"] == 1 and listed["entries"][0]["phone"] == "+4930901820"
+    assert listed["total"] == 1 and listed["items"][0]["phone"] == "+4930901820"
     assert problem_fields(client.post("/do-not-call", json={})) == {"customer_id"}
     assert problem_fields(client.post("/do-not-call", json={"phone": "not a number"})) == {"phone"}

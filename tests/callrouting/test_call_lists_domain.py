@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from scipy.stats import chisquare
 
-from services.callrouting import domain
+from services.callrouting.outbound import domain
 
 WEEKDAYS_9_TO_8 = {**{d: ["09:00", "20:00"] for d in ("mon", "tue", "wed", "thu", "fri")}, "sat": ["10:00", "16:00"]}
 

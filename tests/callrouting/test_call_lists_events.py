@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from services.callrouting.models import CallEntry, Campaign, CustomerContact, DoNotCall
-from services.callrouting.service import sweep_lapsed_leases_job
+from services.callrouting.outbound.handout import sweep_lapsed_leases_job
 from shared.broker import declare_topology
 from shared.errors import Conflict
 from shared.events import Envelope

@@ -27,9 +27,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.callrouting import call_report, calls, routing
-from services.callrouting.call_report import CallRow, Counts
-from services.callrouting.calls import CallbackIn, InboundConfig
+from services.callrouting.inbound import call_report, callbacks, domain, service
+from services.callrouting.inbound.call_report import CallRow, Counts
+from services.callrouting.inbound.callbacks import CallbackIn
+from services.callrouting.inbound.service import InboundConfig
 from shared.unit_of_work import UnitOfWork
 from tests.callrouting.inbound_support import add_agents, inbound_app
 
@@ -127,14 +128,14 @@ def play_fixture_day(database):
     phone system's clock (``now`` = the call's own times, so wrap-up lasts exactly as long as listed)."""
     add_agents(database, "ann", "bob")
     with UnitOfWork(database, "callrouting") as uow:
-        calls.put_queue(uow, "default", {"wrap_up_seconds": 120})  # every wrap-up below ends in time
+        service.put_queue(uow, "default", {"wrap_up_seconds": 120})  # every wrap-up below ends in time
     for call_id, (hour, minute, second), waited, outcome, agent, talk, wrap, reason in FIXTURE:
         entered = DAY.replace(hour=hour, minute=minute, second=second)
         with UnitOfWork(database, "callrouting") as uow:
             for name in ("ann", "bob"):  # only the agent who will answer is free, so the call rings them
-                calls.set_agent_state(uow, name, "available" if name == agent else "on_break", CONFIG, now=entered)
+                service.set_agent_state(uow, name, "available" if name == agent else "on_break", CONFIG, now=entered)
         with UnitOfWork(database, "callrouting") as uow:
-            decision = calls.start_call(
+            decision = service.start_call(
                 uow,
                 call_id=call_id,
                 source="json",
@@ -148,14 +149,14 @@ def play_fixture_day(database):
         assert [offer.agent_id for offer in decision.offers] == ([agent] if agent else [])
         answered = entered + timedelta(seconds=waited)
         if outcome == "abandoned":
-            callback(database, call_id, 1, routing.CALLER_LEFT, answered, explicit_abandon=True)
+            callback(database, call_id, 1, domain.CALLER_LEFT, answered, explicit_abandon=True)
             continue
         ended = answered + timedelta(seconds=talk)
-        callback(database, call_id, 1, routing.CONNECTED, answered, agent_id=agent)
-        callback(database, call_id, 2, routing.TALK_ENDED, ended, agent_id=agent)
+        callback(database, call_id, 1, domain.CONNECTED, answered, agent_id=agent)
+        callback(database, call_id, 2, domain.TALK_ENDED, ended, agent_id=agent)
         if wrap is not None:
             with UnitOfWork(database, "callrouting") as uow:
-                calls.wrap_up(
+                callbacks.wrap_up(
                     uow,
                     call_id,
                     reason=reason,
@@ -168,7 +169,7 @@ def play_fixture_day(database):
 
 def callback(database, call_id, sequence, kind, at, **fields):
     with UnitOfWork(database, "callrouting") as uow:
-        calls.apply_callback(
+        callbacks.apply_callback(
             uow,
             CallbackIn(
                 call_id=call_id, record_call_id=call_id, source="json", kind=kind, at=at, sequence=sequence, **fields

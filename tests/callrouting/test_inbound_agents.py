@@ -9,9 +9,11 @@ from datetime import timedelta
 import pika
 import pytest
 
-from services.callrouting import calls, routing
-from services.callrouting.calls import CallbackIn, InboundConfig
+from services.callrouting.inbound import callbacks, domain, service, views
+from services.callrouting.inbound.callbacks import CallbackIn
+from services.callrouting.inbound.service import InboundConfig
 from services.callrouting.models import CustomerReplica, CustomerReplicaPhone
+from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
 from tests.callrouting.inbound_support import DAY, add_agents, agent_state, inbound_app, make_available, phone_event
 from tests.support.services import Running, wait_for
@@ -31,7 +33,7 @@ def uow(database):
 
 def start(database, call_id, at=DAY, caller=None, queue=None):
     with uow(database) as work:
-        return calls.start_call(
+        return service.start_call(
             work,
             call_id=call_id,
             source="json",
@@ -46,7 +48,7 @@ def start(database, call_id, at=DAY, caller=None, queue=None):
 
 def report(database, call_id, sequence, kind, at, **fields):
     with uow(database) as work:
-        return calls.apply_callback(
+        return callbacks.apply_callback(
             work,
             CallbackIn(
                 call_id=call_id, record_call_id=call_id, source="json", kind=kind, at=at, sequence=sequence, **fields
@@ -58,7 +60,7 @@ def report(database, call_id, sequence, kind, at, **fields):
 
 def set_state(database, agent_id, state, at=DAY):
     with uow(database) as work:
-        calls.set_agent_state(work, agent_id, state, CONFIG, now=at)
+        service.set_agent_state(work, agent_id, state, CONFIG, now=at)
 
 
 def offered(decision):
@@ -100,18 +102,18 @@ def test_wrap_up_ends_by_itself_when_its_time_is_up_and_completes_the_call_witho
     add_agents(database, "ann")
     set_state(database, "ann", "available")
     start(database, "J1")
-    report(database, "J1", 1, routing.CONNECTED, DAY + timedelta(seconds=3), agent_id="ann")
+    report(database, "J1", 1, domain.CONNECTED, DAY + timedelta(seconds=3), agent_id="ann")
     ended = DAY + timedelta(seconds=63)
-    report(database, "J1", 2, routing.TALK_ENDED, ended, agent_id="ann")  # wrap-up starts now (30 s by default)
+    report(database, "J1", 2, domain.TALK_ENDED, ended, agent_id="ann")  # wrap-up starts now (30 s by default)
     with uow(database) as work:
-        assert calls.expire_timers(work, CONFIG, now=ended + timedelta(seconds=29)) == 0
+        assert callbacks.expire_timers(work, CONFIG, now=ended + timedelta(seconds=29)) == 0
     assert agent_state(database, "ann") == "wrap_up"
     with uow(database) as work:
-        assert calls.expire_timers(work, CONFIG, now=ended + timedelta(seconds=31)) == 1
+        assert callbacks.expire_timers(work, CONFIG, now=ended + timedelta(seconds=31)) == 1
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
-        call = calls.get_call(work, "J1")
+        call = views.find_call(work, "J1")
         assert (call.state, call.reason, call.wrap_up_seconds) == ("completed", None, 30)
 
 
@@ -136,12 +138,12 @@ def test_an_offer_nobody_reports_on_expires_as_a_missed_offer_and_the_call_goes_
     set_state(database, "ann", "available", DAY - timedelta(minutes=5))
     assert offered(start(database, "J1")) == ["ann"]
     with uow(database) as work:
-        calls.expire_timers(work, CONFIG, now=DAY + timedelta(seconds=31))
+        callbacks.expire_timers(work, CONFIG, now=DAY + timedelta(seconds=31))
         work.commit()
     assert agent_state(database, "ann") == "available"
     with uow(database) as work:
-        assert calls.get_call(work, "J1").state == "queued"
-        assert calls.agent_routing(work.session, "ann").missed_offers == 1
+        assert views.find_call(work, "J1").state == "queued"
+        assert service.agent_routing(work.session, "ann").missed_offers == 1
 
 
 # --- routing on real data ---------------------------------------------------------------------
@@ -159,10 +161,10 @@ def test_a_returning_caller_gets_the_agent_who_helped_them_last_when_that_agent_
     set_state(database, "bob", "available", DAY - timedelta(minutes=1))
     first = start(database, "J1", caller="+49 151 12345678")
     assert offered(first) == ["bob"] and first.call.customer_id == "0b7c3f0e-1111-4a4a-9c9c-000000000001"
-    report(database, "J1", 1, routing.CONNECTED, DAY + timedelta(seconds=2), agent_id="bob")
-    report(database, "J1", 2, routing.TALK_ENDED, DAY + timedelta(seconds=60), agent_id="bob")
+    report(database, "J1", 1, domain.CONNECTED, DAY + timedelta(seconds=2), agent_id="bob")
+    report(database, "J1", 2, domain.TALK_ENDED, DAY + timedelta(seconds=60), agent_id="bob")
     with uow(database) as work:
-        calls.wrap_up(
+        callbacks.wrap_up(
             work, "J1", reason="question", notes=None, ticket_id=None, config=CONFIG, now=DAY + timedelta(seconds=70)
         )
     set_state(database, "ann", "available", DAY - timedelta(hours=1))  # ann has been idle far longer
@@ -179,7 +181,7 @@ def test_round_robin_takes_turns_across_calls(inbound):
     for n in range(6):
         for agent_id in ("a1", "a2", "a3"):
             if agent_state(database, agent_id) == "reserved":  # the last offer was missed: free them again
-                report(database, f"J{n - 1}", 1, routing.OFFER_CANCELED, DAY, agent_id=agent_id)
+                report(database, f"J{n - 1}", 1, domain.OFFER_CANCELED, DAY, agent_id=agent_id)
             if agent_state(database, agent_id) != "available":
                 set_state(database, agent_id, "available")
         turns += offered(start(database, f"J{n}"))
@@ -254,10 +256,10 @@ def test_the_inbound_events_reach_the_real_broker(settings_factory, amqp_url):
         add_agents(database, "ann")
         set_state(database, "ann", "available")
         start(database, "J1")
-        report(database, "J1", 1, routing.CONNECTED, DAY + timedelta(seconds=2), agent_id="ann")
-        report(database, "J1", 2, routing.TALK_ENDED, DAY + timedelta(seconds=62), agent_id="ann")
+        report(database, "J1", 1, domain.CONNECTED, DAY + timedelta(seconds=2), agent_id="ann")
+        report(database, "J1", 2, domain.TALK_ENDED, DAY + timedelta(seconds=62), agent_id="ann")
         with uow(database) as work:
-            calls.wrap_up(
+            callbacks.wrap_up(
                 work,
                 "J1",
                 reason="complaint",
@@ -267,7 +269,7 @@ def test_the_inbound_events_reach_the_real_broker(settings_factory, amqp_url):
                 now=DAY + timedelta(seconds=70),
             )
         start(database, "J2", at=DAY + timedelta(minutes=1))
-        report(database, "J2", 1, routing.CALLER_LEFT, DAY + timedelta(minutes=1, seconds=9), explicit_abandon=True)
+        report(database, "J2", 1, domain.CALLER_LEFT, DAY + timedelta(minutes=1, seconds=9), explicit_abandon=True)
         received = []
 
         def drain():
@@ -303,9 +305,9 @@ def test_the_workers_periodic_job_expires_an_offer_nobody_answered(settings_fact
 
     settings, database = settings_factory("callrouting", options={"INBOUND_OFFER_TIMEOUT_SECONDS": "0.3"})
     add_agents(database, "ann")
-    set_state(database, "ann", "available", calls.utcnow())
+    set_state(database, "ann", "available", utcnow())
     with uow(database) as work:
-        decision = calls.start_call(
+        decision = service.start_call(
             work, call_id="J1", source="json", from_raw=None, to_raw=None, queue=None, at=None, config=CONFIG
         )
     assert offered(decision) == ["ann"]
@@ -317,4 +319,4 @@ def test_the_workers_periodic_job_expires_an_offer_nobody_answered(settings_fact
 
     wait_for(expired, timeout=10, interval=0.1, what="the offer to expire")
     with uow(database) as work:
-        assert calls.agent_routing(work.session, "ann").missed_offers == 1
+        assert service.agent_routing(work.session, "ann").missed_offers == 1

@@ -34,7 +34,7 @@ def test_the_simulator_plays_calls_through_the_gateway_into_the_report(served):
     out = io.StringIO()
     client = signed_client(services.servers["callrouting"].app)
     # A person signed in and available, serving every queue: the simulator's calls are not theirs.
-    assert client.post("/agents", json={"agent_id": "human-1", "name": "Human One"}).status_code in (200, 201)
+    assert client.post("/agents", json={"id": "human-1", "name": "Human One"}).status_code in (200, 201)
     assert client.put("/agents/human-1/state", json={"state": "available"}).status_code == 200
     tickets = signed_client(services.servers["tickets"].app)
     known = tickets.post("/customers", json={"name": "Kim Known", "phones": ["+14155550123"]}).get_json()

@@ -1,4 +1,4 @@
-"""Staffing (services/callrouting/staffing.py): Erlang C against pyworkforce's published example and
+"""Staffing (services/callrouting/inbound/staffing.py): Erlang C against pyworkforce's published example and
 an independent computation, the forecast on a history with a known weekly pattern, and staffed time
 from a state history made through the real agent-state API."""
 
@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from scipy.stats import poisson
 
+from services.callrouting.inbound.staffing import StaffingRules, erlang_c
 from services.callrouting.models import Call
-from services.callrouting.staffing import StaffingRules, erlang_c
 from tests.callrouting.inbound_support import add_agents, inbound_app
 
 RULES = StaffingRules(interval_minutes=30, service_level=0.8, threshold_seconds=20, shrinkage=0.3, max_occupancy=0.85)

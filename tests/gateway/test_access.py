@@ -373,9 +373,7 @@ def test_an_agent_may_use_only_their_own_next_call_and_state(stack):
     client = stack.client
     supervisor = stack.bearer("sue", "supervisor")
     for agent_id in ("agent-7", "agent-8"):
-        registered = client.post(
-            "/api/callrouting/agents", json={"agent_id": agent_id, "name": agent_id}, headers=supervisor
-        )
+        registered = client.post("/api/callrouting/agents", json={"id": agent_id, "name": agent_id}, headers=supervisor)
         assert registered.status_code in (200, 201), registered.get_json()
     seven = stack.bearer("agent-7", "agent")
     own_state = client.put("/api/callrouting/agents/agent-7/state", json={"state": "available"}, headers=seven)

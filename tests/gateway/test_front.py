@@ -119,7 +119,7 @@ def test_a_twilio_signed_voice_webhook_through_the_gateway_gets_twiml_from_call_
     twiml = ElementTree.fromstring(answer.get_data())
     assert twiml.tag == "Response" and (twiml.find("Enqueue") is not None or twiml.find("Dial") is not None)
     call = stack.client.get("/api/callrouting/calls/CAfront1", headers=stack.bearer("sue", "supervisor"))
-    assert call.status_code == 200 and call.get_json()["call_id"] == "CAfront1"
+    assert call.status_code == 200 and call.get_json()["id"] == "CAfront1"
 
 
 def test_a_forged_twilio_webhook_is_refused_by_the_service_through_the_gateway(stack):

@@ -61,7 +61,7 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
             headers=admin,
         )
     )
-    ok(api.post("/api/callrouting/agents", json={"agent_id": "agent-7", "name": "Grace"}, headers=admin))
+    ok(api.post("/api/callrouting/agents", json={"id": "agent-7", "name": "Grace"}, headers=admin))
     customer = ok(
         api.post("/api/tickets/customers", json={"name": NAME, "phone": PHONE, "email": EMAIL}, headers=admin)
     )
@@ -112,11 +112,11 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
 
     # the follow-up call after the purchase, with notes, and a survey with a comment
     entries = wait_for(
-        lambda: ok(api.get(f"/api/callrouting/campaigns/{campaign['campaign_id']}/entries", headers=admin))["entries"]
+        lambda: ok(api.get(f"/api/callrouting/campaigns/{campaign['id']}/entries", headers=admin))["items"]
     )
     ok(phone.put("/agents/agent-7/state", json={"state": "offline"}), 200, 409)
     handed = ok(api.post("/api/callrouting/agents/agent-7/next-call", headers=people["agent"]))
-    entry_id = handed["entry"]["entry_id"]
+    entry_id = handed["entry"]["id"]
     ok(
         api.post(
             f"/api/callrouting/entries/{entry_id}/outcome",
@@ -132,7 +132,7 @@ def a_customer_with_every_kind_of_record(stack, people) -> dict:
                 "channel": "agent",
                 "agent_id": "agent-7",
                 "entry_id": entry_id,
-                "campaign_id": campaign["campaign_id"],
+                "campaign_id": campaign["id"],
                 "purchase_id": purchase["id"],
                 "answers": {"product": 9, "service": 8, "purchase": 8, "recommend_product": 9, "recommend_store": 9},
                 "comment": "Ada loves the kettle",
@@ -227,15 +227,15 @@ def test_export_erase_and_audit_end_to_end(stack, people):
     view = api.get(f"/api/customers/{cid}/view", headers=admin).get_data(as_text=True)
     assert "Ada" not in view and PHONE[-6:] not in view and EMAIL not in view, view
     listed = ok(api.get(f"/api/callrouting/do-not-call?customer_id={cid}", headers=admin))
-    assert listed["entries"] and all(each["phone"] is None for each in listed["entries"])
-    assert ok(api.get(f"/api/callrouting/do-not-call?phone={QPHONE}", headers=admin))["entries"] == []
+    assert listed["items"] and all(each["phone"] is None for each in listed["items"])
+    assert ok(api.get(f"/api/callrouting/do-not-call?phone={QPHONE}", headers=admin))["items"] == []
     after = ok(api.get(f"/api/customers/{cid}/export", headers=people["privacy"]))
     assert "Ada" not in json.dumps(after) and PHONE not in json.dumps(after) and EMAIL not in json.dumps(after)
     # an erased customer stays erased
     assert api.patch(f"/api/tickets/customers/{cid}", json={"name": "Ada"}, headers=admin).status_code == 409
 
     # a new customer with her number, and a purchase: not put on a call list
-    campaign = made["campaign"]["campaign_id"]
+    campaign = made["campaign"]["id"]
     again = ok(api.post("/api/tickets/customers", json={"name": "A. L.", "phone": PHONE}, headers=admin))
     control = ok(
         api.post("/api/tickets/customers", json={"name": "Charles Babbage", "phone": "+442079460959"}, headers=admin)
@@ -258,12 +258,12 @@ def test_export_erase_and_audit_end_to_end(stack, people):
         )
 
     def customers_listed():
-        entries = ok(api.get(f"/api/callrouting/campaigns/{campaign}/entries?state=pending", headers=admin))["entries"]
+        entries = ok(api.get(f"/api/callrouting/campaigns/{campaign}/entries?state=pending", headers=admin))["items"]
         return {entry["customer_id"] for entry in entries}
 
     assert control["id"] in wait_for(lambda: control["id"] in customers_listed() and customers_listed())
     assert again["id"] not in customers_listed()
-    listed = ok(api.get(f"/api/callrouting/do-not-call?customer_id={again['id']}", headers=admin))["entries"]
+    listed = ok(api.get(f"/api/callrouting/do-not-call?customer_id={again['id']}", headers=admin))["items"]
     assert [each["source"] for each in listed] == ["erasure"]
 
     # --- the audit log: views, the export, the erasure; for admins; no way to change it ---

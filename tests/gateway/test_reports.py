@@ -41,7 +41,7 @@ def day_of_work(stack):
     supervisor, ann = stack.bearer("sue", "supervisor"), stack.bearer("ann", "agent")
     now = datetime.now(UTC).replace(microsecond=0)
     start = max(now - timedelta(minutes=5), now.replace(hour=0, minute=0, second=0))
-    registered = client.post("/api/callrouting/agents", json={"agent_id": "ann", "name": "Ann"}, headers=supervisor)
+    registered = client.post("/api/callrouting/agents", json={"id": "ann", "name": "Ann"}, headers=supervisor)
     assert registered.status_code == 200, registered.get_json()
     assert client.put("/api/callrouting/agents/ann/state", json={"state": "available"}, headers=ann).status_code == 200
 

@@ -210,7 +210,7 @@ def test_an_agent_call_routing_knows_already_keeps_their_skills(stack):
     admin = stack.bearer("root", "admin")
     requests.post(
         f"{stack.servers['callrouting'].url}/agents",
-        json={"agent_id": "agent-9", "name": "Agent 9", "skills": ["billing"]},
+        json={"id": "agent-9", "name": "Agent 9", "skills": ["billing"]},
         headers=dict(signed_as("test", "admin")),
         timeout=5,
     ).raise_for_status()

@@ -123,7 +123,7 @@ def customer(stack):
     wait_for(lambda: _has(surveys, customer_id), timeout=20, what="the surveys' customer replica")
 
     # an inbound call from the customer's number, answered by agent-7 and wrapped up with a reason
-    calls("POST", "/agents", json={"agent_id": AGENT, "name": "Agent Seven"})
+    calls("POST", "/agents", json={"id": AGENT, "name": "Agent Seven"})
     calls("PUT", f"/agents/{AGENT}/state", json={"state": "available"})
     call_id = f"CA{uuid.uuid4().hex}"
     ringing = phone_event(stack, "call.ringing", call_id, 0, **{"from": e164, "to": "+4930999999"})
@@ -134,17 +134,17 @@ def customer(stack):
 
     # a follow-up call made (reached) and another one due tomorrow
     campaign = calls("POST", "/campaigns", json={"name": "Kettle follow-up", "calling_window": ALWAYS})
-    made = calls("POST", f"/campaigns/{campaign['campaign_id']}/entries", json={"customer_id": customer_id})
+    made = calls("POST", f"/campaigns/{campaign['id']}/entries", json={"customer_id": customer_id})
     # added before the call: once spoken to, the contact-frequency rule keeps new entries off
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     pending = calls(
-        "POST", f"/campaigns/{campaign['campaign_id']}/entries", json={"customer_id": customer_id, "due_at": tomorrow}
+        "POST", f"/campaigns/{campaign['id']}/entries", json={"customer_id": customer_id, "due_at": tomorrow}
     )
     handed = calls("POST", f"/agents/{AGENT}/next-call")
-    assert handed["entry"]["entry_id"] == made["entry_id"]
+    assert handed["entry"]["id"] == made["id"]
     calls(
         "POST",
-        f"/entries/{made['entry_id']}/outcome",
+        f"/entries/{made['id']}/outcome",
         json={"agent_id": AGENT, "outcome": "reached", "notes": "happy now"},
     )
 
@@ -165,8 +165,8 @@ def customer(stack):
         "purchase": purchase,
         "tickets": {"question": question, "done": done, "recovery": recovery},
         "call_id": call_id,
-        "attempt_entry": made["entry_id"],
-        "pending_entry": pending["entry_id"],
+        "attempt_entry": made["id"],
+        "pending_entry": pending["id"],
         "surveys": [first["id"], latest["id"]],
     }
 

@@ -157,8 +157,8 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
     )
     outbound = [f"out-{n:02d}" for n in range(OUTBOUND_AGENTS)]
     for agent_id in outbound:
-        ok(client.request("POST", "/api/callrouting/agents", json_body={"agent_id": agent_id, "name": agent_id}))
-    load_due_entries(callrouting_db, campaign["campaign_id"], PRELOADED_ENTRIES)
+        ok(client.request("POST", "/api/callrouting/agents", json_body={"id": agent_id, "name": agent_id}))
+    load_due_entries(callrouting_db, campaign["id"], PRELOADED_ENTRIES)
 
     stop = threading.Event()
     acknowledged = defaultdict(list)  # kind -> ids the client saw acknowledged
@@ -230,7 +230,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
                 continue
             if answer.status_code != 200:
                 continue
-            entry_id = answer.json()["entry"]["entry_id"]
+            entry_id = answer.json()["entry"]["id"]
             if hand_outs[agent_id][-1:] != [entry_id]:  # the same entry again is a renewed lease
                 hand_outs[agent_id].append(entry_id)
             client.request(
@@ -256,7 +256,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
             return None
 
     def make_available(agent_id: str, queue: str) -> None:
-        if client.request("POST", "/api/callrouting/agents", json_body={"agent_id": agent_id, "name": agent_id}):
+        if client.request("POST", "/api/callrouting/agents", json_body={"id": agent_id, "name": agent_id}):
             routing = {"endpoint_kind": "client", "endpoint": agent_id, "queues": [queue]}
             client.request("PUT", f"/api/callrouting/agents/{agent_id}/routing", json_body=routing)
             client.request("PUT", f"/api/callrouting/agents/{agent_id}/state", json_body={"state": "available"})
@@ -429,7 +429,7 @@ def test_two_replicas_of_everything_survive_a_broker_node_and_replicas_dying_und
     for n, replica in enumerate(stack.web["gateway"], 1):
         agent_id = f"pop-{n}"
         token = gateway_user(gateway_db, agent_id, "agent")
-        agent = {"agent_id": agent_id, "name": agent_id, "skills": ["screen-pop"]}
+        agent = {"id": agent_id, "name": agent_id, "skills": ["screen-pop"]}
         ok(client.request("POST", "/api/callrouting/agents", json_body=agent))
         # A queue of their own that only they may serve: callers still waiting in the default queue
         # are not offered to them, nor their call to the agents of the load.

@@ -98,14 +98,14 @@ def _routing_of(agent_ids: list[str]) -> tuple[dict, dict]:
 
 
 def _agents_table_context() -> dict:
-    agents = ask("callrouting", "GET", "/agents")
-    routing, missing = _routing_of([agent["agent_id"] for agent in agents])
+    agents = ask("callrouting", "GET", "/agents", params={"limit": 500})["items"]
+    routing, missing = _routing_of([agent["id"] for agent in agents])
     accounts = {account.id: account for account in users.list_users(current_app.extensions["database"])}
     at = datetime.now(UTC)
     for agent in agents:
         agent["in_state"] = time_in_state(agent.get("state_changed_at"), at)
-        agent["routing"] = routing.get(agent["agent_id"])
-        agent["account"] = accounts.get(agent["agent_id"])
+        agent["routing"] = routing.get(agent["id"])
+        agent["account"] = accounts.get(agent["id"])
     by_state: dict[str, int] = {}
     for agent in agents:
         by_state[agent["state"]] = by_state.get(agent["state"], 0) + 1
@@ -175,7 +175,7 @@ def create_agent():
         # As the /users API does: the user exists even when call routing is down (a later edit retries).
         registered = users.register_agent(upstreams(), account.id, account.name)
         if registered and skills:
-            ask("callrouting", "POST", "/agents", json={"agent_id": account.id, "name": account.name, "skills": skills})
+            ask("callrouting", "POST", "/agents", json={"id": account.id, "name": account.name, "skills": skills})
     return render(
         "console/agents/_created.html",
         201,
@@ -195,7 +195,7 @@ def _agent_context(agent_id: str) -> dict:
     return {
         "agent": agent,
         "routing": ask("callrouting", "GET", _path(agent_id) + "/routing"),
-        "queues": ask("callrouting", "GET", "/queues"),
+        "queues": ask("callrouting", "GET", "/queues", params={"limit": 500})["items"],
         "settable_states": SETTABLE_STATES,
         "state_badges": STATE_BADGES,
         "endpoint_kinds": ENDPOINT_KINDS,
@@ -218,7 +218,7 @@ def update_skills(agent_id: str):
         "callrouting",
         "POST",
         "/agents",
-        json={"agent_id": agent_id, "name": name, "skills": _names(request.form.get("skills", ""))},
+        json={"id": agent_id, "name": name, "skills": _names(request.form.get("skills", ""))},
     )
     context = _agent_context(agent_id)
     return render("console/agents/_skills.html", saved=True, **context)

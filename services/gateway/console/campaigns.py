@@ -148,9 +148,9 @@ def _entry_counts(campaign_id: str) -> dict[str, int]:
 @console.route("/campaigns")
 @page
 def campaigns_page():
-    found = ask("callrouting", "GET", "/campaigns")
+    found = ask("callrouting", "GET", "/campaigns", params={"limit": 500})["items"]
     campaigns = sorted(found, key=lambda each: (not each["active"], each["name"].casefold()))
-    counts = {each["campaign_id"]: _entry_counts(each["campaign_id"]) for each in campaigns}
+    counts = {each["id"]: _entry_counts(each["id"]) for each in campaigns}
     return render("console/campaigns/list.html", campaigns=campaigns, counts=counts)
 
 
@@ -165,7 +165,7 @@ def new_campaign_page():
 def create_campaign():
     fields = campaign_from_form(request.form)
     created = ask("callrouting", "POST", "/campaigns", json=fields, idempotency_key=request.form.get("key") or None)
-    target = _path(created["campaign_id"])
+    target = _path(created["id"])
     if is_htmx():
         answer = make_response("", 201)
         answer.headers["HX-Redirect"] = target

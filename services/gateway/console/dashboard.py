@@ -123,7 +123,7 @@ def dashboard_page():
     day, min_n = day_asked(), min_n_asked()
     report = reports.fetch(day, min_n, str(get_locale()))
     extras, extras_missing = _extras(day, min_n, report)
-    names = {agent["agent_id"]: agent.get("name") for agent in extras.get("agents") or ()}
+    names = {agent["id"]: agent.get("name") for agent in (extras.get("agents") or {}).get("items", ())}
     trend = survey_trend(extras["trend"], day) if "trend" in extras else None
     query = {"date": day.isoformat(), **({"min_n": min_n} if min_n else {})}
     shown = hours_shown(day)
@@ -157,7 +157,7 @@ def _extras(day: date, min_n: int | None, report: dict) -> tuple[dict, dict]:
 
     calls = {}
     if report["calls"] is not None:
-        calls["agents"] = ask("callrouting", "/agents")
+        calls["agents"] = ask("callrouting", "/agents?limit=500")
     if report["surveys"] is not None:
         first = day - timedelta(days=TREND_DAYS - 1)
         query = f"/survey-metrics?from={first}&to={day}&group_by=day" + (f"&min_n={min_n}" if min_n else "")

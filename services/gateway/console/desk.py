@@ -272,7 +272,7 @@ def desk_survey():
         "template_version": template["version"],
         "channel": "agent",
         "agent_id": _me(),
-        "entry_id": entry["entry_id"],
+        "entry_id": entry["id"],
         "campaign_id": entry["campaign_id"],
         "purchase_id": entry.get("purchase_id"),
         "answers": answers,
@@ -419,7 +419,7 @@ def desk_wrap_up(call_id: str):
                 "priority": form.get("priority", "normal"),
                 "channel": "phone",
                 "customer_id": call.get("customer_id"),
-                "call_id": call["call_id"],
+                "call_id": call["id"],
             },
             idempotency_key=f"{key}-ticket",
         )

@@ -161,7 +161,7 @@ def _queue_context(view: str) -> dict:
         "view": view,
         "filters": FILTERS,
         "counts": _counts(at),
-        "agents": ask("callrouting", "GET", "/agents"),
+        "agents": ask("callrouting", "GET", "/agents", params={"limit": 500})["items"],
         "me": me,
         "at": at,
         "shown_of": page_["total"],

@@ -352,7 +352,8 @@ def _agents() -> list[dict]:
     """Who a ticket may be assigned to: call routing's agents (none listed when it is down: the
     form still offers me and unassigned)."""
     try:
-        return sorted(ask("callrouting", "GET", "/agents") or [], key=lambda agent: agent["agent_id"])
+        agents = (ask("callrouting", "GET", "/agents", params={"limit": 500}) or {}).get("items", [])
+        return sorted(agents, key=lambda agent: agent["id"])
     except (Refused, ServiceDown):
         return []
 

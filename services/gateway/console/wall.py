@@ -85,7 +85,7 @@ def queue_rows(live: dict) -> list[dict]:
     """Every queue, with 0 waiting too: call routing's queues, and the live view's counts on them."""
     counted = {queue["queue"]: queue for queue in live.get("queues", [])}
     try:
-        known = [queue["name"] for queue in ask("callrouting", "GET", "/queues")]
+        known = [queue["name"] for queue in ask("callrouting", "GET", "/queues", params={"limit": 500})["items"]]
     except (ServiceDown, Refused):
         known = []
     names = list(dict.fromkeys([*known, *counted]))
@@ -103,7 +103,8 @@ def board() -> dict:
     """The board's figures: call routing's live view, with names and time in state per agent."""
     live = ask("callrouting", "GET", "/live")
     try:
-        names = {agent["agent_id"]: agent.get("name") for agent in ask("callrouting", "GET", "/agents")}
+        agents = ask("callrouting", "GET", "/agents", params={"limit": 500})["items"]
+        names = {agent["id"]: agent.get("name") for agent in agents}
     except ServiceDown:
         names = {}  # the live view answered a moment ago: show the ids rather than nothing
     at = _moment(live.get("at")) or datetime.now(UTC)

@@ -47,8 +47,8 @@ def follow_up_of_a_purchase(console, page, name: str) -> tuple[str, dict, dict]:
         {"sku": "KETTLE-2", "product": "Steel kettle", "amount": "89.90", "currency": "EUR",
          "purchased_at": "2026-11-20T10:00:00Z", "source": "webshop", "order_ref": "WEB-4711"},
     )  # fmt: skip
-    entries = f"/api/callrouting/campaigns/{campaign['campaign_id']}/entries?customer_id={customer_id}"
-    entry = wait_for(lambda: api(stack, "GET", entries, supervisor(stack))["entries"])[0]
+    entries = f"/api/callrouting/campaigns/{campaign['id']}/entries?customer_id={customer_id}"
+    entry = wait_for(lambda: api(stack, "GET", entries, supervisor(stack))["items"])[0]
     assert entry["purchase_id"] == bought["id"]
     page.goto("/desk")
     page.get_by_role("button", name="Next follow-up call").click()
@@ -143,7 +143,7 @@ def test_the_follow_up_card_names_the_purchase_keeps_the_outcome_on_the_first_sc
     page.once("dialog", lambda dialog: dialog.dismiss())  # "Put Flo Follow on the do-not-call list?" - no
     dnc.click()
     page.wait_for_timeout(500)
-    held = api(stack, "GET", f"/api/callrouting/entries/{entry['entry_id']}", supervisor(stack))
+    held = api(stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(stack))
     assert held["state"] == "leased" and not held["history"], "a dismissed confirmation changed the entry"
     expect(reached).to_be_visible()
 
@@ -174,7 +174,7 @@ def test_do_not_call_once_confirmed_is_recorded(console):
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Do not call", exact=True).click()
     expect(page.get_by_role("heading", name=re.compile("Outcome recorded"))).to_be_visible()
-    closed = api(stack, "GET", f"/api/callrouting/entries/{entry['entry_id']}", supervisor(stack))
+    closed = api(stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(stack))
     assert (closed["state"], closed["history"][0]["outcome"]) == ("cancelled", "do_not_call")
     console.screenshot(page, "do-not-call-phone")
 
@@ -218,7 +218,7 @@ def test_the_survey_is_read_in_the_customers_language_and_stored_with_it(console
         {"name": f"回訪 {uuid.uuid4().hex[:6]}", "calling_window": ALWAYS, "contact_frequency_days": 0},
     )  # fmt: skip
     api(
-        stack, "POST", f"/api/callrouting/campaigns/{campaign['campaign_id']}/entries", supervisor(stack),
+        stack, "POST", f"/api/callrouting/campaigns/{campaign['id']}/entries", supervisor(stack),
         {"customer_id": customer_id, "due_at": "2026-01-01T00:00:00+00:00"},
     )  # fmt: skip
     page.goto("/desk")

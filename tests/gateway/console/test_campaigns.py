@@ -85,7 +85,7 @@ def test_a_supervisor_sets_up_a_campaign_edits_pauses_imports_and_reads_its_repo
     expect(refused.get_by_role("cell").first).to_have_text("3")
     expect(refused.get_by_role("cell").nth(1)).to_contain_text("customer_id is not a UUID")
     entries = api.get(f"/api/callrouting/campaigns/{campaign_id}/entries").json()
-    assert sorted(entry["customer_id"] for entry in entries["entries"]) == sorted([first, second])
+    assert sorted(entry["customer_id"] for entry in entries["items"]) == sorted([first, second])
     expect(page.locator("#campaign-entries")).to_contain_text(first)  # the list below was swapped in too
 
     # The report: both entries are due today.

@@ -52,8 +52,8 @@ def test_an_agent_is_refused_every_campaign_screen_and_action(stack):
     assert refused.status_code == 403 and refused.headers["HX-Retarget"] == "#flash"
     campaign_id = create(stack)
     assert client.post(f"/campaigns/{campaign_id}/pause", headers=agent).status_code == 403
-    listed = stack.client.get("/api/callrouting/campaigns", headers=supervisor(stack)).get_json()
-    assert [each["active"] for each in listed if each["campaign_id"] == campaign_id] == [True]
+    listed = stack.client.get("/api/callrouting/campaigns", headers=supervisor(stack)).get_json()["items"]
+    assert [each["active"] for each in listed if each["id"] == campaign_id] == [True]
 
 
 def test_a_form_the_console_cannot_read_is_a_422_alert_naming_each_field(stack):
@@ -67,7 +67,7 @@ def test_a_form_the_console_cannot_read_is_a_422_alert_naming_each_field(stack):
     assert "delay_days" in text and "not a whole number" in text
     assert "calling_window.mon" in text and "both the start and the end" in text
     assert "retry_busy_max" in text and "between 1 and 100" in text
-    assert stack.client.get("/api/callrouting/campaigns", headers=supervisor(stack)).get_json() == []
+    assert stack.client.get("/api/callrouting/campaigns", headers=supervisor(stack)).get_json()["items"] == []
 
 
 def test_what_call_routing_refuses_comes_back_as_its_field_errors(stack):

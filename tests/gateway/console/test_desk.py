@@ -111,11 +111,11 @@ def test_an_agent_sets_available_takes_a_follow_up_and_enters_the_five_scores_fr
     }
     assert (response["agent_id"], response["entry_id"], response["channel"], response["comment"]) == (
         "desk-ann",
-        entry["entry_id"],
+        entry["id"],
         "agent",
         "Loves the kettle",
     )
-    closed = api(console.stack, "GET", f"/api/callrouting/entries/{entry['entry_id']}", supervisor(console.stack))
+    closed = api(console.stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(console.stack))
     assert (closed["state"], closed["history"][0]["outcome"]) == ("completed", "reached")
 
 
@@ -142,7 +142,7 @@ def test_a_low_score_shows_its_service_recovery_ticket_at_once_and_the_ticket_ex
         customer_id,
         response["id"],
     )
-    assert response["entry_id"] == entry["entry_id"] and response["answers"]["product"] == 3
+    assert response["entry_id"] == entry["id"] and response["answers"]["product"] == 3
     console.screenshot(page, "survey-low-score-tablet")
 
 

@@ -82,7 +82,7 @@ def due_follow_up(stack, customer_id: str) -> tuple[dict, dict]:
     entry = api(
         stack,
         "POST",
-        f"/api/callrouting/campaigns/{campaign['campaign_id']}/entries",
+        f"/api/callrouting/campaigns/{campaign['id']}/entries",
         supervisor(stack),
         {"customer_id": customer_id, "due_at": due},
     )
@@ -158,26 +158,26 @@ def test_a_bad_outcome_or_state_is_a_422_naming_it_and_a_bad_score_is_refused_by
     state = stack.client.post("/desk/state", data={"state": "on_call"}, headers={**agent, **HTMX})
     assert state.status_code == 422 and "<code>state</code>" in alert_of(state)
     handed = stack.client.post("/desk/next-call", headers={**agent, **HTMX})
-    assert handed.status_code == 200 and entry["entry_id"] in handed.get_data(as_text=True)
+    assert handed.status_code == 200 and entry["id"] in handed.get_data(as_text=True)
     outcome = stack.client.post(
-        f"/desk/entries/{entry['entry_id']}/outcome", data={"outcome": "maybe"}, headers={**agent, **HTMX}
+        f"/desk/entries/{entry['id']}/outcome", data={"outcome": "maybe"}, headers={**agent, **HTMX}
     )
     assert outcome.status_code == 422 and "<code>outcome</code>" in alert_of(outcome)
     callback = stack.client.post(
-        f"/desk/entries/{entry['entry_id']}/outcome",
+        f"/desk/entries/{entry['id']}/outcome",
         data={"outcome": "callback_requested", "callback_at": "tomorrow-ish"},
         headers={**agent, **HTMX},
     )
     assert callback.status_code == 422 and "<code>callback_at</code>" in alert_of(callback)
     reached = stack.client.post(
-        f"/desk/entries/{entry['entry_id']}/outcome", data={"outcome": "reached"}, headers={**agent, **HTMX}
+        f"/desk/entries/{entry['id']}/outcome", data={"outcome": "reached"}, headers={**agent, **HTMX}
     )
     assert reached.status_code == 200 and 'name="answer-recommend_store"' in reached.get_data(as_text=True)
 
     scores = {"answer-product": "11", "answer-service": "8", "answer-purchase": "ten", "answer-recommend_product": "9"}
     survey = stack.client.post(
         "/desk/surveys",
-        data={"entry_id": entry["entry_id"], "template_id": SURVEY_TEMPLATE_ID, **scores},
+        data={"entry_id": entry["id"], "template_id": SURVEY_TEMPLATE_ID, **scores},
         headers={**agent, **HTMX},
     )
 
@@ -198,23 +198,19 @@ def test_an_agent_cannot_record_an_outcome_or_survey_on_another_agents_entry(sta
     assert stack.client.post("/desk/next-call", headers={**ann, **HTMX}).status_code == 200
 
     taken = stack.client.post(
-        f"/desk/entries/{entry['entry_id']}/outcome", data={"outcome": "reached"}, headers={**bob, **HTMX}
+        f"/desk/entries/{entry['id']}/outcome", data={"outcome": "reached"}, headers={**bob, **HTMX}
     )
     assert taken.status_code == 409 and "does not hold this entry" in alert_of(taken)
-    assert (
-        api(stack, "GET", f"/api/callrouting/entries/{entry['entry_id']}", supervisor(stack))["leased_by"] == "own-ann"
-    )
+    assert api(stack, "GET", f"/api/callrouting/entries/{entry['id']}", supervisor(stack))["leased_by"] == "own-ann"
 
     reached = stack.client.post(
-        f"/desk/entries/{entry['entry_id']}/outcome", data={"outcome": "reached"}, headers={**ann, **HTMX}
+        f"/desk/entries/{entry['id']}/outcome", data={"outcome": "reached"}, headers={**ann, **HTMX}
     )
     assert reached.status_code == 200
     answers = {
         f"answer-{key}": "9" for key in ("product", "service", "purchase", "recommend_product", "recommend_store")
     }
-    survey = stack.client.post(
-        "/desk/surveys", data={"entry_id": entry["entry_id"], **answers}, headers={**bob, **HTMX}
-    )
+    survey = stack.client.post("/desk/surveys", data={"entry_id": entry["id"], **answers}, headers={**bob, **HTMX})
     assert survey.status_code == 403 and "did not reach the customer" in alert_of(survey)
     assert api(stack, "GET", f"/api/surveys/responses?customer_id={customer_id}", supervisor(stack))["items"] == []
 

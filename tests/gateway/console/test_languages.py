@@ -59,7 +59,7 @@ def screens(console) -> dict[str, list[str]]:
     return {
         "agent": ["/desk", "/tickets", f"/tickets/{ticket['id']}", "/tickets/new", "/customers?q=%E9%99%B3",
                   f"/customers/{customer['id']}/timeline", "/customers/new?phone=%2B886223456789", "/profile"],
-        "admin": ["/dashboard", "/wall", "/campaigns", f"/campaigns/{campaign['campaign_id']}", "/campaigns/new",
+        "admin": ["/dashboard", "/wall", "/campaigns", f"/campaigns/{campaign['id']}", "/campaigns/new",
                   "/agents", "/agents/lang-agent", "/agents/new", "/recovery", "/settings"],
     }  # fmt: skip
 

@@ -23,7 +23,7 @@ PHONE = {"width": 390, "height": 844}
 
 def test_the_dashboard_shows_required_vs_staffed_and_each_agent_s_timeline(console):
     admin = console.api()
-    assert admin.post("/api/callrouting/agents", json={"agent_id": "agent-7", "name": "Grace Hopper"}).status_code in (
+    assert admin.post("/api/callrouting/agents", json={"id": "agent-7", "name": "Grace Hopper"}).status_code in (
         200,
         201,
     )

@@ -13,9 +13,7 @@ from tests.gateway.test_reports import phone_env, phone_event  # noqa: F401 - th
 def test_the_wall_shows_a_waiting_call_and_each_agent_by_state_with_their_name(stack):
     client, supervisor = stack.client, stack.bearer("sue", "supervisor")
     for agent_id, name in (("wall-ann", "Ann <b>Wall</b>"), ("wall-bob", "Bob Wall")):
-        registered = client.post(
-            "/api/callrouting/agents", json={"agent_id": agent_id, "name": name}, headers=supervisor
-        )
+        registered = client.post("/api/callrouting/agents", json={"id": agent_id, "name": name}, headers=supervisor)
         assert registered.status_code == 200, registered.get_json()
     on_break = client.put(
         "/api/callrouting/agents/wall-bob/state", json={"state": "on_break"}, headers=stack.bearer("wall-bob", "agent")
@@ -43,7 +41,7 @@ def test_the_wall_shows_a_waiting_call_and_each_agent_by_state_with_their_name(s
 
 def test_the_board_is_a_fragment_for_htmx_and_follows_a_state_change(stack):
     client, supervisor = stack.client, stack.bearer("sue", "supervisor")
-    registered = client.post("/api/callrouting/agents", json={"agent_id": "wall-cy", "name": "Cy"}, headers=supervisor)
+    registered = client.post("/api/callrouting/agents", json={"id": "wall-cy", "name": "Cy"}, headers=supervisor)
     assert registered.status_code == 200, registered.get_json()
     htmx = {**supervisor, "HX-Request": "true"}
     before = client.get("/wall/board", headers=htmx)

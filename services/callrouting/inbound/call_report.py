@@ -17,7 +17,7 @@ wrap-up is done as well, so AHT includes the after-call work. Queue timeouts (th
 gave up on the caller) count as offered, and neither as answered nor as abandoned.
 
 The service layer gets ``Counts`` from one SQL aggregation over the day's calls (see
-``calls.daily_report``); ``Counts.of`` computes the same from call records in memory, the
+``views.daily_report``); ``Counts.of`` computes the same from call records in memory, the
 definition the tests hold the SQL to.
 """
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 
-from .routing import ABANDONED, ANSWERED, SHORT_ABANDON, TIMEOUT
+from .domain import ABANDONED, ANSWERED, SHORT_ABANDON, TIMEOUT
 
 SERVICE_LEVEL_SECONDS = 20
 SHORT_ABANDON_SECONDS = 5

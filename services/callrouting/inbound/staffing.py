@@ -38,8 +38,8 @@ from pyworkforce.queuing import ErlangC
 from sqlalchemy import Integer, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
-from .calls import queue_rules_or_default
-from .models import Agent, AgentRouting, AgentStateChange, Call
+from ..models import Agent, AgentRouting, AgentStateChange, Call
+from .views import queue_rules_or_default
 
 # The states in which an agent counts as staffed (taking or able to take calls).
 STAFFED_STATES = ("available", "reserved", "on_call", "wrap_up")

@@ -1,4 +1,5 @@
-"""HTTP routes of the callrouting service: agents, campaigns (call lists), entries, the hand-out, outcomes."""
+"""HTTP routes of the call lists (outbound): the agents registry, campaigns, entries, the hand-out, outcomes,
+the do-not-call list."""
 
 from __future__ import annotations
 
@@ -12,111 +13,15 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from shared.auth import ensure_acting_for
 from shared.event_catalog import CALL_OUTCOMES, ENTRY_STATES
 from shared.phones import NotAPhoneNumber, to_e164
-from shared.replicas import CustomerReplicaOut, customer_replica_blueprint
+from shared.replicas import CustomerReplicaOut
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import unit_of_work
 
-from . import domain, service
-from .models import CustomerReplica
-
-customer_replicas = customer_replica_blueprint(CustomerReplica, unit_of_work)
-
-
-class ContactsQuery(Schema):
-    limit = fields.Integer(
-        load_default=service.CONTACTS_LIMIT,
-        validate=validate.Range(min=1, max=50),
-        metadata={"description": "items per list (each list also gives its total)"},
-    )
-
-
-class InboundContactOut(Schema):
-    call_id = fields.String()
-    from_number = fields.String(allow_none=True)
-    queue = fields.String()
-    state = fields.String()
-    result = fields.String(allow_none=True, metadata={"description": "answered, abandoned, short_abandon, timeout"})
-    agent_id = fields.String(allow_none=True)
-    reason = fields.String(allow_none=True, metadata={"description": "the wrap-up reason"})
-    notes = fields.String(allow_none=True)
-    ticket_id = fields.String(allow_none=True)
-    received_at = fields.DateTime()
-    answered_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime(allow_none=True)
-    wait_seconds = fields.Float(allow_none=True)
-    talk_seconds = fields.Float(allow_none=True)
-
-
-class OutboundContactOut(Schema):
-    attempt_id = fields.String()
-    entry_id = fields.String()
-    campaign_id = fields.String()
-    campaign = fields.String(allow_none=True)
-    purpose = fields.String(allow_none=True)
-    agent_id = fields.String()
-    attempt = fields.Integer()
-    outcome = fields.String()
-    offer_accepted = fields.Boolean(allow_none=True)
-    notes = fields.String(allow_none=True)
-    callback_at = fields.DateTime(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime()
-
-
-class PendingEntryOut(Schema):
-    entry_id = fields.String()
-    campaign_id = fields.String()
-    campaign = fields.String()
-    purpose = fields.String()
-    talking_point = fields.String()
-    state = fields.String(metadata={"description": "pending, or leased (an agent is calling now)"})
-    due_at = fields.DateTime()
-    attempts = fields.Integer()
-    last_outcome = fields.String(allow_none=True)
-    leased_by = fields.String(allow_none=True)
-    purchase_id = fields.String(allow_none=True)
-    origin = fields.String()
-
-
-class InboundContacts(Schema):
-    items = fields.List(fields.Nested(InboundContactOut))
-    total = fields.Integer()
-
-
-class OutboundContacts(Schema):
-    items = fields.List(fields.Nested(OutboundContactOut))
-    total = fields.Integer()
-
-
-class PendingEntries(Schema):
-    items = fields.List(fields.Nested(PendingEntryOut))
-    total = fields.Integer()
-
-
-class CustomerContactsOut(Schema):
-    customer_id = fields.String(metadata={"description": "the survivor, when the id asked for was merged away"})
-    inbound = fields.Nested(InboundContacts, metadata={"description": "calls in, newest first"})
-    outbound = fields.Nested(OutboundContacts, metadata={"description": "follow-up call attempts, newest first"})
-    pending = fields.Nested(PendingEntries, metadata={"description": "call-list entries still to call, next due first"})
-
-
-@customer_replicas.route("/<customer_id>/contacts")
-class CustomerContacts(MethodView):
-    @customer_replicas.arguments(ContactsQuery, location="query")
-    @customer_replicas.response(200, CustomerContactsOut)
-    def get(self, query, customer_id):
-        """A customer's recent calls in and out, with reasons, outcomes and agents, and the
-        follow-ups still pending: call routing's part of the gateway's customer view."""
-        with unit_of_work(read_only=True) as uow:
-            contacts = service.customer_contacts(uow, customer_id, query["limit"])
-        return jsonify(contacts)  # already JSON values: no marshmallow dump on the view's path
-
+from . import domain, handout, service, views
 
 agents = Blueprint("agents", __name__, url_prefix="/agents", description="The agents registry and the next call")
 campaigns = Blueprint("campaigns", __name__, url_prefix="/campaigns", description="Follow-up call lists")
 entries = Blueprint("entries", __name__, url_prefix="/entries", description="Call-list entries and their outcomes")
-
-AwareDateTime = fields.AwareDateTime  # a time without an offset is read as UTC (default_timezone below)
-
 
 do_not_call = Blueprint(
     "do_not_call", __name__, url_prefix="/do-not-call", description="The do-not-call list every campaign obeys"
@@ -126,7 +31,7 @@ do_not_call = Blueprint(
 
 
 class AgentIn(Schema):
-    agent_id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@:\-]{1,64}$"))
+    id = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9._@:\-]{1,64}$"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     skills = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), load_default=list, validate=validate.Length(max=50)
@@ -134,12 +39,12 @@ class AgentIn(Schema):
 
 
 class AgentOut(Schema):
-    agent_id = fields.String()
+    id = fields.String(attribute="agent_id", metadata={"description": "the gateway's user id"})
     name = fields.String()
     skills = fields.List(fields.String())
     state = fields.String()
-    state_changed_at = fields.DateTime(allow_none=True)
-    created_at = fields.DateTime()
+    state_changed_at = Timestamp(allow_none=True)
+    created_at = Timestamp()
 
 
 class RetryRule(Schema):
@@ -183,7 +88,7 @@ class CampaignIn(CampaignFields):
 
 
 class CampaignOut(Schema):
-    campaign_id = fields.String()
+    id = fields.String(attribute="campaign_id")
     name = fields.String()
     purpose = fields.String()
     delay_days = fields.Integer()
@@ -194,11 +99,18 @@ class CampaignOut(Schema):
     contact_frequency_days = fields.Integer()
     required_skill = fields.String(allow_none=True)
     active = fields.Boolean()
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
+    created_at = Timestamp()
+    updated_at = Timestamp()
 
 
-class CampaignQuery(Schema):
+class AgentQuery(page_args(name="AgentQuery")):
+    pass
+
+
+AgentPage = page_schema(AgentOut, "AgentPage")
+
+
+class CampaignQuery(page_args(name="CampaignQuery")):
     purpose = fields.String(validate=validate.OneOf(domain.PURPOSES))
     active = fields.Boolean()
 
@@ -206,43 +118,38 @@ class CampaignQuery(Schema):
 class EntryIn(Schema):
     customer_id = fields.UUID(required=True)
     purchase_id = fields.UUID(load_default=None, allow_none=True)
-    due_at = AwareDateTime(default_timezone=UTC, load_default=None, allow_none=True)
+    due_at = Timestamp(load_default=None, allow_none=True)
 
 
 class EntryOut(Schema):
-    entry_id = fields.String()
+    id = fields.String(attribute="entry_id")
     campaign_id = fields.String()
     customer_id = fields.String()
     purchase_id = fields.String(allow_none=True)
     followup_request_id = fields.String(allow_none=True)
     origin = fields.String()
     state = fields.String()
-    due_at = fields.DateTime()
+    due_at = Timestamp()
     time_zone = fields.String()
     attempts = fields.Integer()
     leased_by = fields.String(allow_none=True)
-    leased_at = fields.DateTime(allow_none=True)
-    lease_expires_at = fields.DateTime(allow_none=True)
+    leased_at = Timestamp(allow_none=True)
+    lease_expires_at = Timestamp(allow_none=True)
     last_outcome = fields.String(allow_none=True)
     offer_accepted = fields.Boolean(allow_none=True)
-    created_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    closed_at = fields.DateTime(allow_none=True)
+    created_at = Timestamp()
+    updated_at = Timestamp()
+    closed_at = Timestamp(allow_none=True)
 
 
-class EntryPage(Schema):
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
-    entries = fields.List(fields.Nested(EntryOut))
+CampaignPage = page_schema(CampaignOut, "CampaignPage")
+EntryPage = page_schema(EntryOut, "EntryPage")
 
 
-class EntryQuery(Schema):
+class EntryQuery(page_args(name="EntryQuery")):
     state = fields.String(validate=validate.OneOf(ENTRY_STATES))
     customer_id = fields.UUID()
-    due_before = AwareDateTime(default_timezone=UTC)
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
+    due_before = Timestamp()
 
 
 class ImportRowError(Schema):
@@ -257,16 +164,16 @@ class ImportOut(Schema):
 
 
 class AttemptOut(Schema):
-    attempt_id = fields.String()
+    id = fields.String(attribute="attempt_id")
     entry_id = fields.String()
     agent_id = fields.String()
     attempt = fields.Integer()
     outcome = fields.String()
     offer_accepted = fields.Boolean(allow_none=True)
     notes = fields.String(allow_none=True)
-    callback_at = fields.DateTime(allow_none=True)
-    started_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime()
+    callback_at = Timestamp(allow_none=True)
+    started_at = Timestamp(allow_none=True)
+    ended_at = Timestamp()
 
 
 class EntryWithAttempts(EntryOut):
@@ -274,7 +181,7 @@ class EntryWithAttempts(EntryOut):
 
 
 class CampaignBrief(Schema):
-    campaign_id = fields.String()
+    id = fields.String(attribute="campaign_id")
     name = fields.String()
     purpose = fields.String()
     script = fields.String()
@@ -294,7 +201,7 @@ class OutcomeIn(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(CALL_OUTCOMES))
     offer_accepted = fields.Boolean(load_default=None, allow_none=True)
     notes = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=5_000))
-    callback_at = AwareDateTime(default_timezone=UTC, load_default=None, allow_none=True)
+    callback_at = Timestamp(load_default=None, allow_none=True)
 
 
 class OutcomeOut(Schema):
@@ -358,23 +265,19 @@ class DoNotCallIn(Schema):
 
 
 class DoNotCallOut(Schema):
-    dnc_id = fields.Integer()
+    id = fields.Integer(attribute="dnc_id")
     customer_id = fields.String(allow_none=True)
     phone = fields.String(allow_none=True)
     source = fields.String(metadata={"description": "consent (the directory), outcome (a call), manual"})
-    created_at = fields.DateTime()
+    created_at = Timestamp()
 
 
-class DoNotCallQuery(Schema):
+class DoNotCallQuery(page_args(name="DoNotCallQuery")):
     customer_id = fields.UUID()
     phone = fields.String()
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
 
 
-class DoNotCallPage(Schema):
-    total = fields.Integer()
-    entries = fields.List(fields.Nested(DoNotCallOut))
+DoNotCallPage = page_schema(DoNotCallOut, "DoNotCallPage")
 
 
 # --- agents --------------------------------------------------------------------------------------
@@ -387,13 +290,15 @@ class Agents(MethodView):
     def post(self, body):
         """Register an agent, or update an existing agent's name and skills (its state is kept)."""
         with unit_of_work() as uow:
-            return service.register_agent(uow, body["agent_id"], body["name"], body["skills"])
+            return service.register_agent(uow, body["id"], body["name"], body["skills"])
 
-    @agents.response(200, AgentOut(many=True))
-    def get(self):
-        """Every agent."""
+    @agents.arguments(AgentQuery, location="query")
+    @agents.response(200, AgentPage)
+    def get(self, query):
+        """Every agent, by id."""
         with unit_of_work(read_only=True) as uow:
-            return service.list_agents(uow)
+            found, total = views.list_agents(uow, query["limit"], query["offset"])
+            return page(found, total, query)
 
 
 @agents.route("/<agent_id>")
@@ -416,7 +321,7 @@ class NextCall(MethodView):
         """
         lease_seconds = float(current_app.extensions["settings"].option("CALLROUTING_LEASE_SECONDS", "900"))
         with unit_of_work() as uow:
-            handed = service.next_call(uow, agent_id, lease_seconds=lease_seconds)
+            handed = handout.next_call(uow, agent_id, lease_seconds=lease_seconds)
             if handed is None:
                 return "", 204
             return {
@@ -442,10 +347,14 @@ class Campaigns(MethodView):
             return service.create_campaign(uow, **body)
 
     @campaigns.arguments(CampaignQuery, location="query")
-    @campaigns.response(200, CampaignOut(many=True))
+    @campaigns.response(200, CampaignPage)
     def get(self, query):
+        """Call lists, oldest first."""
         with unit_of_work(read_only=True) as uow:
-            return service.list_campaigns(uow, query.get("purpose"), query.get("active"))
+            found, total = views.list_campaigns(
+                uow, query.get("purpose"), query.get("active"), limit=query["limit"], offset=query["offset"]
+            )
+            return page(found, total, query)
 
 
 @campaigns.route("/<campaign_id>")
@@ -505,7 +414,7 @@ class CampaignEntries(MethodView):
     def get(self, query, campaign_id):
         """Entries of a list, by due time; filter by state, customer, due before; page with limit/offset."""
         with unit_of_work(read_only=True) as uow:
-            found, total = service.list_entries(
+            found, total = views.list_entries(
                 uow,
                 campaign_id,
                 state=query.get("state"),
@@ -514,7 +423,7 @@ class CampaignEntries(MethodView):
                 limit=query["limit"],
                 offset=query["offset"],
             )
-            return {"total": total, "limit": query["limit"], "offset": query["offset"], "entries": found}
+            return page(found, total, query)
 
 
 @campaigns.route("/<campaign_id>/report")
@@ -529,7 +438,7 @@ class CampaignReport(MethodView):
         if first > last:
             abort(422, messages={"query": {"from": ["must not be after 'to'"]}})
         with unit_of_work(read_only=True) as uow:
-            return service.campaign_report(uow, campaign_id, first, last)
+            return views.campaign_report(uow, campaign_id, first, last)
 
 
 # --- the do-not-call list ---------------------------------------------------------------------------
@@ -558,8 +467,8 @@ class DoNotCallList(MethodView):
                 abort(422, messages={"query": {"phone": ["not a phone number"]}})
         with unit_of_work(read_only=True) as uow:
             customer_id = str(query["customer_id"]) if query.get("customer_id") else None
-            rows, total = service.list_do_not_call(uow, customer_id, phone, query["limit"], query["offset"])
-            return {"total": total, "entries": rows}
+            rows, total = views.list_do_not_call(uow, customer_id, phone, query["limit"], query["offset"])
+            return page(rows, total, query)
 
 
 # --- entries ---------------------------------------------------------------------------------------
@@ -571,8 +480,9 @@ class EntryById(MethodView):
     def get(self, entry_id):
         """An entry and every attempt made on it."""
         with unit_of_work(read_only=True) as uow:
-            entry, history = service.get_entry(uow, entry_id)
-            return {**{name: getattr(entry, name) for name in EntryOut().fields}, "history": history}
+            entry, history = views.get_entry(uow, entry_id)
+            columns = [field.attribute or name for name, field in EntryOut().fields.items()]
+            return {**{column: getattr(entry, column) for column in columns}, "history": history}
 
 
 @entries.route("/<entry_id>/outcome")

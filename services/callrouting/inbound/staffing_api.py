@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from shared.schemas import Timestamp
 from shared.web import CSV_TOO, unit_of_work
 
 from . import staffing
@@ -33,7 +34,7 @@ class StaffingQuery(Schema):
 
 
 class IntervalOut(Schema):
-    start = fields.DateTime()
+    start = Timestamp()
     calls = fields.Float(metadata={"description": "offered calls (forecast: expected calls)"})
     aht_seconds = fields.Float(allow_none=True)
     intensity_erlangs = fields.Float()
@@ -54,8 +55,8 @@ class IntervalOut(Schema):
 
 class SegmentOut(Schema):
     state = fields.String()
-    from_ = fields.DateTime(data_key="from", attribute="from")
-    to = fields.DateTime()
+    from_ = Timestamp(data_key="from", attribute="from")
+    to = Timestamp()
 
 
 class AgentTimelineOut(Schema):

@@ -2,7 +2,7 @@
 it, which agent state changes are legal, and what a call's callbacks add up to.
 
 Everything here works on plain snapshots so each rule can be unit-tested on its own; the
-service layer (``calls.py``) loads the snapshots, asks these functions, and writes the
+service layer (``service.py``) loads the snapshots, asks these functions, and writes the
 outcome with conditional updates so that concurrent requests cannot both act on one agent.
 """
 
@@ -130,7 +130,7 @@ class RoutingPlan:
     sticky: bool = False
 
 
-def plan_route(
+def agent_for_ringing_call(
     agents: Iterable[AgentSnapshot],
     queue: QueueRules,
     *,
@@ -138,7 +138,20 @@ def plan_route(
     last_agent_id: str | None = None,
     rng: random.Random | None = None,
 ) -> RoutingPlan:
-    """The offer order for one call: the caller's last agent alone when free, else the queue's strategy."""
+    """Who gets a ringing call: the offer order for one call (the first is offered it).
+
+    1. Only :func:`eligible` agents: available, serving the queue (an agent with no queues
+       serves all), with every skill the queue requires.
+    2. The caller's last agent (``sticky_agent_id``: who answered this customer last) first,
+       alone, when eligible; the strategy's order follows should another call take them.
+    3. Else the queue's strategy (:data:`ORDERINGS`: longest idle by default, round robin,
+       fewest calls, least talk time, random, or ring all: every candidate at once).
+
+    The SQL side (``service._available_agents``) reads the available agents and their
+    counters; ``service._offer`` reserves the first candidate still free (a conditional
+    UPDATE), or every one for ring_all. ``tests/callrouting/test_ringing_call_rule.py`` holds
+    the service's reservation to this function.
+    """
     candidates = eligible(agents, queue)
     ordered = ORDERINGS[queue.strategy](candidates, last_agent_id=last_agent_id, rng=rng)
     sticky = next((agent for agent in candidates if agent.agent_id == sticky_agent_id), None)
@@ -263,6 +276,11 @@ def _latest(current: datetime | None, candidate: datetime) -> datetime:
 
 def _seconds_before(moment: datetime, seconds: float) -> datetime:
     return moment - timedelta(seconds=seconds)
+
+
+def waited_too_long(queue_seconds: float, max_wait_seconds: float) -> bool:
+    """A caller who has waited ``max_wait_seconds`` in the queue leaves it (the call times out)."""
+    return queue_seconds >= max_wait_seconds
 
 
 def unanswered_result(wait_seconds: float, *, timed_out: bool, short_abandon_seconds: float) -> str:

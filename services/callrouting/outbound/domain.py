@@ -168,6 +168,68 @@ def contact_allowed(last_contact_at: datetime | None, now: datetime, frequency_d
     return last_contact_at <= now - timedelta(days=frequency_days)
 
 
+# --- who gets the next follow-up entry ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the next-call rule needs to know of one entry and its campaign."""
+
+    entry_id: str
+    state: str
+    due_at: datetime
+    time_zone: str
+    campaign_active: bool
+    calling_window: dict
+    required_skill: str | None = None
+    leased_by: str | None = None
+    lease_expires_at: datetime | None = None
+    listed: bool = False  # the customer is on the do-not-call list
+
+
+def may_take(skills: Iterable[str], candidate: Candidate, now: datetime) -> bool:
+    """May an agent with these skills be handed this entry now? Pending, due, on an active
+    campaign whose required skill (if any) the agent has, in a zone inside the campaign's
+    calling window now, and the customer not on the do-not-call list."""
+    return (
+        candidate.state == "pending"
+        and candidate.due_at <= now
+        and candidate.campaign_active
+        and (not candidate.required_skill or candidate.required_skill in set(skills))
+        and not candidate.listed
+        and is_callable(candidate.calling_window, candidate.time_zone, now)
+    )
+
+
+def next_entry_for(agent, candidates: Iterable[Candidate], now: datetime, rng=None) -> Candidate | None:
+    """Who gets the next follow-up entry: the rule of ``POST /agents/{id}/next-call``.
+
+    1. An agent who holds an unexpired lease gets that entry again (asking twice must not
+       take a second customer out of the pool).
+    2. Else one entry the agent :func:`may_take`, **uniformly at random**: there is no order
+       (not by due time, not by campaign), every eligible entry has the same chance.
+    3. None when no entry is eligible (the API's 204).
+
+    ``agent`` has ``agent_id`` and ``skills``. The SQL form, which draws without reading the
+    pool, is ``handout.next_call``: the eligible set is ``handout._pick_statements`` (with the
+    zones each campaign may call now from :func:`callable_time_zones`), the uniform draw over
+    it :func:`pick_uniformly`; a customer on the list is found after the lease and the draw
+    repeats. ``tests/callrouting/test_next_call_rule.py`` holds the SQL to this function.
+    """
+    candidates = list(candidates)
+    for candidate in candidates:
+        if (
+            candidate.leased_by == agent.agent_id
+            and candidate.lease_expires_at is not None
+            and candidate.lease_expires_at > now
+        ):
+            return candidate
+    eligible = [candidate for candidate in candidates if may_take(agent.skills or (), candidate, now)]
+    if not eligible:
+        return None
+    return (rng or random.SystemRandom()).choice(eligible)
+
+
 # --- the fair pick ---------------------------------------------------------------------------
 
 SLICE_MEAN = 48  # how many eligible entries a slice of the key space holds on average

@@ -1,6 +1,7 @@
-"""Use cases of inbound calls: routing a ringing call, applying the phone system's callbacks,
-agent states, wrap-up, the live view and the daily report. Each runs in the caller's unit of
-work and commits once.
+"""Use cases of inbound calls: queues, agent states, routing a ringing call (who gets it:
+``domain.agent_for_ringing_call``), the Twilio queue's wait and leave. The callbacks, the
+wrap-up and the timers are ``callbacks.py``; the reads ``views.py``. Each runs in the caller's
+unit of work and commits once; errors are ``shared.errors`` only.
 
 Concurrency. Two calls ringing at once must never reserve the same agent: an agent is
 reserved with a conditional ``UPDATE agents SET state='reserved' WHERE state='available'``,
@@ -18,34 +19,32 @@ configured (a new call's routing skips it: that path is kept short).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from shared.db import is_postgresql
-from shared.errors import Conflict, Invalid
-from shared.event_catalog import CALL_REASONS
+from shared.errors import Conflict, NotFound
+from shared.models import utcnow
 from shared.phones import to_e164_or_none
 from shared.unit_of_work import UnitOfWork
 
-from . import call_report, routing
-from .models import (
+from ..models import (
     Agent,
     AgentRouting,
     AgentStateChange,
     Call,
-    CallCallback,
     CustomerReplica,
     CustomerReplicaPhone,
     InboundQueue,
 )
+from . import call_report, callbacks, domain
 
 DEFAULT_QUEUE = "default"
 
@@ -95,10 +94,6 @@ class Decision:
         }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
@@ -120,7 +115,7 @@ def queue_rules(session: Session, name: str) -> InboundQueue:
 
 
 _QUEUE_DEFAULTS = {
-    "strategy": routing.DEFAULT_STRATEGY,
+    "strategy": domain.DEFAULT_STRATEGY,
     "required_skills": [],
     "service_level_seconds": call_report.SERVICE_LEVEL_SECONDS,
     "short_abandon_seconds": call_report.SHORT_ABANDON_SECONDS,
@@ -136,10 +131,6 @@ def put_queue(uow: UnitOfWork, name: str, settings: dict) -> InboundQueue:
     uow.session.flush()
     uow.commit()
     return queue
-
-
-def list_queues(uow: UnitOfWork) -> list[InboundQueue]:
-    return list(uow.session.execute(select(InboundQueue).order_by(InboundQueue.name)).scalars())
 
 
 def _insert_ignoring_duplicates(session: Session, model, values: dict, key: tuple[str, ...] | None = None) -> bool:
@@ -178,7 +169,7 @@ def _routing_defaults(agent_id: str) -> dict:
 def _agent(session: Session, agent_id: str) -> Agent:
     agent = session.get(Agent, agent_id)
     if agent is None:
-        raise LookupError(agent_id)
+        raise NotFound(f"No agent {agent_id}.")
     return agent
 
 
@@ -202,12 +193,12 @@ def set_agent_state(
 ) -> Agent:
     """An agent changes their own state (available, on_break, offline); 409 if the engine holds it."""
     now = now or utcnow()
-    expire_timers(uow, config, now)
+    callbacks.expire_timers(uow, config, now)
     agent = _agent(uow.session, agent_id)
     uow.session.refresh(agent)
     try:
-        routing.check_agent_change(agent.state, new_state)
-    except routing.IllegalTransition as error:
+        domain.check_agent_change(agent.state, new_state)
+    except domain.IllegalTransition as error:
         raise Conflict(str(error)) from None
     if agent.state != new_state:
         _move_agent(uow, agent_id, (agent.state,), new_state, now, reason="agent")
@@ -275,9 +266,9 @@ def _move_agent(
     return old
 
 
-def _snapshot(agent: Agent, row: AgentRouting | None, today: str) -> routing.AgentSnapshot:
+def _snapshot(agent: Agent, row: AgentRouting | None, today: str) -> domain.AgentSnapshot:
     current = row is not None and row.stats_day == today
-    return routing.AgentSnapshot(
+    return domain.AgentSnapshot(
         agent_id=agent.agent_id,
         state=agent.state,
         skills=frozenset(agent.skills or ()),
@@ -295,7 +286,7 @@ def _offer_missed(uow: UnitOfWork, call: Call, agent_id: str, config: InboundCon
     call.offered_to = [other for other in call.offered_to if other != agent_id]
     row = agent_routing(uow.session, agent_id)
     missed = row.missed_offers + 1
-    target = routing.after_missed_offer(missed, config.missed_offers_limit)
+    target = domain.after_missed_offer(missed, config.missed_offers_limit)
     reason = "missed_offers" if target == "on_break" else "offer_missed"
     if _move_agent(uow, agent_id, ("reserved",), target, now, reason=reason, call_id=call.call_id):
         row.missed_offers = missed
@@ -390,7 +381,7 @@ def start_call(
             from_number, customer_id = identify_caller(reader, from_raw)
     if known:
         return _current_decision(uow, session.get(Call, call_id), config, now, rng)
-    # No expire_timers() here: this is the hot path, and the worker applies timers every 5 s.
+    # No callbacks.expire_timers() here: this is the hot path, and the worker applies timers every 5 s.
     started = at or now
     if not queue_exists:
         queue_rules(session, queue_name)  # a queue nobody configured yet: created with the defaults
@@ -451,15 +442,97 @@ def retry_queued_call(
     now = now or utcnow()
     call = uow.session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise NotFound(f"No call {call_id}.")
     decision = _current_decision(uow, call, config, now, rng)
     uow.commit()
     return decision
 
 
+@dataclass(frozen=True)
+class QueueWait:
+    """A waiting caller's poll: ``leave`` the hold music (an agent is reserved, the wait is over,
+    or the call is no longer queued), else hear ``decision.position``."""
+
+    decision: Decision
+    leave: bool
+
+
+def wait_in_queue(
+    uow: UnitOfWork, call_id: str, queue_time: int | None, config: InboundConfig, now: datetime | None = None
+) -> QueueWait:
+    """Twilio's wait URL: an agent for the caller, or their position; past the queue's maximum
+    wait (``QueueTime``, seconds in the queue) the caller leaves the queue."""
+    decision = retry_queued_call(uow, call_id, config, now)
+    rules = queue_rules(uow.session, decision.call.queue)
+    timed_out = queue_time is not None and domain.waited_too_long(queue_time, rules.max_wait_seconds)
+    return QueueWait(decision, leave=bool(decision.offers) or timed_out or decision.position is None)
+
+
+@dataclass(frozen=True)
+class QueueExit:
+    """What follows a caller's leaving the queue: dial ``decision.offers``; back in line
+    (``decision`` without offers); the call is over (``ended``, ``timed_out``: nobody came in
+    time); or nothing (``None`` from :func:`leave_queue`: the call went on elsewhere)."""
+
+    decision: Decision | None = None
+    ended: bool = False
+    timed_out: bool = False
+
+
+def left_queue_at(call: Call, queue_time: int | None) -> datetime | None:
+    # QueueTime is on the phone system's clock, as enqueued_at is: no skew between the two.
+    if queue_time is None:
+        return None
+    return call.enqueued_at + timedelta(seconds=queue_time)
+
+
+def leave_queue(
+    uow: UnitOfWork,
+    call_id: str,
+    result: str | None,
+    queue_time: int | None,
+    payload: dict,
+    config: InboundConfig,
+) -> QueueExit | None:
+    """``<Enqueue>``'s action (Twilio's ``QueueResult``): ``leave`` (the wait URL let the caller
+    go) dials a reserved agent, puts the caller back in line, or, past the queue's maximum wait,
+    ends the call as timed out; ``hangup`` is the caller's abandon; ``queue-full`` and errors end
+    it as timed out; anything else (bridged, redirected) went on elsewhere."""
+    call = uow.session.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"No call {call_id}.")
+    left_at = left_queue_at(call, queue_time)
+    if result == "leave":
+        decision = retry_queued_call(uow, call_id, config)
+        if decision.offers:
+            return QueueExit(decision)
+        rules = queue_rules(uow.session, call.queue)
+        if not domain.waited_too_long(queue_time or 0, rules.max_wait_seconds):
+            return QueueExit(decision)  # back in line
+        timed_out = True
+    elif result in ("hangup", "queue-full", "error", "system-error"):
+        timed_out = result != "hangup"
+    else:
+        return None
+    callbacks.apply_callback(
+        uow,
+        callbacks.CallbackIn(
+            call_id=call_id,
+            record_call_id=call_id,
+            source="twilio",
+            kind=domain.CALLER_LEFT,
+            at=left_at,
+            timeout=timed_out,
+            payload=payload,
+        ),
+        config,
+    )
+    return QueueExit(ended=True, timed_out=timed_out)
+
+
 def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: datetime, rng) -> Decision:
     session = uow.session
-    expire_timers(uow, config, now)
+    callbacks.expire_timers(uow, config, now)
     session.refresh(call)
     if call.offered_to:
         return Decision(call, offers=_offers(session, call.offered_to))
@@ -467,7 +540,7 @@ def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
         return Decision(call)
     position = queue_position(session, call)
     rules = queue_rules(session, call.queue)
-    free = len(routing.eligible(_available_agents(session, now), _rules(rules)))
+    free = len(domain.eligible(_available_agents(session, now), _rules(rules)))
     if position <= free:  # an agent is free for everyone up to this caller: take one
         decision = _offer(uow, call, rules, now, rng)
         if not decision.queued:
@@ -475,11 +548,11 @@ def _current_decision(uow: UnitOfWork, call: Call, config: InboundConfig, now: d
     return Decision(call, position=position)
 
 
-def _rules(queue: InboundQueue) -> routing.QueueRules:
-    return routing.QueueRules(queue.name, queue.strategy, frozenset(queue.required_skills or ()))
+def _rules(queue: InboundQueue) -> domain.QueueRules:
+    return domain.QueueRules(queue.name, queue.strategy, frozenset(queue.required_skills or ()))
 
 
-def _available_agents(session: Session, now: datetime) -> list[routing.AgentSnapshot]:
+def _available_agents(session: Session, now: datetime) -> list[domain.AgentSnapshot]:
     statement = (
         select(Agent, AgentRouting)
         .outerjoin(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
@@ -504,10 +577,10 @@ def _offer(uow: UnitOfWork, call: Call, rules: InboundQueue, now: datetime, rng)
     """Reserve an agent (every candidate for ring_all) for the call, or leave it queued."""
     session = uow.session
     agents = _available_agents(session, now)
-    if not routing.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
+    if not domain.eligible(agents, _rules(rules)):  # everybody busy: no need to look for a sticky agent
         call.state = "queued"
         return Decision(call)
-    plan = routing.plan_route(
+    plan = domain.agent_for_ringing_call(
         agents,
         _rules(rules),
         sticky_agent_id=_last_agent_of(session, call.customer_id),
@@ -594,7 +667,7 @@ def reroute_after_failed_offer(
     session = uow.session
     call = session.get(Call, call_id)
     if call is None:
-        raise LookupError(call_id)
+        raise NotFound(f"No call {call_id}.")
     if offer_round == call.offer_round and call.answered_at is None and call.result is None:
         for agent_id in list(call.offered_to or []):
             _offer_missed(uow, call, agent_id, config, now)
@@ -605,423 +678,3 @@ def reroute_after_failed_offer(
         decision = Decision(call, offers=_offers(session, call.offered_to) if call.offered_to else ())
     uow.commit()
     return decision
-
-
-# --- callbacks --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CallbackIn:
-    """One status report, normalised from either webhook."""
-
-    call_id: str  # the id the report carries (Twilio: the leg's CallSid for an agent's leg)
-    record_call_id: str  # the call record it is about
-    source: str
-    kind: str  # routing.CALLBACK_KINDS
-    at: datetime | None
-    sequence: int | None = None
-    agent_id: str | None = None
-    talk_seconds: float | None = None
-    timeout: bool = False
-    explicit_abandon: bool = False  # the phone system says the caller abandoned (JSON call.abandoned)
-    offer_round: int | None = None
-    payload: dict | None = None
-
-
-def apply_callback(uow: UnitOfWork, callback: CallbackIn, config: InboundConfig, now: datetime | None = None) -> str:
-    """Store a status callback once and bring the call record up to date; ``applied``, ``duplicate`` or ``orphan``.
-
-    Every callback is kept; the call's answer and end are recomputed from all of them
-    (``routing.fold``), so a repeated one changes nothing and one that arrives late or out of
-    order lands where its sequence puts it. An offer's miss or cancellation only counts for
-    the offer round it names.
-    """
-    now = now or utcnow()
-    session = uow.session
-    if callback.agent_id is not None and session.get(Agent, callback.agent_id) is None:
-        # Refused before anything is stored: the phone system names an agent we do not know.
-        raise Invalid({"agent_id": f"No agent {callback.agent_id}."})
-    call = session.get(Call, callback.record_call_id)
-    row = {
-        "call_id": callback.call_id,
-        "sequence": callback.sequence,
-        "record_call_id": call.call_id if call else None,
-        "source": callback.source,
-        "kind": callback.kind,
-        "at": callback.at or now,
-        "agent_id": callback.agent_id,
-        "talk_seconds": callback.talk_seconds,
-        "timeout": callback.timeout,
-        "payload": callback.payload or {},
-        "received_at": now,
-    }
-    if callback.sequence is not None:
-        if not _insert_ignoring_duplicates(session, CallCallback, row, ("call_id", "sequence")):
-            return "duplicate"
-    else:
-        session.execute(insert(CallCallback).values(**row))
-    if call is None:
-        uow.commit()
-        return "orphan"
-    if callback.sequence is not None:
-        call.last_sequence = max(call.last_sequence or -1, callback.sequence)
-    current_round = callback.offer_round is None or callback.offer_round == call.offer_round
-    if callback.kind == routing.OFFER_MISSED and callback.agent_id and current_round:
-        _offer_missed(uow, call, callback.agent_id, config, now)
-    elif callback.kind == routing.OFFER_CANCELED and callback.agent_id and current_round:
-        _offer_canceled(uow, call, callback.agent_id, now)
-    if callback.explicit_abandon:
-        for agent_id in list(call.offered_to or []):
-            _offer_canceled(uow, call, agent_id, now)
-    _bring_up_to_date(uow, call, config, now)
-    uow.commit()
-    return "applied"
-
-
-def _bring_up_to_date(uow: UnitOfWork, call: Call, config: InboundConfig, now: datetime) -> None:
-    session = uow.session
-    session.flush()
-    stored = session.execute(
-        select(CallCallback).where(
-            CallCallback.record_call_id == call.call_id,
-            CallCallback.kind.in_((routing.CONNECTED, routing.TALK_ENDED, routing.CALLER_LEFT)),
-        )
-    ).scalars()
-    facts = routing.fold(
-        routing.Callback(c.kind, c.at, c.sequence, c.agent_id, c.talk_seconds, c.timeout) for c in stored
-    )
-    if facts.answered and call.answered_at is None:
-        _answered(uow, call, facts, now)
-    elif facts.answered and call.result is None and facts.answered_at < call.answered_at:
-        call.answered_at = facts.answered_at  # a late report of an earlier answer
-    if call.answered_at is not None and facts.talk_ended_at is not None and call.result is None:
-        _talk_ended(uow, call, facts.talk_ended_at, config, now)
-    elif not facts.answered and facts.caller_left_at is not None and call.result is None and not call.offered_to:
-        # Abandoned; while an offer is still out, its leg's final report decides (it may yet say answered).
-        _abandoned(uow, call, facts, now)
-
-
-def _answered(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: datetime) -> None:
-    call.answered_at, call.agent_id, call.state = facts.answered_at, facts.agent_id, "connected"
-    for other in list(call.offered_to or []):
-        if other != facts.agent_id:
-            _offer_canceled(uow, call, other, now)
-    call.offered_to = []
-    _move_agent(uow, facts.agent_id, ("reserved", "available"), "on_call", now, reason="answered", call_id=call.call_id)
-    row = agent_routing(uow.session, facts.agent_id)
-    row.current_call_id, row.missed_offers = call.call_id, 0
-    uow.publish(
-        "call.answered",
-        {
-            "call_id": call.call_id,
-            "customer_id": call.customer_id,
-            "queue": call.queue,
-            "agent_id": call.agent_id,
-            "enqueued_at": _iso(call.enqueued_at),
-            "answered_at": _iso(call.answered_at),
-        },
-    )
-
-
-def _talk_ended(uow: UnitOfWork, call: Call, ended_at: datetime, config: InboundConfig, now: datetime) -> None:
-    rules = queue_rules(uow.session, call.queue)
-    call.ended_at = max(ended_at, call.answered_at)
-    call.result = routing.ANSWERED
-    call.wait_seconds = _seconds(call.answered_at, call.enqueued_at)
-    call.talk_seconds = _seconds(call.ended_at, call.answered_at)
-    call.state, call.wrap_up_started_at = "wrap_up", now
-    row = agent_routing(uow.session, call.agent_id)
-    today = now.astimezone(UTC).date().isoformat()
-    if row.stats_day != today:
-        row.stats_day, row.calls_today, row.talk_seconds_today = today, 0, 0.0
-    row.calls_today += 1
-    row.talk_seconds_today += call.talk_seconds
-    if _move_agent(uow, call.agent_id, ("on_call",), "wrap_up", now, reason="call_ended", call_id=call.call_id):
-        row.current_call_id = call.call_id
-        row.wrap_up_until = now + timedelta(seconds=rules.wrap_up_seconds)
-    if rules.wrap_up_seconds <= 0:
-        _complete(uow, call, now, reason=None, notes=None, ticket_id=None, agent_reason="wrap_up_elapsed")
-
-
-def _abandoned(uow: UnitOfWork, call: Call, facts: routing.CallFacts, now: datetime) -> None:
-    rules = queue_rules(uow.session, call.queue)
-    call.ended_at = max(facts.caller_left_at, call.enqueued_at)
-    call.wait_seconds = _seconds(call.ended_at, call.enqueued_at)
-    call.result = routing.unanswered_result(
-        call.wait_seconds, timed_out=facts.timed_out, short_abandon_seconds=rules.short_abandon_seconds
-    )
-    call.state = "abandoned"
-    uow.publish(
-        "call.abandoned",
-        {
-            "call_id": call.call_id,
-            "customer_id": call.customer_id,
-            "queue": call.queue,
-            "enqueued_at": _iso(call.enqueued_at),
-            "abandoned_at": _iso(call.ended_at),
-            "wait_seconds": call.wait_seconds,
-            "short_abandon": call.result == routing.SHORT_ABANDON,
-        },
-    )
-
-
-# --- wrap-up ----------------------------------------------------------------------------------
-
-
-def wrap_up(
-    uow: UnitOfWork,
-    call_id: str,
-    *,
-    reason: str,
-    notes: str | None,
-    ticket_id: str | None,
-    config: InboundConfig,
-    now: datetime | None = None,
-    only_agent: str | None = None,
-) -> Call:
-    """The agent ends the wrap-up with a reason: the agent is available again, ``call.completed`` goes out.
-
-    ``only_agent``: the call must be this agent's (``PermissionError`` otherwise).
-    """
-    now = now or utcnow()
-    expire_timers(uow, config, now)
-    call = uow.session.get(Call, call_id)
-    if call is None:
-        raise LookupError(call_id)
-    uow.session.refresh(call)
-    if only_agent is not None and call.agent_id != only_agent:
-        raise PermissionError(call_id)
-    if call.state != "wrap_up":
-        raise Conflict(f"Call {call_id} is {call.state}; only a call in wrap-up can be wrapped up.")
-    _complete(uow, call, now, reason=reason, notes=notes, ticket_id=ticket_id, agent_reason="wrap_up_done")
-    uow.commit()
-    return call
-
-
-def _complete(uow, call: Call, at: datetime, *, reason, notes, ticket_id, agent_reason: str) -> None:
-    call.reason, call.notes, call.ticket_id = reason, notes, ticket_id
-    call.wrapped_up_at = at
-    call.wrap_up_seconds = _seconds(at, call.wrap_up_started_at or at)
-    call.state = "completed"
-    _move_agent(uow, call.agent_id, ("wrap_up",), "available", at, reason=agent_reason, call_id=call.call_id)
-    uow.publish(
-        "call.completed",
-        {
-            "call_id": call.call_id,
-            "customer_id": call.customer_id,
-            "queue": call.queue,
-            "agent_id": call.agent_id,
-            "reason": reason,
-            "ticket_id": ticket_id,
-            "enqueued_at": _iso(call.enqueued_at),
-            "answered_at": _iso(call.answered_at),
-            "ended_at": _iso(call.ended_at),
-            "talk_seconds": call.talk_seconds or 0.0,
-            "wrap_up_seconds": call.wrap_up_seconds,
-        },
-    )
-
-
-def expire_timers(uow: UnitOfWork, config: InboundConfig, now: datetime | None = None) -> int:
-    """Offers nobody answered within the timeout count as missed; wrap-ups past their time end.
-
-    Runs inside the caller's transaction (routing, the live view, agent changes) and as the
-    worker's periodic job, so a timer is honoured even when nothing else happens.
-    """
-    now = now or utcnow()
-    session = uow.session
-    changed = 0
-    offer_deadline = now - timedelta(seconds=config.offer_timeout_seconds)
-    stale_offers = session.execute(
-        select(Agent.agent_id, AgentRouting.current_call_id)
-        .join(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
-        .where(Agent.state == "reserved", Agent.state_changed_at < offer_deadline)
-    ).all()
-    for agent_id, call_id in stale_offers:
-        call = session.get(Call, call_id) if call_id else None
-        if call is None:
-            _move_agent(uow, agent_id, ("reserved",), "available", now, reason="offer_expired")
-        else:
-            _offer_missed(uow, call, agent_id, config, now)
-            if not call.offered_to and call.answered_at is None and call.result is None:
-                call.state = "queued"
-                _bring_up_to_date(uow, call, config, now)
-        changed += 1
-    overdue = session.execute(
-        select(AgentRouting.current_call_id, AgentRouting.wrap_up_until)
-        .join(Agent, Agent.agent_id == AgentRouting.agent_id)
-        .where(Agent.state == "wrap_up", AgentRouting.wrap_up_until < now)
-    ).all()
-    for call_id, until in overdue:
-        call = session.get(Call, call_id) if call_id else None
-        if call is not None and call.state == "wrap_up":
-            _complete(uow, call, until, reason=None, notes=None, ticket_id=None, agent_reason="wrap_up_elapsed")
-            changed += 1
-    session.flush()
-    return changed
-
-
-def expire_timers_job(database, settings) -> None:
-    """The worker's periodic job (``PeriodicJob(5, expire_timers_job)``)."""
-    with UnitOfWork(database, source=settings.service) as uow:
-        if expire_timers(uow, InboundConfig.from_settings(settings)):
-            uow.commit()
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-def get_call(uow: UnitOfWork, call_id: str) -> Call | None:
-    return uow.session.get(Call, call_id)
-
-
-def list_calls(uow: UnitOfWork, filters: dict, limit: int, offset: int) -> tuple[list[Call], int]:
-    conditions = [getattr(Call, name) == value for name, value in filters.items() if value is not None]
-    total = uow.session.execute(select(func.count()).select_from(Call).where(*conditions)).scalar_one()
-    rows = uow.session.execute(
-        select(Call).where(*conditions).order_by(Call.received_at.desc(), Call.call_id).limit(limit).offset(offset)
-    ).scalars()
-    return list(rows), total
-
-
-def list_orphans(uow: UnitOfWork, limit: int, offset: int) -> list[CallCallback]:
-    return list(
-        uow.session.execute(
-            select(CallCallback)
-            .where(CallCallback.record_call_id.is_(None))
-            .order_by(CallCallback.received_at.desc(), CallCallback.callback_id.desc())
-            .limit(limit)
-            .offset(offset)
-        ).scalars()
-    )
-
-
-def live_view(uow: UnitOfWork, now: datetime | None = None) -> dict:
-    now = now or utcnow()
-    session = uow.session
-    waiting = session.execute(
-        select(Call.queue, func.count(), func.min(Call.received_at)).where(Call.state == "queued").group_by(Call.queue)
-    ).all()
-    queues = [
-        {"queue": name, "waiting": count, "longest_wait_seconds": _seconds(now, oldest)}
-        for name, count, oldest in sorted(waiting)
-    ]
-    states = dict(session.execute(select(Agent.state, func.count()).group_by(Agent.state)).all())
-    agents = session.execute(
-        select(Agent.agent_id, Agent.state, Agent.state_changed_at, AgentRouting.current_call_id)
-        .outerjoin(AgentRouting, AgentRouting.agent_id == Agent.agent_id)
-        .order_by(Agent.agent_id)
-    ).all()
-    active = dict(
-        session.execute(
-            select(Call.state, func.count()).where(Call.state.in_(("ringing", "connected"))).group_by(Call.state)
-        ).all()
-    )
-    return {
-        "at": now,
-        "calls_waiting": sum(queue["waiting"] for queue in queues),
-        "longest_wait_seconds": max((queue["longest_wait_seconds"] for queue in queues), default=0.0),
-        "calls_ringing": active.get("ringing", 0),
-        "calls_connected": active.get("connected", 0),
-        "queues": queues,
-        "agents_by_state": {state: states.get(state, 0) for state in routing.AGENT_STATES},
-        "agents": [
-            {"agent_id": agent_id, "state": state, "since": since, "call_id": call_id}
-            for agent_id, state, since, call_id in agents
-        ],
-    }
-
-
-# --- the daily report -------------------------------------------------------------------------
-
-
-def _count_columns(threshold: float):
-    answered = Call.result == routing.ANSWERED
-    handled = and_(answered, Call.state == "completed")
-
-    def total(condition, value=1):
-        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-    return (
-        func.count(),
-        total(Call.result == routing.SHORT_ABANDON),
-        total(Call.result == routing.ABANDONED),
-        total(and_(Call.result == routing.ABANDONED, Call.wait_seconds > threshold)),
-        total(Call.result == routing.TIMEOUT),
-        total(answered),
-        total(and_(answered, Call.wait_seconds <= threshold)),
-        total(answered, Call.wait_seconds),
-        total(answered, Call.talk_seconds),
-        total(handled),
-        total(handled, Call.talk_seconds + Call.wrap_up_seconds),
-    )
-
-
-_COUNT_NAMES = [field.name for field in dataclasses.fields(call_report.Counts)]
-
-
-def _counts(values) -> call_report.Counts:
-    # SUM() comes back as int, float or Decimal depending on the database; the sums are ints or floats.
-    return call_report.Counts(
-        **{
-            name: float(value) if name.endswith("seconds") else int(value)
-            for name, value in zip(_COUNT_NAMES, values, strict=True)
-        }
-    )
-
-
-def daily_report(uow: UnitOfWork, day: date, queue: str | None) -> dict:
-    """The day's figures, by hour, per agent and by reason: three GROUP BYs over the day's calls (indexed)."""
-    session = uow.session
-    threshold = queue_rules_or_default(session, queue)
-    where = [Call.day == day.isoformat(), Call.result.is_not(None)]
-    if queue:
-        where.append(Call.queue == queue)
-    columns = _count_columns(threshold)
-    by_hour = {
-        hour: _counts(values)
-        for hour, *values in session.execute(select(Call.hour, *columns).where(*where).group_by(Call.hour))
-    }
-    per_agent = {
-        agent_id: _counts(values)
-        for agent_id, *values in session.execute(
-            select(Call.agent_id, *columns).where(*where, Call.agent_id.is_not(None)).group_by(Call.agent_id)
-        )
-    }
-    reasons = dict(
-        session.execute(
-            select(Call.reason, func.count()).where(*where, Call.state == "completed").group_by(Call.reason)
-        ).all()
-    )
-    day_start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    orphans = session.execute(
-        select(func.count())
-        .select_from(CallCallback)
-        .where(
-            CallCallback.record_call_id.is_(None),
-            CallCallback.received_at >= day_start,
-            CallCallback.received_at < day_start + timedelta(days=1),
-        )
-    ).scalar_one()
-    total = sum(by_hour.values(), call_report.Counts())
-    ranked = call_report.rank_agents(per_agent)
-    return {
-        "date": day.isoformat(),
-        "queue": queue,
-        "service_level_threshold_seconds": threshold,
-        "totals": call_report.figures(total),
-        "hours": [{"hour": hour, **call_report.figures(counts)} for hour, counts in sorted(by_hour.items())],
-        "agents": ranked,
-        "top_agent": ranked[0]["agent_id"] if ranked else None,
-        "reasons": {reason: reasons.get(reason, 0) for reason in CALL_REASONS} | {"none": reasons.get(None, 0)},
-        "orphan_callbacks": orphans,
-    }
-
-
-def queue_rules_or_default(session: Session, queue: str | None) -> float:
-    """T for the report: the queue's own threshold, or the default across queues."""
-    if queue:
-        rules = session.get(InboundQueue, queue)
-        if rules is not None:
-            return float(rules.service_level_seconds)
-    return float(call_report.SERVICE_LEVEL_SECONDS)

@@ -23,7 +23,7 @@ import csv
 import functools
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 from flask import Response, current_app, request
@@ -35,11 +35,13 @@ from twilio.twiml.voice_response import Dial, Enqueue, VoiceResponse
 from shared.auth import acting_user
 from shared.errors import Invalid
 from shared.event_catalog import AGENT_STATES, CALL_REASONS, E164
+from shared.schemas import Timestamp, page, page_args, page_schema
 from shared.web import CSV_TOO, unit_of_work
 from shared.webhooks import JSON_ANSWER, TWIML_ANSWER, signed
 
-from . import call_report, calls, routing
-from .calls import CallbackIn, InboundConfig
+from . import call_report, callbacks, domain, service, views
+from .callbacks import CallbackIn
+from .service import InboundConfig
 
 twilio_webhooks = Blueprint(
     "twilio_webhooks", __name__, url_prefix="/webhooks/twilio", description="Twilio Programmable Voice webhooks"
@@ -67,13 +69,13 @@ def _xml(response: VoiceResponse | str) -> Response:
 # --- Twilio -----------------------------------------------------------------------------------
 
 _FINAL_LEG_STATUSES = {
-    "in-progress": routing.CONNECTED,
-    "answered": routing.CONNECTED,
-    "completed": routing.TALK_ENDED,
-    "no-answer": routing.OFFER_MISSED,
-    "busy": routing.OFFER_MISSED,
-    "failed": routing.OFFER_MISSED,
-    "canceled": routing.OFFER_CANCELED,
+    "in-progress": domain.CONNECTED,
+    "answered": domain.CONNECTED,
+    "completed": domain.TALK_ENDED,
+    "no-answer": domain.OFFER_MISSED,
+    "busy": domain.OFFER_MISSED,
+    "failed": domain.OFFER_MISSED,
+    "canceled": domain.OFFER_CANCELED,
 }
 _CALLER_GONE = ("completed", "canceled", "busy", "failed", "no-answer")
 
@@ -124,7 +126,7 @@ def _arg_int(name: str) -> int | None:
     return int(raw)
 
 
-def _dial(decision: calls.Decision, config: InboundConfig) -> VoiceResponse:
+def _dial(decision: service.Decision, config: InboundConfig) -> VoiceResponse:
     response = VoiceResponse()
     call = decision.call
     dial = Dial(action=f"/webhooks/twilio/voice?round={call.offer_round}", timeout=int(config.offer_timeout_seconds))
@@ -138,7 +140,7 @@ def _dial(decision: calls.Decision, config: InboundConfig) -> VoiceResponse:
     return response
 
 
-def _answer(decision: calls.Decision, config: InboundConfig) -> VoiceResponse | str:
+def _answer(decision: service.Decision, config: InboundConfig) -> VoiceResponse | str:
     if decision.offers:
         return _dial(decision, config)
     if decision.call.result is not None or decision.call.state not in ("queued", "ringing"):
@@ -174,7 +176,7 @@ def twilio_voice():
     dial_status = _form("DialCallStatus", required=False)
     with unit_of_work() as uow:
         if dial_status is None:
-            decision = calls.start_call(
+            decision = service.start_call(
                 uow,
                 call_id=call_id,
                 source="twilio",
@@ -187,10 +189,7 @@ def twilio_voice():
             )
             return _xml(_answer(decision, config))
         if dial_status in ("no-answer", "busy", "failed"):
-            try:
-                decision = calls.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
-            except LookupError:
-                abort(404, message=f"No call {call_id}.")
+            decision = service.reroute_after_failed_offer(uow, call_id, _arg_int("round") or 0, dial_status, config)
             return _xml(_answer(decision, config))
     response = VoiceResponse()
     response.hangup()  # answered and over, or the caller hung up while it rang
@@ -207,15 +206,11 @@ def twilio_wait():
     if not call_id:
         raise Invalid({"CallSid": "Missing data for required field."}, location="form")
     response = VoiceResponse()
+    queue_time = request.values.get("QueueTime", "0")
     with unit_of_work() as uow:
-        try:
-            decision = calls.retry_queued_call(uow, call_id, config)
-        except LookupError:
-            abort(404, message=f"No call {call_id}.")
-        rules = calls.queue_rules(uow.session, decision.call.queue)
-        queue_time = request.values.get("QueueTime", "0")
-        timed_out = queue_time.isdigit() and int(queue_time) >= rules.max_wait_seconds
-    if decision.offers or timed_out or decision.position is None:
+        wait = service.wait_in_queue(uow, call_id, int(queue_time) if queue_time.isdigit() else None, config)
+    decision = wait.decision
+    if wait.leave:
         response.leave()
         return _xml(response)
     response.say(f"You are number {decision.position} in line. An agent will be with you shortly.")
@@ -238,46 +233,15 @@ def twilio_queue():
     queue_time = _form_int("QueueTime")
     response = VoiceResponse()
     with unit_of_work() as uow:
-        call = calls.get_call(uow, call_id)
-        if call is None:
-            abort(404, message=f"No call {call_id}.")
-        left_at = _left_at(call, queue_time)
-        if result == "leave":
-            decision = calls.retry_queued_call(uow, call_id, config)
-            if decision.offers:
-                return _xml(_dial(decision, config))
-            rules = calls.queue_rules(uow.session, call.queue)
-            if (queue_time or 0) < rules.max_wait_seconds:
-                return _xml(_answer(decision, config))  # back in line
-            timed_out = True
-        elif result in ("hangup", "queue-full", "error", "system-error"):
-            timed_out = result != "hangup"
-        else:  # bridged, redirected: the call went on elsewhere
-            return _xml(response)
-        calls.apply_callback(
-            uow,
-            CallbackIn(
-                call_id=call_id,
-                record_call_id=call_id,
-                source="twilio",
-                kind=routing.CALLER_LEFT,
-                at=left_at,
-                timeout=timed_out,
-                payload=request.form.to_dict(),
-            ),
-            config,
-        )
-    if timed_out:
+        left = service.leave_queue(uow, call_id, result, queue_time, request.form.to_dict(), config)
+    if left is None:  # bridged, redirected: the call went on elsewhere
+        return _xml(response)
+    if left.decision is not None:
+        return _xml(_dial(left.decision, config) if left.decision.offers else _answer(left.decision, config))
+    if left.timed_out:
         response.say("We are sorry, nobody can take your call right now. Please call again later.")
     response.hangup()
     return _xml(response)
-
-
-def _left_at(call, queue_time: int | None) -> datetime | None:
-    # QueueTime is on the phone system's clock, as enqueued_at is: no skew between the two.
-    if queue_time is None:
-        return None
-    return call.enqueued_at + timedelta(seconds=queue_time)
 
 
 @twilio_webhooks.route("/status", methods=["POST"])
@@ -296,9 +260,9 @@ def twilio_status():
     agent_id = request.args.get("agent") or None
     record = _form("ParentCallSid", required=False) or sid
     if agent_id:
-        kind = _FINAL_LEG_STATUSES.get(status, routing.RINGING)
+        kind = _FINAL_LEG_STATUSES.get(status, domain.RINGING)
     else:
-        kind = routing.CALLER_LEFT if status in _CALLER_GONE else routing.RINGING
+        kind = domain.CALLER_LEFT if status in _CALLER_GONE else domain.RINGING
     callback = CallbackIn(
         call_id=sid,
         record_call_id=record,
@@ -307,12 +271,12 @@ def twilio_status():
         at=_twilio_time(),
         sequence=_form_int("SequenceNumber"),
         agent_id=agent_id,
-        talk_seconds=_form_int("CallDuration") if kind == routing.TALK_ENDED else None,
+        talk_seconds=_form_int("CallDuration") if kind == domain.TALK_ENDED else None,
         offer_round=_arg_int("round"),
         payload=request.form.to_dict(),
     )
     with unit_of_work() as uow:
-        outcome = calls.apply_callback(uow, callback, config)
+        outcome = callbacks.apply_callback(uow, callback, config)
     return {"call_id": record, "outcome": outcome}
 
 
@@ -338,7 +302,11 @@ class PhoneEventIn(Schema):
     sequence = fields.Integer(required=True, validate=validate.Range(min=0))
     from_number = fields.String(data_key="from", load_default=None, validate=validate.Length(max=32))
     to_number = fields.String(data_key="to", load_default=None, validate=validate.Length(max=32))
-    timestamp = fields.AwareDateTime(required=True, metadata={"description": "ISO 8601 with offset"})
+    timestamp = Timestamp(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "RFC 3339 with an offset (a time without one is 422)"},
+    )
     agent_id = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
     queue = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
@@ -359,7 +327,7 @@ class PhoneEventOut(Schema):
     offers = fields.List(fields.Nested(OfferOut))
 
 
-_KINDS = {"call.answered": routing.CONNECTED, "call.abandoned": routing.CALLER_LEFT}
+_KINDS = {"call.answered": domain.CONNECTED, "call.abandoned": domain.CALLER_LEFT}
 
 
 @phone_events.route("/events", methods=["POST"])
@@ -372,9 +340,9 @@ def phone_event(event):
     timestamp = event["timestamp"].astimezone(UTC)
     with unit_of_work() as uow:
         if event["event"] == "call.ringing":
-            existing = calls.get_call(uow, event["call_id"])
+            existing = views.find_call(uow, event["call_id"])
             if existing is None:
-                decision = calls.start_call(
+                decision = service.start_call(
                     uow,
                     call_id=event["call_id"],
                     source="json",
@@ -385,14 +353,14 @@ def phone_event(event):
                     config=config,
                 )
             else:
-                decision = calls.retry_queued_call(uow, event["call_id"], config)
+                decision = service.retry_queued_call(uow, event["call_id"], config)
             return {**decision.as_dict(), "outcome": "queued" if decision.queued else "routed"}
         if event["event"] == "call.answered" and not event["agent_id"]:
             raise Invalid({"agent_id": "call.answered needs the agent who answered."})
         kind = _KINDS.get(event["event"])
         if event["event"] == "call.ended":
-            kind = routing.TALK_ENDED if event["agent_id"] else routing.CALLER_LEFT
-        outcome = calls.apply_callback(
+            kind = domain.TALK_ENDED if event["agent_id"] else domain.CALLER_LEFT
+        outcome = callbacks.apply_callback(
             uow,
             CallbackIn(
                 call_id=event["call_id"],
@@ -403,7 +371,7 @@ def phone_event(event):
                 sequence=event["sequence"],
                 agent_id=event["agent_id"],
                 # The adapter reports no agent legs: a caller gone unanswered ends any open offer now.
-                explicit_abandon=kind == routing.CALLER_LEFT,
+                explicit_abandon=kind == domain.CALLER_LEFT,
                 payload=request.get_json(),
             ),
             config,
@@ -425,11 +393,11 @@ class AgentStateIn(Schema):
 class AgentStateOut(Schema):
     agent_id = fields.String()
     state = fields.String()
-    state_changed_at = fields.DateTime(allow_none=True)
+    state_changed_at = Timestamp(allow_none=True)
 
 
 class AgentRoutingIn(Schema):
-    endpoint_kind = fields.String(required=True, validate=validate.OneOf(routing.ENDPOINT_KINDS))
+    endpoint_kind = fields.String(required=True, validate=validate.OneOf(domain.ENDPOINT_KINDS))
     endpoint = fields.String(
         required=True,
         validate=validate.Length(min=1, max=200),
@@ -444,7 +412,7 @@ class AgentRoutingOut(AgentRoutingIn):
     agent_id = fields.String()
     state = fields.String()
     missed_offers = fields.Integer()
-    idle_since = fields.DateTime(allow_none=True)
+    idle_since = Timestamp(allow_none=True)
     current_call_id = fields.String(allow_none=True)
     calls_today = fields.Integer()
     talk_seconds_today = fields.Float()
@@ -469,10 +437,7 @@ class AgentState(MethodView):
     def put(self, body, agent_id):
         """The agent sets their state; 409 while the routing engine holds them (reserved, on_call, wrap_up)."""
         with unit_of_work() as uow:
-            try:
-                return calls.set_agent_state(uow, agent_id, body["state"], _config())
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            return service.set_agent_state(uow, agent_id, body["state"], _config())
 
 
 @agent_states.route("/<agent_id>/routing")
@@ -483,10 +448,7 @@ class AgentRoutingView(MethodView):
         """Where the agent's calls are sent (client, SIP or number) and which queues they serve (none: all)."""
         _check_endpoint(body)
         with unit_of_work() as uow:
-            try:
-                calls.put_agent_routing(uow, agent_id, body)
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            service.put_agent_routing(uow, agent_id, body)
         return self._read(agent_id)
 
     @agent_states.response(200, AgentRoutingOut)
@@ -497,12 +459,9 @@ class AgentRoutingView(MethodView):
     @staticmethod
     def _read(agent_id):
         with unit_of_work(read_only=True) as uow:
-            try:
-                agent, row = calls.get_agent_routing(uow, agent_id)
-            except LookupError:
-                abort(404, message=f"No agent {agent_id}.")
+            agent, row = service.get_agent_routing(uow, agent_id)
             values = (
-                calls._routing_defaults(agent_id)
+                service._routing_defaults(agent_id)
                 if row is None
                 else {name: getattr(row, name) for name in AgentRoutingOut().fields if hasattr(row, name)}
             )
@@ -513,7 +472,7 @@ class AgentRoutingView(MethodView):
 
 
 class QueueIn(Schema):
-    strategy = fields.String(validate=validate.OneOf(routing.STRATEGIES))
+    strategy = fields.String(validate=validate.OneOf(domain.STRATEGIES))
     required_skills = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), validate=validate.Length(max=20)
     )
@@ -527,13 +486,19 @@ class QueueOut(QueueIn):
     name = fields.String()
 
 
+QueueQuery = page_args(name="QueueQuery")
+QueuePage = page_schema(QueueOut, "QueuePage")
+
+
 @inbound_queues.route("")
 class Queues(MethodView):
-    @inbound_queues.response(200, QueueOut(many=True))
-    def get(self):
-        """Every queue (one named ``default`` appears with the first call)."""
+    @inbound_queues.arguments(QueueQuery, location="query")
+    @inbound_queues.response(200, QueuePage)
+    def get(self, query):
+        """Every queue by name (one named ``default`` appears with the first call)."""
         with unit_of_work(read_only=True) as uow:
-            return calls.list_queues(uow)
+            found, total = views.list_queues(uow, query["limit"], query["offset"])
+            return page(found, total, query)
 
 
 @inbound_queues.route("/<name>")
@@ -545,14 +510,14 @@ class QueueByName(MethodView):
         if len(name) > 64:
             raise Invalid({"name": "At most 64 characters."}, location="path")
         with unit_of_work() as uow:
-            return calls.put_queue(uow, name, body)
+            return service.put_queue(uow, name, body)
 
 
 # --- calls ------------------------------------------------------------------------------------
 
 
 class CallOut(Schema):
-    call_id = fields.String()
+    id = fields.String(attribute="call_id")
     source = fields.String()
     from_number = fields.String(allow_none=True)
     to_number = fields.String(allow_none=True)
@@ -561,10 +526,10 @@ class CallOut(Schema):
     state = fields.String(metadata={"description": "queued, ringing, connected, wrap_up, completed, abandoned"})
     offered_to = fields.List(fields.String())
     agent_id = fields.String(allow_none=True)
-    enqueued_at = fields.DateTime()
-    answered_at = fields.DateTime(allow_none=True)
-    ended_at = fields.DateTime(allow_none=True)
-    wrapped_up_at = fields.DateTime(allow_none=True)
+    enqueued_at = Timestamp()
+    answered_at = Timestamp(allow_none=True)
+    ended_at = Timestamp(allow_none=True)
+    wrapped_up_at = Timestamp(allow_none=True)
     result = fields.String(allow_none=True, metadata={"description": "answered, abandoned, short_abandon, timeout"})
     wait_seconds = fields.Float(allow_none=True)
     talk_seconds = fields.Float(allow_none=True)
@@ -575,27 +540,17 @@ class CallOut(Schema):
     last_sequence = fields.Integer(allow_none=True)
 
 
-class CallQuery(Schema):
+class CallQuery(page_args(name="CallQuery")):
     date = fields.Date(load_default=None, metadata={"description": "the UTC day the call came in"})
     queue = fields.String(load_default=None)
     agent_id = fields.String(load_default=None)
     customer_id = fields.String(load_default=None)
     state = fields.String(load_default=None)
-    result = fields.String(load_default=None, validate=validate.OneOf(routing.CALL_RESULTS))
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
+    result = fields.String(load_default=None, validate=validate.OneOf(domain.CALL_RESULTS))
 
 
-class CallPage(Schema):
-    items = fields.List(fields.Nested(CallOut))
-    total = fields.Integer()
-    limit = fields.Integer()
-    offset = fields.Integer()
-
-
-class OrphanPageQuery(Schema):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0, max=1_000_000_000))
+CallPage = page_schema(CallOut, "CallPage")
+OrphanPageQuery = page_args(name="OrphanPageQuery")
 
 
 class OrphanOut(Schema):
@@ -603,10 +558,13 @@ class OrphanOut(Schema):
     sequence = fields.Integer(allow_none=True)
     source = fields.String()
     kind = fields.String()
-    at = fields.DateTime()
+    at = Timestamp()
     agent_id = fields.String(allow_none=True)
     payload = fields.Dict()
-    received_at = fields.DateTime()
+    received_at = Timestamp()
+
+
+OrphanPage = page_schema(OrphanOut, "OrphanPage")
 
 
 class WrapUpIn(Schema):
@@ -625,18 +583,19 @@ class Calls(MethodView):
         day = query.pop("date")
         filters = {**query, "day": day.isoformat() if day else None}
         with unit_of_work(read_only=True) as uow:
-            items, total = calls.list_calls(uow, filters, limit, offset)
-            return {"items": items, "total": total, "limit": limit, "offset": offset}
+            items, total = views.list_calls(uow, filters, limit, offset)
+            return page(items, total, {"limit": limit, "offset": offset})
 
 
 @inbound_calls.route("/orphans")
 class Orphans(MethodView):
     @inbound_calls.arguments(OrphanPageQuery, location="query")
-    @inbound_calls.response(200, OrphanOut(many=True))
+    @inbound_calls.response(200, OrphanPage)
     def get(self, query):
         """Callbacks about calls this service never heard of, newest first."""
         with unit_of_work(read_only=True) as uow:
-            return calls.list_orphans(uow, query["limit"], query["offset"])
+            found, total = views.list_orphans(uow, query["limit"], query["offset"])
+            return page(found, total, query)
 
 
 @inbound_calls.route("/<call_id>")
@@ -645,10 +604,7 @@ class CallById(MethodView):
     def get(self, call_id):
         """One call record."""
         with unit_of_work(read_only=True) as uow:
-            call = calls.get_call(uow, call_id)
-            if call is None:
-                abort(404, message=f"No call {call_id}.")
-            return call
+            return views.get_call(uow, call_id)
 
 
 @inbound_calls.route("/<call_id>/wrap-up")
@@ -661,7 +617,7 @@ class WrapUp(MethodView):
         user = acting_user()
         with unit_of_work() as uow:
             try:
-                return calls.wrap_up(
+                return callbacks.wrap_up(
                     uow,
                     call_id,
                     reason=body["reason"],
@@ -670,8 +626,6 @@ class WrapUp(MethodView):
                     config=_config(),
                     only_agent=user.id if user.role == "agent" else None,
                 )
-            except LookupError:
-                abort(404, message=f"No call {call_id}.")
             except PermissionError:
                 abort(403, message="An agent wraps up only their own calls.")
 
@@ -688,12 +642,12 @@ class QueueNow(Schema):
 class AgentNow(Schema):
     agent_id = fields.String()
     state = fields.String()
-    since = fields.DateTime(allow_none=True)
+    since = Timestamp(allow_none=True)
     call_id = fields.String(allow_none=True)
 
 
 class LiveOut(Schema):
-    at = fields.DateTime()
+    at = Timestamp()
     calls_waiting = fields.Integer()
     longest_wait_seconds = fields.Float()
     calls_ringing = fields.Integer()
@@ -710,9 +664,9 @@ class Live(MethodView):
         """Calls waiting (per queue), the longest wait, agents by state."""
         with unit_of_work() as uow:
             # Timers that ran out are applied first, so the view never shows a stale state.
-            if calls.expire_timers(uow, _config()):
+            if callbacks.expire_timers(uow, _config()):
                 uow.commit()
-            return calls.live_view(uow)
+            return views.live_view(uow)
 
 
 class DailyReportQuery(Schema):
@@ -775,7 +729,7 @@ class DailyReport(MethodView):
         """The day's inbound calls: offered, answered, abandoned, abandon rate, ASA, service level, AHT; per
         hour, per agent and by reason. ``format=csv`` exports one part as CSV."""
         with unit_of_work(read_only=True) as uow:
-            report = calls.daily_report(uow, query["date"], query["queue"])
+            report = views.daily_report(uow, query["date"], query["queue"])
         if query["format"] == "csv":
             return _csv(report, query["part"])
         return report
