@@ -20,6 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -31,6 +32,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared import config
+from shared.errors import NotFound
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -233,3 +237,11 @@ def migrate(database: Database, migrations: Migrations, *, force: bool = False) 
             return
         log.info("migrating database", extra={"from_revision": current, "to_revision": head})
         command.upgrade(config, "head")
+
+
+def get_or_not_found(session: Session, model: type[T], key, what: str) -> T:
+    """``session.get(model, key)``, or :class:`shared.errors.NotFound` ("No agent a-7.")."""
+    found = session.get(model, key)
+    if found is None:
+        raise NotFound(f"No {what} {key}.")
+    return found

@@ -41,8 +41,8 @@ from werkzeug.exceptions import Forbidden  # a missing CSRF token: an HTTP-level
 
 from shared.auth import ALL_ROLES, User
 from shared.config import Settings
-from shared.db import Database
-from shared.errors import Conflict, NotFound
+from shared.db import Database, get_or_not_found
+from shared.errors import Conflict
 from shared.schemas import page_of
 
 from .models import AuthToken, SignInThrottle, UserAccount
@@ -431,9 +431,7 @@ def users_page(database: Database, limit: int, offset: int) -> tuple[list[UserAc
 
 def get_user(database: Database, user_id: str) -> UserAccount:
     with database.read_sessions() as session:
-        account = session.get(UserAccount, user_id)
-    if account is None:
-        raise NotFound(f"No user {user_id}.")
+        account = get_or_not_found(session, UserAccount, user_id, "user")
     return account
 
 
@@ -482,9 +480,7 @@ def update_user(
         raise ValueError(f"unknown role {role!r}")
     now = now or utcnow()
     with database.sessions() as session:
-        account = session.get(UserAccount, user_id)
-        if account is None:
-            raise NotFound(f"No user {user_id}.")
+        account = get_or_not_found(session, UserAccount, user_id, "user")
         losing_admin = account.role == "admin" and account.active and (role not in (None, "admin") or active is False)
         if losing_admin and _other_active_admins(session, user_id) == 0:
             raise Conflict(f"{user_id} is the last active admin: make another admin first.")
@@ -510,9 +506,7 @@ def update_user(
 def set_preferences(database: Database, user_id: str, *, language: str | None, time_zone: str | None) -> UserAccount:
     """The user's console language and time zone (None: follow the browser and the center)."""
     with database.sessions() as session:
-        account = session.get(UserAccount, user_id)
-        if account is None:
-            raise NotFound(f"No user {user_id}.")
+        account = get_or_not_found(session, UserAccount, user_id, "user")
         account.language, account.time_zone = language, time_zone
         session.commit()
     return account

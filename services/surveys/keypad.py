@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from shared.errors import NotFound
+from shared.db import get_or_not_found
 from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
 
@@ -47,9 +47,7 @@ def start_keypad_survey(
 
 def keypad_response(uow: UnitOfWork, response_id: str) -> tuple[SurveyResponse, Template]:
     """The keypad response and its template; NotFound for an unknown id."""
-    response = uow.session.get(SurveyResponse, response_id)
-    if response is None:
-        raise NotFound(f"No keypad survey {response_id}.")
+    response = get_or_not_found(uow.session, SurveyResponse, response_id, "keypad survey")
     template = get_template(uow, response.template_id, response.template_version)
     return response, domain_template(template)
 

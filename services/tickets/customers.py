@@ -70,31 +70,9 @@ def _primary_first(phone: str | None, phones: list[str] | None) -> list[str]:
     return list(dict.fromkeys(ordered))
 
 
-def create_customer(
-    uow: UnitOfWork,
-    *,
-    name: str,
-    phone: str | None = None,
-    email: str | None = None,
-    phones: list[str] | None = None,
-    time_zone: str | None = None,
-    do_not_call: bool = False,
-    marketing_consent: bool = False,
-    language: str | None = None,
-) -> Customer:
-    """Numbers arrive in E.164 (the API normalises them); the first is the primary one. The time
-    zone and the language default from the primary number's country."""
-    customer = new_customer(
-        uow,
-        name=name,
-        phone=phone,
-        email=email,
-        phones=phones,
-        time_zone=time_zone,
-        do_not_call=do_not_call,
-        marketing_consent=marketing_consent,
-        language=language,
-    )
+def create_customer(uow: UnitOfWork, **fields) -> Customer:
+    """A new customer from ``new_customer``'s fields, committed."""
+    customer = new_customer(uow, **fields)
     uow.commit()
     return customer
 
@@ -111,7 +89,9 @@ def new_customer(
     marketing_consent: bool = False,
     language: str | None = None,
 ) -> Customer:
-    """create_customer without the commit, for use cases that do more in the same transaction."""
+    """A new customer, announced, not committed (``create_customer`` commits; other use cases do
+    more in the same transaction). Numbers arrive in E.164 (the API normalises them); the first is
+    the primary one. The time zone and the language default from the primary number's country."""
     numbers = _primary_first(phone, phones)
     if time_zone is None and numbers:
         time_zone = time_zone_of(numbers[0])

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
 
-from shared.errors import Conflict, Invalid, NotFound
+from shared.db import get_or_not_found
+from shared.errors import Conflict, Invalid
 from shared.models import utcnow
 from shared.unit_of_work import UnitOfWork
 
@@ -199,9 +200,7 @@ def wrap_up(
     """
     now = now or utcnow()
     expire_timers(uow, config, now)
-    call = uow.session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"No call {call_id}.")
+    call = get_or_not_found(uow.session, Call, call_id, "call")
     uow.session.refresh(call)
     if only_agent is not None and call.agent_id != only_agent:
         raise PermissionError(call_id)

@@ -29,8 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from shared.db import is_postgresql
-from shared.errors import Conflict, NotFound
+from shared.db import get_or_not_found, is_postgresql
+from shared.errors import Conflict
 from shared.models import utcnow
 from shared.phones import to_e164_or_none
 from shared.unit_of_work import UnitOfWork
@@ -167,9 +167,7 @@ def _routing_defaults(agent_id: str) -> dict:
 
 
 def _agent(session: Session, agent_id: str) -> Agent:
-    agent = session.get(Agent, agent_id)
-    if agent is None:
-        raise NotFound(f"No agent {agent_id}.")
+    agent = get_or_not_found(session, Agent, agent_id, "agent")
     return agent
 
 
@@ -440,9 +438,7 @@ def retry_queued_call(
 ) -> Decision:
     """A waiting caller asks again (Twilio's wait URL, a repeated ``call.ringing``): an agent, or the position."""
     now = now or utcnow()
-    call = uow.session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"No call {call_id}.")
+    call = get_or_not_found(uow.session, Call, call_id, "call")
     decision = _current_decision(uow, call, config, now, rng)
     uow.commit()
     return decision
@@ -498,9 +494,7 @@ def leave_queue(
     go) dials a reserved agent, puts the caller back in line, or, past the queue's maximum wait,
     ends the call as timed out; ``hangup`` is the caller's abandon; ``queue-full`` and errors end
     it as timed out; anything else (bridged, redirected) went on elsewhere."""
-    call = uow.session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"No call {call_id}.")
+    call = get_or_not_found(uow.session, Call, call_id, "call")
     left_at = left_queue_at(call, queue_time)
     if result == "leave":
         decision = retry_queued_call(uow, call_id, config)
@@ -665,9 +659,7 @@ def reroute_after_failed_offer(
     """
     now = now or utcnow()
     session = uow.session
-    call = session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"No call {call_id}.")
+    call = get_or_not_found(session, Call, call_id, "call")
     if offer_round == call.offer_round and call.answered_at is None and call.result is None:
         for agent_id in list(call.offered_to or []):
             _offer_missed(uow, call, agent_id, config, now)

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from shared.errors import NotFound
+from shared.db import get_or_not_found
 from shared.event_catalog import CALL_REASONS
 from shared.models import utcnow
 from shared.schemas import page_of
@@ -31,9 +31,7 @@ def find_call(uow: UnitOfWork, call_id: str) -> Call | None:
 
 
 def get_call(uow: UnitOfWork, call_id: str) -> Call:
-    call = uow.session.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"No call {call_id}.")
+    call = get_or_not_found(uow.session, Call, call_id, "call")
     return call
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from shared.config import Settings
-from shared.db import is_postgresql
+from shared.db import get_or_not_found, is_postgresql
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import isoformat_utc
 from shared.models import new_id, utcnow
@@ -75,9 +75,7 @@ def register_agent(uow: UnitOfWork, agent_id: str, name: str, skills: list[str])
 
 
 def get_agent(uow: UnitOfWork, agent_id: str) -> Agent:
-    agent = uow.session.get(Agent, agent_id)
-    if agent is None:
-        raise NotFound(f"No agent {agent_id}.")
+    agent = get_or_not_found(uow.session, Agent, agent_id, "agent")
     return agent
 
 
@@ -102,9 +100,7 @@ def create_campaign(uow: UnitOfWork, **values) -> Campaign:
 
 
 def get_campaign(uow: UnitOfWork, campaign_id: str) -> Campaign:
-    campaign = uow.session.get(Campaign, campaign_id)
-    if campaign is None:
-        raise NotFound(f"No campaign {campaign_id}.")
+    campaign = get_or_not_found(uow.session, Campaign, campaign_id, "campaign")
     return campaign
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from shared.errors import NotFound
+from shared.db import get_or_not_found
 from shared.schemas import page_of
 from shared.unit_of_work import UnitOfWork
 
@@ -69,9 +69,7 @@ def list_entries(
 
 
 def get_entry(uow: UnitOfWork, entry_id: str) -> tuple[CallEntry, list[CallAttempt]]:
-    entry = uow.session.get(CallEntry, entry_id)
-    if entry is None:
-        raise NotFound(f"No call-list entry {entry_id}.")
+    entry = get_or_not_found(uow.session, CallEntry, entry_id, "call-list entry")
     history = uow.session.scalars(
         select(CallAttempt).where(CallAttempt.entry_id == entry_id).order_by(CallAttempt.attempt)
     ).all()
