@@ -314,8 +314,6 @@ def _tickets_requests(days: int, limit: int, offset: int) -> tuple[list[dict], i
     if answer.status_code != 200:
         raise UpstreamUnavailable("tickets", f"answered {answer.status_code}", answer)
     body = answer.json()
-    if isinstance(body, list):  # a tickets service whose lists are not pages yet: all it gives
-        return body, len(body)
     return body["items"], body["total"]
 
 
