@@ -177,6 +177,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def records(session: Session, statement) -> list[dict]:
+    """Every row ``statement`` selects, as :func:`as_record`: one list of an export."""
+    return [as_record(row) for row in session.scalars(statement)]
+
+
 def as_record(row, exclude: tuple[str, ...] = ()) -> dict:
     """A model row as JSON-ready values, every column (an export hides nothing it holds)."""
     record = {}

@@ -190,6 +190,18 @@ def resolve_customer_id(session: Session, replica_model, customer_id: str) -> st
     return customer_id
 
 
+def merged_customer_ids(session: Session, replica_model, customer_id: str) -> list[str]:
+    """The customer and every duplicate merged into them, however deep (the replicas keep the
+    redirects): whose records an export or an erasure must cover."""
+    ids, frontier = [customer_id], [customer_id]
+    while frontier:
+        frontier = list(
+            session.scalars(select(replica_model.customer_id).where(replica_model.merged_into_id.in_(frontier)))
+        )
+        ids += [each for each in frontier if each not in ids]
+    return ids
+
+
 def find_customers_by_phone(session: Session, replica_model, phone_model, e164: str) -> list:
     """Replicated customers (not merged away) with this number, primary holders first."""
     rows = session.execute(

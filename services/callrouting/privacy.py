@@ -22,8 +22,10 @@ from shared.privacy import (
     erasure_handler,
     hash_secret,
     number_hash,
+    records,
     scrub_customer_replicas,
 )
+from shared.replicas import merged_customer_ids
 
 from .models import (
     Call,
@@ -41,52 +43,25 @@ OPEN_ENTRY_STATES = ("pending", "leased")
 
 
 def export_customer(session: Session, customer_id: str) -> dict:
-    ids = _ids_of(session, customer_id)
+    ids = merged_customer_ids(session, CustomerReplica, customer_id)
     calls = list(session.scalars(select(Call).where(Call.customer_id.in_(ids)).order_by(Call.received_at)))
     call_ids = [call.call_id for call in calls]
     return {
-        "customer_replicas": [
-            as_record(row)
-            for row in session.scalars(select(CustomerReplica).where(CustomerReplica.customer_id.in_(ids)))
-        ],
+        "customer_replicas": records(session, select(CustomerReplica).where(CustomerReplica.customer_id.in_(ids))),
         "calls": [as_record(call) for call in calls],
-        "call_callbacks": [
-            as_record(row)
-            for row in session.scalars(
-                select(CallCallback).where(CallCallback.record_call_id.in_(call_ids)).order_by(CallCallback.callback_id)
-            )
-        ],
-        "call_entries": [
-            as_record(row)
-            for row in session.scalars(
-                select(CallEntry).where(CallEntry.customer_id.in_(ids)).order_by(CallEntry.created_at)
-            )
-        ],
-        "call_attempts": [
-            as_record(row)
-            for row in session.scalars(
-                select(CallAttempt).where(CallAttempt.customer_id.in_(ids)).order_by(CallAttempt.ended_at)
-            )
-        ],
-        "do_not_call": [
-            as_record(row) for row in session.scalars(select(DoNotCall).where(DoNotCall.customer_id.in_(ids)))
-        ],
-        "customer_contacts": [
-            as_record(row)
-            for row in session.scalars(select(CustomerContact).where(CustomerContact.customer_id.in_(ids)))
-        ],
+        "call_callbacks": records(
+            session,
+            select(CallCallback).where(CallCallback.record_call_id.in_(call_ids)).order_by(CallCallback.callback_id),
+        ),
+        "call_entries": records(
+            session, select(CallEntry).where(CallEntry.customer_id.in_(ids)).order_by(CallEntry.created_at)
+        ),
+        "call_attempts": records(
+            session, select(CallAttempt).where(CallAttempt.customer_id.in_(ids)).order_by(CallAttempt.ended_at)
+        ),
+        "do_not_call": records(session, select(DoNotCall).where(DoNotCall.customer_id.in_(ids))),
+        "customer_contacts": records(session, select(CustomerContact).where(CustomerContact.customer_id.in_(ids))),
     }
-
-
-def _ids_of(session: Session, customer_id: str) -> list[str]:
-    """The customer and the duplicates merged into them (replicas keep the redirect)."""
-    ids, frontier = [customer_id], [customer_id]
-    while frontier:
-        frontier = list(
-            session.scalars(select(CustomerReplica.customer_id).where(CustomerReplica.merged_into_id.in_(frontier)))
-        )
-        ids += [each for each in frontier if each not in ids]
-    return ids
 
 
 def erase_customer(session: Session, data: dict) -> None:

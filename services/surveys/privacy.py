@@ -10,7 +10,8 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.privacy import as_record, erased_customer_ids, erasure_handler, scrub_customer_replicas
+from shared.privacy import as_record, erased_customer_ids, erasure_handler, records, scrub_customer_replicas
+from shared.replicas import merged_customer_ids
 
 from .models import (
     CustomerReplica,
@@ -24,18 +25,8 @@ from .models import (
 )
 
 
-def _ids_of(session: Session, customer_id: str) -> list[str]:
-    ids, frontier = [customer_id], [customer_id]
-    while frontier:
-        frontier = list(
-            session.scalars(select(CustomerReplica.customer_id).where(CustomerReplica.merged_into_id.in_(frontier)))
-        )
-        ids += [each for each in frontier if each not in ids]
-    return ids
-
-
 def export_customer(session: Session, customer_id: str) -> dict:
-    ids = _ids_of(session, customer_id)
+    ids = merged_customer_ids(session, CustomerReplica, customer_id)
     responses = list(
         session.scalars(
             select(SurveyResponse).where(SurveyResponse.customer_id.in_(ids)).order_by(SurveyResponse.started_at)
@@ -44,7 +35,7 @@ def export_customer(session: Session, customer_id: str) -> dict:
     response_ids = [response.response_id for response in responses]
 
     def rows(model, *where):
-        return [as_record(row) for row in session.scalars(select(model).where(*where))]
+        return records(session, select(model).where(*where))
 
     return {
         "customer_replicas": rows(CustomerReplica, CustomerReplica.customer_id.in_(ids)),

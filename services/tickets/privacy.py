@@ -21,7 +21,16 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from shared.errors import Conflict, NotFound
-from shared.privacy import ERASED_NAME, ERASED_TEXT, apply_erasure, as_record, erased_customer_ids, number_hash, utcnow
+from shared.privacy import (
+    ERASED_NAME,
+    ERASED_TEXT,
+    apply_erasure,
+    as_record,
+    erased_customer_ids,
+    number_hash,
+    records,
+    utcnow,
+)
 from shared.schemas import page_of
 from shared.unit_of_work import UnitOfWork
 
@@ -57,35 +66,21 @@ def export_customer(session: Session, customer_id: str) -> dict:
     ticket_ids = [ticket.id for ticket in tickets]
     return {
         "customers": [as_record(customer) for customer in customers],
-        "phones": [
-            as_record(phone)
-            for phone in session.scalars(
-                select(CustomerPhone).where(CustomerPhone.customer_id.in_(ids)).order_by(CustomerPhone.position)
-            )
-        ],
-        "purchases": [
-            as_record(purchase)
-            for purchase in session.scalars(
-                select(Purchase).where(Purchase.customer_id.in_(ids)).order_by(Purchase.purchased_at)
-            )
-        ],
+        "phones": records(
+            session, select(CustomerPhone).where(CustomerPhone.customer_id.in_(ids)).order_by(CustomerPhone.position)
+        ),
+        "purchases": records(
+            session, select(Purchase).where(Purchase.customer_id.in_(ids)).order_by(Purchase.purchased_at)
+        ),
         "tickets": [as_record(ticket) for ticket in tickets],
-        "ticket_comments": [
-            as_record(comment)
-            for comment in session.scalars(
-                select(TicketComment).where(TicketComment.ticket_id.in_(ticket_ids)).order_by(TicketComment.created_at)
-            )
-        ],
-        "ticket_history": [
-            as_record(change)
-            for change in session.scalars(
-                select(TicketChange).where(TicketChange.ticket_id.in_(ticket_ids)).order_by(TicketChange.id)
-            )
-        ],
-        "privacy_requests": [
-            as_record(request)
-            for request in session.scalars(select(PrivacyRequest).where(PrivacyRequest.customer_id.in_(ids)))
-        ],
+        "ticket_comments": records(
+            session,
+            select(TicketComment).where(TicketComment.ticket_id.in_(ticket_ids)).order_by(TicketComment.created_at),
+        ),
+        "ticket_history": records(
+            session, select(TicketChange).where(TicketChange.ticket_id.in_(ticket_ids)).order_by(TicketChange.id)
+        ),
+        "privacy_requests": records(session, select(PrivacyRequest).where(PrivacyRequest.customer_id.in_(ids))),
     }
 
 
