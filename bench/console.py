@@ -203,7 +203,10 @@ def run(processes, env: dict[str, str], var_dir: Path) -> dict:
 
     bare, bare_unqueued = bare_figures(processes, env, "console-bare")
 
-    phone_env = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PROXY_HOPS": "1"}
+    # Signatures checked against the URL the gateway (one proxy hop) was called at, rebuilt from its
+    # X-Forwarded-* headers: development mode, since the gateway's port (the URL a production
+    # PUBLIC_BASE_URL would pin) is only chosen below. Without either, every webhook is a 403.
+    phone_env = {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "PROXY_HOPS": "1", "CALLCENTER_ENV": "development"}
     relay = processes.start(
         "console-callrouting-relay",
         [sys.executable, "-m", "services.callrouting.worker", "relay"],
