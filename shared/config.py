@@ -8,6 +8,7 @@ service a database of its own. With neither, SQLite files under ``var/`` are use
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,3 +147,10 @@ class Settings:
             max_body_bytes=int(env.get("MAX_BODY_BYTES", str(1024 * 1024))),
             development=env.get("CALLCENTER_ENV", "production") == "development",
         )
+
+
+@functools.cache
+def process_settings(service: str) -> Settings:
+    """This process's own settings for code that has none at hand (an event handler): read from
+    the environment once, not on every event. ``option()`` still reads the environment each time."""
+    return Settings.from_env(service)

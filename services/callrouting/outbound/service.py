@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
+from shared.config import Settings, process_settings
 from shared.db import get_or_not_found, is_postgresql
 from shared.errors import Conflict, Invalid, NotFound
 from shared.events import isoformat_utc
@@ -50,8 +50,8 @@ def default_time_zone(settings: Settings | None = None) -> str:
     """``CALLROUTING_DEFAULT_TZ``: the zone of a customer whose zone is unknown (not yet replicated...).
 
     Read through the service's :class:`Settings` (an event handler has none at hand: then the
-    process's own, from the environment; only this rare path pays for reading them)."""
-    return (settings or Settings.from_env("callrouting")).option("CALLROUTING_DEFAULT_TZ", DEFAULT_TIME_ZONE)
+    process's own, read once: every purchase of a customer not yet replicated comes this way)."""
+    return (settings or process_settings("callrouting")).option("CALLROUTING_DEFAULT_TZ", DEFAULT_TIME_ZONE)
 
 
 def _dialect_insert(session: Session):
