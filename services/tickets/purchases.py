@@ -20,7 +20,8 @@ from .models import (
 )
 
 
-def purchase_view(purchase: Purchase) -> dict:
+def purchase_view(purchase: Purchase, recorded_at: datetime | None = None) -> dict:
+    """A purchase as the API and the seed write it (``recorded_at``: when it was recorded, if not the row's)."""
     return {
         "id": purchase.id,
         "customer_id": purchase.customer_id,
@@ -31,7 +32,7 @@ def purchase_view(purchase: Purchase) -> dict:
         "purchased_at": purchase.purchased_at,
         "source": purchase.source,
         "order_ref": purchase.order_ref,
-        "recorded_at": purchase.recorded_at,
+        "recorded_at": recorded_at or purchase.recorded_at,
     }
 
 

@@ -21,6 +21,7 @@ from shared.unit_of_work import UnitOfWork
 from . import domain, sla
 from .domain import search_form
 from .models import Counter, Customer, CustomerPhone, Purchase, Ticket, TicketChange, TicketComment
+from .purchases import purchase_view
 
 BREACH_JOB_LAG = timedelta(seconds=30)  # how long after a due time the breach job notices (SLA_CHECK_SECONDS)
 
@@ -82,18 +83,7 @@ def _customer_row(customer) -> dict:
 
 
 def _purchase_row(purchase) -> dict:
-    return {
-        "id": purchase.id,
-        "customer_id": purchase.customer_id,
-        "sku": purchase.sku,
-        "product": purchase.product,
-        "amount": purchase.amount,
-        "currency": purchase.currency,
-        "purchased_at": purchase.purchased_at,
-        "source": purchase.source,
-        "order_ref": purchase.order_ref,
-        "recorded_at": purchase.purchased_at + timedelta(seconds=1),
-    }
+    return purchase_view(purchase, recorded_at=purchase.purchased_at + timedelta(seconds=1))
 
 
 def _ticket_row(ticket, number: int, policies: dict, calendar, now: datetime) -> dict:

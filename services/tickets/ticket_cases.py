@@ -301,18 +301,7 @@ def update_ticket(
         ticket.updated_at = now
     uow.session.flush()
     if changed:
-        uow.publish(
-            "ticket.updated",
-            {
-                "ticket_id": ticket.id,
-                "customer_id": ticket.customer_id,
-                "actor_id": actor_id,
-                "changes": {
-                    name: {"old": domain.iso(change["old"]), "new": domain.iso(change["new"])}
-                    for name, change in changed.items()
-                },
-            },
-        )
+        _announce_update(uow, ticket, actor_id, changed)
     if ticket.status != old_status:
         _announce_status(uow, ticket, old_status, actor_id, now)
     uow.commit()
@@ -395,6 +384,11 @@ def first_response(uow: UnitOfWork, ticket: Ticket, at: datetime, actor_id: str 
     for name, change in changed.items():
         record_change(uow, ticket, actor_id, at, name, change["old"], change["new"])
     uow.session.flush()
+    _announce_update(uow, ticket, actor_id, changed)
+
+
+def _announce_update(uow: UnitOfWork, ticket: Ticket, actor_id: str | None, changed: dict) -> None:
+    """``ticket.updated`` with each changed field's old and new value (as text)."""
     uow.publish(
         "ticket.updated",
         {
@@ -402,7 +396,8 @@ def first_response(uow: UnitOfWork, ticket: Ticket, at: datetime, actor_id: str 
             "customer_id": ticket.customer_id,
             "actor_id": actor_id,
             "changes": {
-                name: {"old": domain.iso(c["old"]), "new": domain.iso(c["new"])} for name, c in changed.items()
+                name: {"old": domain.iso(change["old"]), "new": domain.iso(change["new"])}
+                for name, change in changed.items()
             },
         },
     )
