@@ -19,6 +19,7 @@ The consumer takes what the prefetch window has already delivered (up to
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -187,11 +188,10 @@ class Consumer:
         finally:
             self._received = []  # unacked: the broker redelivers them
             for closable in (connection, self._publisher and self._publisher.connection):
-                try:
+                # closing a broken connection may fail too; the loop reconnects either way
+                with contextlib.suppress(pika.exceptions.AMQPError):
                     if closable is not None and closable.is_open:
                         closable.close()
-                except pika.exceptions.AMQPError:
-                    pass
 
     def _interrupted(self, error: Exception) -> None:
         if isinstance(error, DatabaseUnavailable):

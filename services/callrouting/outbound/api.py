@@ -103,8 +103,7 @@ class CampaignOut(Schema):
     updated_at = Timestamp()
 
 
-class AgentQuery(page_args(name="AgentQuery")):
-    pass
+AgentQuery = page_args(name="AgentQuery")
 
 
 AgentPage = page_schema(AgentOut, "AgentPage")
