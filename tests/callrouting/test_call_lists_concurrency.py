@@ -6,12 +6,12 @@ from __future__ import annotations
 import multiprocessing
 from collections import Counter
 
-from scipy.stats import chisquare
 from sqlalchemy import func, select
 
 from services.callrouting.models import CallAttempt, CallEntry
 from shared.db import Database
 from tests.callrouting.call_list_support import load_due_entries, make_agent, make_campaign, next_call, record_outcome
+from tests.support.uniformity import assert_uniform
 
 AGENTS = 32
 ROUNDS = 25
@@ -95,21 +95,25 @@ def test_32_agents_in_parallel_processes_drain_a_pool_losing_no_entry(database_f
     assert len(attempts) == len(loaded) and all(owner[entry] == agent for entry, agent in attempts)
 
 
-# The hand-out is drawn from os.urandom, never a fixed seed, so this test can fail by chance
-# (p < 0.001: once in a thousand runs) when the pick is uniform. It has power: picking the
-# first shuffle key after a random point, the obvious cheap way, favours the entries behind
-# wide gaps between keys by about ±100% on 20 entries, and fails it by a chi-square of
-# thousands (tests/callrouting/test_call_lists_domain.py shows the same test rejecting it).
+# The hand-out is drawn from os.urandom, never a fixed seed (tests/support/uniformity.py says why
+# the test still fails by chance only once in a million runs). It has power: picking the first
+# shuffle key after a random point, the obvious cheap way, favours the entries behind wide gaps
+# between keys by about ±100% on 20 entries, and fails it by a chi-square of thousands
+# (tests/callrouting/test_call_lists_domain.py shows the same test rejecting it).
 def test_the_hand_out_order_is_uniformly_random(database_factory):
     database = database_factory.migrated("callrouting")
     campaign = make_campaign(database)
     make_agent(database)
     loaded = load_due_entries(database, campaign.campaign_id, 20)
     draws = 1200  # 60 per entry
-    counts = Counter()
-    for _ in range(draws):
-        # A lease of 0 s has lapsed by the next request: each draw is made from all 20 again.
-        handed = next_call(database, "agent-1", lease_seconds=0)
-        counts[handed.entry.entry_id] += 1
-    assert set(counts) == set(loaded)
-    assert chisquare([counts[entry] for entry in loaded]).pvalue > 0.001
+
+    def draw_counts() -> list[int]:
+        counts = Counter()
+        for _ in range(draws):
+            # A lease of 0 s has lapsed by the next request: each draw is made from all 20 again.
+            handed = next_call(database, "agent-1", lease_seconds=0)
+            counts[handed.entry.entry_id] += 1
+        assert set(counts) == set(loaded)
+        return [counts[entry] for entry in loaded]
+
+    assert_uniform(draw_counts)

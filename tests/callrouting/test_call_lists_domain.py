@@ -10,6 +10,7 @@ import pytest
 from scipy.stats import chisquare
 
 from services.callrouting.outbound import domain
+from tests.support.uniformity import assert_uniform
 
 WEEKDAYS_9_TO_8 = {**{d: ["09:00", "20:00"] for d in ("mon", "tue", "wed", "thu", "fri")}, "sat": ["10:00", "16:00"]}
 
@@ -179,16 +180,27 @@ def chi_square_p(counts: Counter, cells: list[str]) -> float:
     return chisquare([counts[cell] for cell in cells]).pvalue
 
 
-# Unseeded on purpose: a fixed seed could make any picker pass. The test fails by chance once in
-# a thousand runs (p < 0.001) when the pick is uniform.
+def deciles_of(picks: list[str], pool: Pool) -> list[int]:
+    """Which tenth of the key order each pick falls in: uniformity over many entries."""
+    order = {entry: index for index, entry in enumerate(sorted(pool.keys, key=pool.keys.get))}
+    tenths = Counter(order[pick] * 10 // len(order) for pick in picks)
+    return [tenths[d] for d in range(10)]
+
+
+# Unseeded on purpose: a fixed seed could make any picker pass (tests/support/uniformity.py says
+# how the test still fails by chance only once in a million runs).
 def test_the_pick_is_uniform_over_the_eligible_entries():
     rng = random.Random()
     pool = Pool(20, rng)
-    counts = Counter(
-        domain.pick_uniformly(len(pool.keys), pool.fetch_slices, pool.draw_exactly, rng) for _ in range(DRAWS)
-    )
-    assert sum(counts.values()) == DRAWS and None not in counts
-    assert chi_square_p(counts, list(pool.keys)) > 0.001
+
+    def draw_counts() -> list[int]:
+        counts = Counter(
+            domain.pick_uniformly(len(pool.keys), pool.fetch_slices, pool.draw_exactly, rng) for _ in range(DRAWS)
+        )
+        assert sum(counts.values()) == DRAWS and None not in counts
+        return [counts[entry] for entry in pool.keys]
+
+    assert_uniform(draw_counts)
 
 
 def test_the_same_test_rejects_the_naive_first_key_after_a_random_point():
@@ -203,30 +215,40 @@ def test_a_large_pool_is_picked_from_slices_without_scanning_it():
     rng = random.Random()
     pool = Pool(5000, rng, eligible=lambda n: n % 3 == 0)  # a third of them callable now
     draws = 500
-    picks = [domain.pick_uniformly(len(pool.keys), pool.fetch_slices, pool.draw_exactly, rng) for _ in range(draws)]
-    assert set(picks) <= set(pool.keys)
-    assert pool.exact == 0  # never fell back to counting the whole pool
-    assert pool.reads / draws < 2  # three slices a read, each accepted with probability 48/128
-    # Uniform over many entries: which tenth of the key order a pick falls in.
-    order = {entry: index for index, entry in enumerate(sorted(pool.keys, key=pool.keys.get))}
-    deciles = Counter(order[pick] * 10 // len(order) for pick in picks)
-    assert chisquare([deciles[d] for d in range(10)]).pvalue > 0.001
+
+    def draw_counts() -> list[int]:
+        pool.reads = 0
+        picks = [domain.pick_uniformly(len(pool.keys), pool.fetch_slices, pool.draw_exactly, rng) for _ in range(draws)]
+        assert set(picks) <= set(pool.keys)
+        assert pool.exact == 0  # never fell back to counting the whole pool
+        assert pool.reads / draws < 2  # three slices a read, each accepted with probability 48/128
+        return deciles_of(picks, pool)
+
+    assert_uniform(draw_counts)
 
 
 def test_a_stale_estimate_costs_tries_or_an_exact_draw_but_stays_uniform():
     rng = random.Random()
-    pool = Pool(20, rng)
-    # Far too large: slices are nearly always empty, the tries run out, the exact draw decides.
-    too_large = Counter(domain.pick_uniformly(4000, pool.fetch_slices, pool.draw_exactly, rng) for _ in range(DRAWS))
-    assert pool.exact > DRAWS / 2
-    assert chi_square_p(too_large, list(pool.keys)) > 0.001
-    # Far too small: a slice holds more than the cap, and the exact draw decides.
-    pool = Pool(400, rng)
-    too_small = [domain.pick_uniformly(40, pool.fetch_slices, pool.draw_exactly, rng) for _ in range(DRAWS)]
-    assert pool.exact == DRAWS
-    order = {entry: index for index, entry in enumerate(sorted(pool.keys, key=pool.keys.get))}
-    deciles = Counter(order[pick] * 10 // len(order) for pick in too_small)
-    assert chisquare([deciles[d] for d in range(10)]).pvalue > 0.001
+    small = Pool(20, rng)
+
+    def too_large() -> list[int]:
+        # Far too large: slices are nearly always empty, the tries run out, the exact draw decides.
+        small.exact = 0
+        counts = Counter(domain.pick_uniformly(4000, small.fetch_slices, small.draw_exactly, rng) for _ in range(DRAWS))
+        assert small.exact > DRAWS / 2
+        return [counts[entry] for entry in small.keys]
+
+    assert_uniform(too_large)
+    large = Pool(400, rng)
+
+    def too_small() -> list[int]:
+        # Far too small: a slice holds more than the cap, and the exact draw decides.
+        large.exact = 0
+        picks = [domain.pick_uniformly(40, large.fetch_slices, large.draw_exactly, rng) for _ in range(DRAWS)]
+        assert large.exact == DRAWS
+        return deciles_of(picks, large)
+
+    assert_uniform(too_small)
 
 
 def test_an_empty_pool_gives_nothing():

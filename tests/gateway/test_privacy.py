@@ -151,12 +151,19 @@ def reports_of(stack, people, day):
     return report, metrics
 
 
+def contacts_reached(stack, people, day) -> int:
+    metrics = ok(stack.client.get(f"/api/surveys/survey-metrics?from={day}&to={day}", headers=people["supervisor"]))
+    return sum(group["contacts"]["reached"] for group in metrics["groups"])
+
+
 def test_export_erase_and_audit_end_to_end(stack, people):
     made = a_customer_with_every_kind_of_record(stack, people)
     api, cid = stack.client, made["customer"]["id"]
     today = datetime.now(UTC).date().isoformat()
     # every event the records caused has been applied before the figures are taken
     wait_for(lambda: ok(api.get(f"/api/surveys/customers/{cid}/surveys", headers=people["admin"]))["recent"])
+    # the call's outcome reaches surveys as an event of its own, apart from the response
+    wait_for(lambda: contacts_reached(stack, people, today) == 1, what="surveys counted the follow-up call")
     ok(api.get(f"/api/customers/{cid}/view", headers=people["agent"]))
     before = reports_of(stack, people, today)
     assert before[0]["calls"]["totals"]["answered"] == 1 and before[0]["tickets"]["opened"]["total"] == 1

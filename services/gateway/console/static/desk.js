@@ -1,6 +1,9 @@
 // The desk's keyboard helpers. The survey: inside a question, a digit key picks the score (1-9,
 // 0 for 10) and moves focus to the next question (after the last, to the comment); Enter
-// submits from a score, Ctrl+Enter from the comment. A new panel in the work area gets focus.
+// submits from a score, Ctrl+Enter from the comment. A new panel in the work area gets focus at
+// once, so that the first keys land; htmx binds a swapped-in form's hx-post only once the swap has
+// settled (20 ms later), so a survey sent before that is bound first (else the browser would send
+// it natively, as a GET of the desk).
 // A callback time typed in the browser's local time goes to the server with its UTC offset.
 // The wrap-up's ticket subject names the reason picked.
 (function () {
@@ -15,17 +18,22 @@
     if (radio) radio.focus();
   }
 
+  function send(form) {
+    if (window.htmx) window.htmx.process(form);  // idempotent: a form already bound stays as it is
+    form.requestSubmit();
+  }
+
   function onSurveyKey(event) {
     var target = event.target;
     var form = target.closest && target.closest("form.survey-form");
     if (!form || event.altKey || event.metaKey) return;
     if (event.key === "Enter" && target.tagName === "TEXTAREA") {
-      if (event.ctrlKey) { event.preventDefault(); form.requestSubmit(); }
+      if (event.ctrlKey) { event.preventDefault(); send(form); }
       return;
     }
     var fieldset = target.closest("fieldset.question");
     if (!fieldset || event.ctrlKey) return;
-    if (event.key === "Enter") { event.preventDefault(); form.requestSubmit(); return; }
+    if (event.key === "Enter") { event.preventDefault(); send(form); return; }
     if (!/^[0-9]$/.test(event.key)) return;
     event.preventDefault();
     var value = event.key === "0" ? "10" : event.key;
