@@ -56,6 +56,7 @@ figures are the ceilings the brief expects on a 2-core machine, to spot a sick m
 
 Service scenarios (tickets, call lists, inbound calls, surveys, gateway view, console, mail) follow,
 then ``replicas`` (two replicas on PostgreSQL and a 3-node cluster beside one; bench/replicas.py);
+at the end ``durable_writes`` (the disk's fsync, and the same writes on SQLite and on a durable PostgreSQL);
 each says what it measures in its own module's docstring.
 
 Staffing (a day's report over 1M calls) and erasure (applied in every service) are in
@@ -87,6 +88,7 @@ from pathlib import Path
 from bench import (
     call_lists,
     console,
+    durable_writes,
     gateway_view,
     httpload,
     inbound_calls,
@@ -121,6 +123,7 @@ SCENARIOS = [
     ("staffing_day", staffing.run),
     ("erasure", staffing.run_erasure),
     ("mail", mail.run),
+    ("durable_writes", durable_writes.run),
 ]
 TUNABLES = ("RELAY_BATCH_SIZE", "RELAY_POLL_INTERVAL", "CONSUMER_PREFETCH", "WEB_CONCURRENCY", "LOG_LEVEL")
 

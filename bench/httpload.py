@@ -13,6 +13,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import profile
 from bench.procs import VENV_BIN, BenchError, Processes, free_port, say, wait_for_http, wrk_header_args
 
 WRK_ARGS = ["--latency", "-t2", "-c32"]
@@ -74,7 +75,9 @@ def wrk(url: str, script: Path | None = None, duration_s: int = DURATION_S) -> W
 
 def measure(name: str, url: str, script: Path | None = None) -> WrkResult:
     wrk(url, script, duration_s=WARMUP_S)  # every gunicorn worker loaded and warm
-    result = wrk(url, script)
+    with profile.sampled(name, DURATION_S) as sampling:
+        result = wrk(url, script)
+        sampling.requests = result.requests
     say(f"{name}: {result.requests_per_s:,.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
     if result.non_2xx > 0.01 * result.requests:
         raise BenchError(f"{name}: {result.non_2xx} of {result.requests} responses were not 2xx")

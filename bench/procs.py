@@ -56,9 +56,12 @@ def free_port() -> int:
 class Processes:
     """The long-running children of one bench run."""
 
+    current: Processes | None = None  # the run's, for bench/profile.py
+
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.running: list[tuple[str, subprocess.Popen]] = []
+        Processes.current = self
 
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
@@ -70,6 +73,10 @@ class Processes:
             log.close()
         self.running.append((name, process))
         return process
+
+    def servers(self) -> list[tuple[str, subprocess.Popen]]:
+        """The gunicorn masters running now."""
+        return [(name, p) for name, p in self.running if Path(p.args[0]).name == "gunicorn" and p.poll() is None]
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"

@@ -29,6 +29,7 @@ from shared.auth import AccessControl, AccessRule, InternalTokens, User, interna
 from shared.config import Settings
 from shared.db import Database, Migrations, migrate
 from shared.errors import DomainError
+from shared.json_provider import OrjsonProvider
 from shared.logs import configure_logging, correlation_id, new_id
 from shared.problems import (
     PROBLEM_JSON,
@@ -148,6 +149,7 @@ def create_service_app(
     """
     configure_logging(settings.service, settings.log_level)
     app = Flask(settings.service, static_folder=static_folder)
+    app.json = OrjsonProvider(app)
     app.config.update(
         API_TITLE=title,
         API_VERSION="1.0",
@@ -155,7 +157,6 @@ def create_service_app(
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={"info": {"description": description}},
-        JSON_SORT_KEYS=False,
         # werkzeug refuses to read more (413); _start refuses a declared length above it at once.
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
     )

@@ -8,11 +8,12 @@ served from here too, at ``/``.
 from __future__ import annotations
 
 from shared.config import Settings
+from shared.group_commit import GroupCommit
 from shared.web import create_service_app
 
 from . import auth_api, console, docs, live, privacy, proxy, reports, users, view
 from .api import customer_replicas
-from .models import MIGRATIONS
+from .models import MIGRATIONS, AuditEntry
 from .upstream import Upstreams
 
 PARTS = (auth_api, proxy, view, reports, live, docs, privacy)
@@ -43,5 +44,6 @@ def create_app(settings: Settings | None = None):
         denied=console.denied,
     )
     app.extensions["upstreams"] = Upstreams(settings, app.extensions["internal_tokens"])
+    app.extensions["audit_log"] = GroupCommit(app.extensions["database"], AuditEntry.__table__)
     console.i18n.init_app(app)
     return app

@@ -30,8 +30,7 @@ from shared.auth import User, acting_user, rule
 from shared.privacy import as_record, erasure_handler, scrub_customer_replicas
 from shared.problems import problem
 from shared.schemas import Timestamp, page, page_args, page_of, page_schema
-from shared.unit_of_work import UnitOfWork
-from shared.web import database, unit_of_work
+from shared.web import unit_of_work
 
 from .models import AuditEntry, CustomerReplica, CustomerReplicaPhone, PrivacyErasure
 from .reports import json_getter
@@ -52,8 +51,7 @@ SERVICES = (*BACKENDS, "gateway")
 # --- the audit log ---------------------------------------------------------------------------
 
 
-def record_audit(
-    uow: UnitOfWork,
+def audit_row(
     actor: User,
     action: str,
     customer_id: str | None,
@@ -61,29 +59,31 @@ def record_audit(
     request_id: str | None = None,
     at: datetime | None = None,
     **detail,
-) -> AuditEntry:
-    """Use case: one row of the audit log, by ``actor``, in ``uow`` (the caller commits). The log
-    is the gateway's own: nothing is announced."""
-    entry = AuditEntry(
-        at=at or datetime.now(UTC),
-        actor_id=actor.id,
-        actor_role=actor.role,
-        action=action,
-        customer_id=customer_id,
-        request_id=request_id,
-        detail=detail,
-    )
-    uow.session.add(entry)
-    return entry
+) -> dict:
+    """One row of the audit log (table ``audit_log``), by ``actor``. The log is the gateway's own:
+    nothing is announced."""
+    return {
+        "at": at or datetime.now(UTC),
+        "actor_id": actor.id,
+        "actor_role": actor.role,
+        "action": action,
+        "customer_id": customer_id,
+        "request_id": request_id,
+        "detail": detail,
+    }
 
 
 def audit(action: str, customer_id: str | None, **detail) -> None:
-    """Add one row to the audit log for the signed-in user, in its own transaction."""
+    """Add one row to the audit log for the signed-in user, committed before this returns.
+
+    Not in the request's unit of work (it must not claim the request's Idempotency-Key): the rows
+    of the requests of this process that audit at the same moment share one commit
+    (shared/group_commit.py), so that a look at a cached customer view does not wait in line for a
+    transaction of its own.
+    """
     request_id = g.get("request_id") if has_request_context() else None
-    # its own unit of work, not the request's: it must not claim the request's Idempotency-Key
-    with UnitOfWork(database(), source="gateway") as uow:
-        record_audit(uow, acting_user(), action, customer_id, request_id=request_id, **detail)
-        uow.commit()
+    row = audit_row(acting_user(), action, customer_id, request_id=request_id, **detail)
+    current_app.extensions["audit_log"].add(row)
 
 
 # --- what the gateway itself holds ---------------------------------------------------------------

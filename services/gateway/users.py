@@ -35,7 +35,7 @@ from urllib.parse import quote
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app, has_request_context, request
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import Forbidden  # a missing CSRF token: an HTTP-level check, not a use case's
 
@@ -129,20 +129,23 @@ def issue_token(
     return token
 
 
+# Built once: every request of the gateway is authenticated by it.
+_LIVE_TOKEN_OWNER = (
+    select(UserAccount.id, UserAccount.role)
+    .join(AuthToken, AuthToken.user_id == UserAccount.id)
+    .where(
+        AuthToken.token_hash == bindparam("token_hash"),
+        AuthToken.revoked_at.is_(None),
+        AuthToken.expires_at > bindparam("now", type_=AuthToken.expires_at.type),
+        UserAccount.active.is_(True),
+    )
+)
+
+
 def user_for_token(database: Database, token: str) -> User | None:
     """The active user a live (unexpired, unrevoked) token belongs to."""
-    query = (
-        select(UserAccount.id, UserAccount.role)
-        .join(AuthToken, AuthToken.user_id == UserAccount.id)
-        .where(
-            AuthToken.token_hash == token_digest(token),
-            AuthToken.revoked_at.is_(None),
-            AuthToken.expires_at > utcnow(),
-            UserAccount.active.is_(True),
-        )
-    )
     with database.reader.connect() as connection:  # a read: no write lock on SQLite
-        row = connection.execute(query).first()
+        row = connection.execute(_LIVE_TOKEN_OWNER, {"token_hash": token_digest(token), "now": utcnow()}).first()
     if row is None or row.role not in ALL_ROLES:
         return None
     return User(row.id, row.role)
@@ -503,11 +506,19 @@ def update_user(
     return account
 
 
-def set_preferences(database: Database, user_id: str, *, language: str | None, time_zone: str | None) -> UserAccount:
-    """The user's console language and time zone (None: follow the browser and the center)."""
+def set_preferences(
+    database: Database,
+    user_id: str,
+    *,
+    language: str | None,
+    time_zone: str | None,
+    phone_region: str | None = None,
+) -> UserAccount:
+    """The user's console language, time zone and the country of numbers typed without a country
+    code (None: follow the browser and the center)."""
     with database.sessions() as session:
         account = get_or_not_found(session, UserAccount, user_id, "user")
-        account.language, account.time_zone = language, time_zone
+        account.language, account.time_zone, account.phone_region = language, time_zone, phone_region
         session.commit()
     return account
 

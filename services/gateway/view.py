@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import orjson
 from flask import Response, current_app, jsonify, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -262,7 +263,7 @@ def _view(customer_id: str, known: _Known, deadline: float | None, started: floa
                 return _UNKNOWN
             if response.status_code != 200:
                 raise UpstreamUnavailable(service, f"answered {response.status_code}", response)
-            return response.json()
+            return orjson.loads(response.content)  # half the time of requests' json() on these parts
 
         return call
 
@@ -308,6 +309,7 @@ def _assemble(asked: str, known: _Known, results: dict, missing: dict) -> dict:
         "calls": {"inbound": contacts["inbound"], "outbound": contacts["outbound"]} if contacts else None,
         "follow_ups": contacts["pending"] if contacts else None,
         "surveys": _surveys_part(surveys) if surveys else None,
+        "mails": _mails(tickets, surveys),
         "last_contact": _last_contact(tickets, contacts, surveys),
         "generated_at": isoformat_utc(datetime.now(UTC)),
     }
@@ -324,6 +326,15 @@ def _surveys_part(summary: dict) -> dict:
         "completed": summary["completed_count"],
         "trend": summary["trend"],
     }
+
+
+def _mails(tickets: dict | None, surveys: dict | None) -> list[dict] | None:
+    """The service desk's mails (in and out, on tickets) and the survey invitations, newest first;
+    None when neither service answered (a service that did not shows as ``missing``)."""
+    if tickets is None and surveys is None:
+        return None
+    mails = [*(tickets or {}).get("mails", []), *(surveys or {}).get("mails", [])]
+    return sorted(mails, key=lambda mail: _moment(mail.get("sent_at") or mail["created_at"]), reverse=True)
 
 
 def _last_contact(tickets: dict | None, contacts: dict | None, surveys: dict | None) -> dict | None:
