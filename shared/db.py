@@ -26,10 +26,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc, text
+from sqlalchemy import Engine, MetaData, Table, create_engine, event, exc, inspect, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, make_transient_to_detached, sessionmaker
 
 from shared import config
 from shared.errors import NotFound
@@ -82,7 +82,10 @@ def _make_sqlite_transactional(engine: Engine, busy_timeout_ms: int) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: a commit returns once the WAL is on disk, so an acknowledged write survives a
+        # power cut (NORMAL would sync only at checkpoints, and a cut could roll the newest
+        # commits back). It costs one fsync per write transaction, ~0.16 ms here.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -245,3 +248,53 @@ def get_or_not_found(session: Session, model: type[T], key, what: str) -> T:
     if found is None:
         raise NotFound(f"No {what} {key}.")
     return found
+
+
+def add_new(session: Session, obj, *children) -> None:
+    """Write a new ORM object (and its new ``children``, e.g. a customer's numbers) with one Core
+    INSERT each, then attach them to the session as already persistent.
+
+    The unit of work's flush costs ~0.4 ms for a customer and its number, most of a write
+    request's own time; this costs ~0.1 ms. Afterwards the objects behave as if loaded: a later
+    change in the transaction is flushed as an UPDATE, and nothing is inserted twice. The parent
+    comes first (foreign keys); every primary key must be set, Python-side defaults are applied
+    here, and a column left unset with only a server default is read back when first touched.
+    """
+    for new in (obj, *children):
+        insert, columns = _insert_plan(type(new))
+        state = new.__dict__
+        values = {}
+        for key, column, default in columns:
+            value = state.get(key, _UNSET)
+            if value is _UNSET:
+                if default is _UNSET:
+                    continue  # the server's default: left expired, loaded when first read
+                value = default(None) if callable(default) else default
+                setattr(new, key, value)
+            values[column] = value
+        session.execute(insert, values)
+    for new in (*children, obj):
+        make_transient_to_detached(new)
+    session.add(obj)  # persistent, with its children by cascade: nothing left to flush
+
+
+_UNSET = object()
+
+
+@functools.cache
+def _insert_plan(model: type) -> tuple[object, tuple[tuple[str, str, object], ...]]:
+    # (attribute, column, Python default or _UNSET for "the database's") per mapped column,
+    # worked out once per model: inspecting the mapper costs more than the insert.
+    mapper = inspect(model)
+    columns = []
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        default = column.default
+        if default is not None and (default.is_scalar or default.is_callable):
+            python_default = default.arg
+        elif default is None and column.server_default is None:
+            python_default = None
+        else:
+            python_default = _UNSET
+        columns.append((attribute.key, column.key, python_default))
+    return mapper.local_table.insert(), tuple(columns)

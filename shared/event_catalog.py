@@ -63,6 +63,13 @@ CALL_OUTCOMES = ("reached", "no_answer", "busy", "voicemail", "wrong_number", "c
 ENTRY_STATES = ("pending", "leased", "completed", "exhausted", "cancelled")
 AGENT_STATES = ("offline", "available", "on_break", "reserved", "on_call", "wrap_up")
 SURVEY_CHANNELS = ("agent", "keypad", "link")
+# How a call list's survey reaches the customer: asked by the agent on the call (a link by mail
+# when the call ends without one), or its signed link by mail once the entry ends.
+SURVEY_DELIVERIES = ("on_call", "link_by_email")
+# A follow-up entry's survey link is mailed once the entry is over (reached, or out of attempts),
+# never after these outcomes: the number was not theirs, or they asked for no calls.
+SURVEY_MAIL_ENTRY_STATES = ("completed", "exhausted")
+NO_SURVEY_MAIL_OUTCOMES = ("wrong_number", "do_not_call")
 SEGMENTS = ("A", "B", "C")
 
 
@@ -214,6 +221,8 @@ class CallEntryCompletedV1(Schema):
     entry_state = fields.String(required=True, validate=_one_of(ENTRY_STATES))
     started_at = _optional(fields.DateTime)
     ended_at = fields.DateTime(required=True)
+    # added later, optional: an event without it is an on-call campaign's
+    survey_delivery = _optional(fields.String, validate=_one_of(SURVEY_DELIVERIES))
 
 
 class CallStartedV1(Schema):

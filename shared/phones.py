@@ -7,6 +7,8 @@ a customer must be found by any of them. Numbers without a country code are read
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 from phonenumbers import timezone as phone_timezones
 
@@ -25,15 +27,25 @@ def to_e164(raw: str, region: str | None = None) -> str:
     """The E.164 form of ``raw``; raises NotAPhoneNumber when it is not a possible, valid number."""
     if not isinstance(raw, str) or not raw.strip():
         raise NotAPhoneNumber("empty")
-    text = raw.strip()
+    e164 = _e164(raw.strip(), region or default_region())
+    if e164 is None:
+        raise NotAPhoneNumber(f"{raw!r} is not a valid phone number")
+    return e164
+
+
+# Parsing a number is pure and costs ~80 us: a request reads each number several times (the
+# schema checks it, normalises it, takes its zone and language from it), a webhook reads the
+# same callers again and again. Only the answer is kept, never state that must be shared.
+@functools.lru_cache(maxsize=8192)
+def _e164(text: str, region: str) -> str | None:
     if text.startswith("00"):  # the international prefix most of the world dials
         text = "+" + text[2:]
     try:
-        number = phonenumbers.parse(text, region or default_region())
-    except phonenumbers.NumberParseException as error:
-        raise NotAPhoneNumber(str(error)) from error
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
     if not phonenumbers.is_valid_number(number):
-        raise NotAPhoneNumber(f"{raw!r} is not a valid phone number")
+        return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -45,6 +57,7 @@ def to_e164_or_none(raw: str | None, region: str | None = None) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
 def time_zone_of(e164: str) -> str | None:
     """The IANA time zone of a number when the number pins down exactly one, else None."""
     number = phonenumbers.parse(e164, None)
@@ -60,6 +73,7 @@ REGION_LANGUAGES = {
 }  # fmt: skip
 
 
+@functools.lru_cache(maxsize=8192)
 def language_of(e164: str | None) -> str | None:
     """The language of the country a number belongs to ('+886…' -> 'zh-Hant'), None without a number."""
     if not e164:

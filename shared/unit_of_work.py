@@ -54,7 +54,7 @@ class UnitOfWork:
     def publish(self, event_type: str, data: dict, *, version: int = 1) -> Envelope:
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot publish events")
-        envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate()
+        envelope = Envelope(type=event_type, data=data, source=self.source, version=version).validate_contract()
         self._announce(envelope)
         return envelope
 

@@ -76,3 +76,50 @@ def test_without_configuration_each_service_has_a_sqlite_file_under_var(monkeypa
     monkeypatch.setenv("VAR_DIR", str(tmp_path))
     assert database_url_for("surveys", {}) == f"sqlite:///{tmp_path / 'surveys.db'}"
     assert database_url_for("tickets", {}) != database_url_for("surveys", {})
+
+
+def test_an_acknowledged_commit_is_on_disk(database_factory):
+    """SQLite: synchronous=FULL in WAL mode: COMMIT returns after the WAL is synced, so a power cut cannot
+    roll back a write the caller was told succeeded (NORMAL would sync only at checkpoints)."""
+    database = database_factory.migrated("gateway")
+    with database.engine.connect() as connection:
+        if database.engine.dialect.name == "postgresql":  # the server's own guarantee, not turned off
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            return
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_add_new_inserts_once_and_leaves_a_persistent_object(database_factory):
+    from sqlalchemy import event
+
+    from services.tickets.models import Customer, CustomerPhone
+    from shared.db import add_new
+    from shared.models import new_id, utcnow
+
+    database = database_factory.migrated("tickets")
+    statements: list[str] = []
+
+    def record(_connection, _cursor, statement, *_):
+        verb, *words = statement.split()
+        statements.append(f"{verb} {words[0] if verb == 'UPDATE' else words[1]}")
+
+    event.listen(database.engine, "before_cursor_execute", record)
+    with UnitOfWork(database, source="tickets") as uow:
+        customer = Customer(id=new_id(), name="Inès", created_at=utcnow(), phone="+4915112345678")
+        number = CustomerPhone(customer_id=customer.id, phone="+4915112345678", position=0)
+        customer.numbers = [number]
+        add_new(uow.session, customer, number)
+        assert statements == ["INSERT customers", "INSERT customer_phones"]
+        assert customer.segment is None and customer.do_not_call is False  # the Python-side default
+        assert customer in uow.session and not uow.session.new and not uow.session.dirty
+        uow.session.flush()
+        assert len(statements) == 2, "nothing is inserted twice"
+        customer.name = "Ines"
+        uow.session.flush()
+        assert statements[-1] == "UPDATE customers"
+        uow.commit()
+    event.remove(database.engine, "before_cursor_execute", record)
+    with UnitOfWork(database, source="tickets", read_only=True) as uow:
+        stored = uow.session.get(Customer, customer.id)
+        assert (stored.name, stored.phones, stored.do_not_call) == ("Ines", ["+4915112345678"], False)

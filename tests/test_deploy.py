@@ -195,3 +195,19 @@ def test_the_dockerfile_lints_clean_and_builds_a_non_root_image_from_hashed_depe
 @pytest.mark.parametrize("script", ["entrypoint.sh", "local-rabbitmq.sh"])
 def test_the_shell_scripts_parse(script):
     assert subprocess.run(["sh" if script == "entrypoint.sh" else "bash", "-n", str(DEPLOY / script)]).returncode == 0
+
+
+@pytest.mark.parametrize(("threshold", "gen0", "frozen"), [(None, 50_000, True), ("0", 700, False)])
+def test_a_gunicorn_worker_freezes_its_loaded_app_and_collects_the_young_generation_less_often(threshold, gen0, frozen):
+    # In a process of its own: the hook changes the collector of the process it runs in.
+    probe = (
+        "import gc, json, runpy; conf = runpy.run_path('deploy/gunicorn.conf.py'); conf['post_worker_init'](None);"
+        "print(json.dumps([gc.get_threshold()[0], gc.get_freeze_count() > 0]))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), "SERVICE": "surveys"}
+    if threshold is not None:
+        env["GC_GEN0_THRESHOLD"] = threshold
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(answer.stdout.strip().splitlines()[-1]) == [gen0, frozen]

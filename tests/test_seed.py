@@ -11,7 +11,7 @@ import phonenumbers
 import pytest
 from sqlalchemy import func, select
 
-from services.callrouting.models import Agent, AgentRouting, Call, CallAttempt, CallEntry, DoNotCall
+from services.callrouting.models import Agent, AgentRouting, Call, CallAttempt, CallEntry, Campaign, DoNotCall
 from services.callrouting.models import CustomerReplica as CallroutingReplica
 from services.gateway.models import CustomerReplica as GatewayReplica
 from services.gateway.models import UserAccount
@@ -139,6 +139,10 @@ def test_seeding_fills_every_database_once_and_a_second_run_adds_nothing(stack):
     # A customer without consent to calls is on call routing's do-not-call list.
     refusing = next(c for c in world.customers if c.do_not_call)
     assert count(callrouting, DoNotCall, DoNotCall.customer_id == refusing.id) >= 1
+    # The re-surveys after service recovery go to a call list whose survey link follows by e-mail.
+    with callrouting.read_sessions() as session:
+        lists = {row.purpose: row.survey_delivery for row in session.scalars(select(Campaign))}
+    assert lists == {"post_purchase": "on_call", "resurvey": "link_by_email"}
 
     again_out = io.StringIO()
     _world, written_again, staff_again = seed(stack, again_out)

@@ -65,6 +65,8 @@ class Campaign(Base):
     calling_window: Mapped[dict] = mapped_column(JSON)  # "mon".."sun" -> ["HH:MM", "HH:MM"], local time
     contact_frequency_days: Mapped[int] = mapped_column(Integer)
     required_skill: Mapped[str | None] = mapped_column(String(64))
+    # on_call (the agent asks the survey) or link_by_email (its link is mailed once the entry ends)
+    survey_delivery: Mapped[str] = mapped_column(String(16), default="on_call", server_default="on_call")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

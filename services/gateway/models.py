@@ -47,6 +47,8 @@ class UserAccount(Base):
     # browser's Accept-Language and the center's zone.
     language: Mapped[str | None] = mapped_column(String(16), nullable=True)
     time_zone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The country a phone number typed without a country code is read in; None: the center's.
+    phone_region: Mapped[str | None] = mapped_column(String(2), nullable=True)
 
 
 class CenterSetting(Base):

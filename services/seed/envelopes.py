@@ -74,5 +74,6 @@ def callentry_completed(
         "entry_state": entry_state,
         "started_at": isoformat_utc(attempt.started_at),
         "ended_at": isoformat_utc(attempt.ended_at),
+        "survey_delivery": campaign.survey_delivery,
     }
     return _envelope(world, "callentry.completed", "callrouting", attempt.id, data, attempt.ended_at)

@@ -287,6 +287,8 @@ class DemoCampaign:
     delay_days: int
     script: str
     talking_point: str
+    contact_frequency_days: int = 30  # call routing's default
+    survey_delivery: str = "on_call"  # or link_by_email (docs/callrouting.md)
 
 
 @dataclass
@@ -565,6 +567,18 @@ class _World:
             POST_PURCHASE_DELAY_DAYS,
             "Greet the customer by name, ask how the product is doing, offer the extended warranty.",
             "Two years of extended warranty at 20% off this week.",
+        )
+        # Where a resolved service-recovery ticket's re-survey goes (followup.requested): a call to
+        # check all is well, its survey link by e-mail afterwards. No entries yet: make run's loop adds them.
+        self.resurvey_campaign = DemoCampaign(
+            demo_id(seed, "campaign", "resurvey"),
+            "Re-survey after service recovery",
+            "resurvey",
+            0,
+            "Ask whether the problem is solved for good; the survey link follows by e-mail.",
+            "",
+            contact_frequency_days=0,
+            survey_delivery="link_by_email",
         )
 
     def id(self, kind: str, key: object) -> str:
@@ -1043,7 +1057,7 @@ class _World:
             purchases=self.purchases,
             calls=self.calls,
             tickets=self.tickets,
-            campaigns=[self.campaign],
+            campaigns=[self.campaign, self.resurvey_campaign],
             entries=self.entries,
             responses=self.responses,
         )

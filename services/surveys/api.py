@@ -237,6 +237,18 @@ class QuestionTrend(Schema):
     mean = fields.Float()
 
 
+class SurveyMailBrief(Schema):
+    id = fields.String()
+    direction = fields.String(metadata={"description": "out: survey mail only goes to the customer"})
+    kind = fields.String(metadata={"description": "survey_invitation"})
+    status = fields.String(metadata={"description": "queued, sent or failed"})
+    subject = fields.String()
+    to_address = fields.String()
+    language = fields.String()
+    created_at = Timestamp()
+    sent_at = Timestamp(allow_none=True)
+
+
 class CustomerSurveysOut(Schema):
     """A customer's surveys: one object, not a collection (its list is bounded and says its bound)."""
 
@@ -249,6 +261,9 @@ class CustomerSurveysOut(Schema):
         keys=fields.String(),
         values=fields.Nested(QuestionTrend),
         metadata={"description": "per question, the scores of the recent responses over time"},
+    )
+    mails = fields.List(
+        fields.Nested(SurveyMailBrief), metadata={"description": "the latest 20 survey invitations, newest first"}
     )
 
 

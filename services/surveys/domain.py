@@ -227,6 +227,11 @@ class Template:
     def keys(self) -> list[str]:
         return [question.key for question in self.questions]
 
+    @property
+    def languages(self) -> list[str]:
+        """The languages its questions are asked in, its first language first."""
+        return list(self.questions[0].texts) if self.questions else ["en"]
+
     def question(self, key: str) -> Question | None:
         return next((question for question in self.questions if question.key == key), None)
 

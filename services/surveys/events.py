@@ -46,9 +46,12 @@ def callentry_completed(uow: UnitOfWork, envelope: Envelope) -> None:
 
 
 def invite_by_mail_after_call(uow: UnitOfWork, data: dict) -> None:
-    """An entry that ended without a survey: its link by mail (SURVEY_MAIL_AFTER_CALLS=0 turns it off)."""
+    """An entry that ended without a survey: its link by mail. A campaign that chose
+    ``link_by_email`` always gets it; for on-call campaigns it is the fallback that
+    SURVEY_MAIL_AFTER_CALLS=0 turns off."""
     settings = Settings.from_env("surveys")
-    if settings.option("SURVEY_MAIL_AFTER_CALLS", "1") != "1":
+    chosen = data.get("survey_delivery") == "link_by_email"
+    if not chosen and settings.option("SURVEY_MAIL_AFTER_CALLS", "1") != "1":
         return
     mail.after_call(
         uow,

@@ -3,7 +3,8 @@
 ``invite`` issues a single-use link and queues its mail in one transaction; the worker's
 ``mail_send`` job sends the queue (``shared.mail_outbox``). It is called by an agent or a system
 (``POST /links/email``) and by the ``callentry.completed`` handler when a follow-up call's entry ends
-without a survey (``SURVEY_MAIL_AFTER_CALLS``, on by default; once per entry).
+without a survey: always for a campaign whose ``survey_delivery`` is ``link_by_email``, and for
+on-call campaigns unless ``SURVEY_MAIL_AFTER_CALLS=0``; once per entry.
 
 The customer's consent is respected: no address, ``marketing_consent`` false, or an opt-out means no
 mail (the answer says why). Each mail carries ``List-Unsubscribe`` (a signed link, and one-click
@@ -22,6 +23,7 @@ from sqlalchemy import delete, exists, select
 
 from shared import mail_outbox
 from shared.errors import Invalid
+from shared.event_catalog import NO_SURVEY_MAIL_OUTCOMES, SURVEY_MAIL_ENTRY_STATES
 from shared.mail import MailSettings, format_address, new_message_id
 from shared.models import new_id, utcnow
 from shared.replicas import resolve_customer_id
@@ -56,7 +58,45 @@ WORDS = {
         "expires": "Der Link gilt einmal und bis zum {date}.",
         "unsubscribe": "Keine Umfrage-Mails mehr",
     },
+    "fr": {
+        "subject": "Comment avons-nous fait ? Une question",
+        "greeting": "Bonjour {name},",
+        "intro": "nous aimerions savoir comment nous avons fait. Cela prend une minute :",
+        "answer": "Répondre à l'enquête",
+        "expires": "Le lien fonctionne une fois, jusqu'au {date}.",
+        "unsubscribe": "Plus de mails d'enquête",
+    },
+    "zh-Hans": {
+        "subject": "我们做得怎么样？只有一个问题",
+        "greeting": "{name}，您好：",
+        "intro": "我们想了解我们的服务如何。只需一分钟：",
+        "answer": "回答问卷",
+        "expires": "此链接仅可使用一次，有效期至 {date}。",
+        "unsubscribe": "不再接收问卷邮件",
+    },
+    "zh-Hant": {
+        "subject": "我們做得怎麼樣？只有一個問題",
+        "greeting": "{name}，您好：",
+        "intro": "我們想了解我們的服務如何。只需一分鐘：",
+        "answer": "回答問卷",
+        "expires": "此連結僅可使用一次，有效期至 {date}。",
+        "unsubscribe": "不再接收問卷郵件",
+    },
+    "tl": {
+        "subject": "Kumusta ang serbisyo namin? Isang tanong lang",
+        "greeting": "Kumusta, {name}:",
+        "intro": "gusto naming malaman kung kumusta ang serbisyo namin. Isang minuto lang ito:",
+        "answer": "Sagutan ang survey",
+        "expires": "Isang beses lang gagana ang link, hanggang {date}.",
+        "unsubscribe": "Ayoko na ng mga survey mail",
+    },
 }
+
+
+def words_for(language: str) -> dict[str, str]:
+    """What the mail says around the link in ``language`` (``de-AT`` finds ``de``, ``fil`` ``tl``),
+    else in English."""
+    return WORDS.get(language) or WORDS.get(domain.language_key(language)) or WORDS["en"]
 
 
 class NotInvited(Exception):
@@ -67,21 +107,10 @@ class NotInvited(Exception):
         self.reason = reason
 
 
-def template_languages(template) -> set[str]:
-    return {language for question in template.domain.questions for language in question.texts}
-
-
-def choose_language(customer_language: str | None, asked: str | None, available: set[str]) -> str:
-    """The customer's language where the template has it (``de-AT`` finds ``de``), else the one asked for."""
-    for wanted in (customer_language, asked):
-        if not wanted:
-            continue
-        if wanted in available:
-            return wanted
-        primary = wanted.split("-")[0]
-        if primary in available:
-            return primary
-    return "en" if "en" in available or not available else sorted(available)[0]
+def choose_language(customer_language: str | None, asked: str | None, offered: list[str]) -> str:
+    """The customer's language where the template has it (``de-AT`` finds ``de``, ``zh-TW``
+    ``zh-Hant``), else the one asked for, else the template's first language."""
+    return domain.choose_language(offered, customer_language, asked)
 
 
 def unsubscribe_token(secret: str, customer_id: str) -> str:
@@ -122,7 +151,7 @@ def invite(
     if uow.session.get(SurveyMailOptOut, customer_id) is not None:
         raise NotInvited("The customer unsubscribed from survey mail.")
     template = answerable_template(uow, template_id, template_version)
-    chosen = choose_language(getattr(customer, "language", None), language, template_languages(template))
+    chosen = choose_language(getattr(customer, "language", None), language, template.domain.languages)
     provenance = provenance or Provenance()
     link, token = links.new_link(
         uow,
@@ -134,7 +163,7 @@ def invite(
         provenance=provenance,
         expires_in=expires_in,
     )
-    words = WORDS.get(chosen.split("-")[0], WORDS["en"])
+    words = words_for(chosen)
     unsubscribe = f"{public_base}/links/unsubscribe/{unsubscribe_token(secret, customer_id)}"
     context = {
         "words": words,
@@ -174,9 +203,9 @@ def invite(
 
 def after_call(uow: UnitOfWork, mail: MailSettings, secret: str | None, public_base: str, data: dict, template_id):
     """A follow-up entry ended (completed or exhausted) with no survey given on it: invite by mail, once."""
-    if not secret or template_id is None or data["entry_state"] not in ("completed", "exhausted"):
+    if not secret or template_id is None or data["entry_state"] not in SURVEY_MAIL_ENTRY_STATES:
         return None
-    if data["outcome"] in ("wrong_number", "do_not_call"):
+    if data["outcome"] in NO_SURVEY_MAIL_OUTCOMES:
         return None
     entry_id = str(data["entry_id"])
     surveyed = uow.session.scalar(select(exists().where(SurveyResponse.entry_id == entry_id)))

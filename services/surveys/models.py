@@ -103,9 +103,10 @@ class SurveyAnswerRollup(Base):
 
 
 class SurveyRollup(Base):
-    """The rollups before surveys_0006, keyed by question key only (no kind): still written, so that
-    replicas of the previous release read right figures during a rolling upgrade; read by nothing
-    here. Dropped by a later contract migration (docs/surveys.md, "Figures per template")."""
+    """The rollups before surveys_0006, keyed by question key only (no kind). Read by nothing since
+    that release, which still wrote them for the replicas of the one before it; no longer written
+    (a replica of that release, writing them while this one rolls out, needs the table), and
+    dropped by the next release's contract migration (docs/surveys.md, "Figures per template")."""
 
     __tablename__ = "survey_rollups"
 

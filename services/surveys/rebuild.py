@@ -1,14 +1,14 @@
 """``python -m services surveys rebuild-rollups``: the rollups recomputed from the stored responses.
 
-Both rollup tables (``survey_answer_rollups`` and the legacy ``survey_rollups``) are emptied and
-written again from the complete responses, each answer under the kind its question has in the
-template version answered (``domain.recompute_rollups``), in one transaction. Idempotent: running it
-twice writes the same rows. Safe while the service runs: the transaction first takes the rollup
-tables for itself (PostgreSQL: ``LOCK TABLE ... IN EXCLUSIVE MODE``, which waits for the
-transactions already adding to them to commit; SQLite: the write lock its first delete takes), and
-only then reads the responses. A response stored meanwhile waits for the rebuild to commit and is
-added to the rebuilt rows; none is counted twice or lost. Submissions wait for as long as it runs.
-``survey_counts`` do not depend on templates and are left as they are.
+``survey_answer_rollups`` is emptied and written again from the complete responses, each answer
+under the kind its question has in the template version answered (``domain.recompute_rollups``),
+in one transaction. Idempotent: running it twice writes the same rows. Safe while the service
+runs: the transaction first takes the rollup table for itself (PostgreSQL: ``LOCK TABLE ... IN
+EXCLUSIVE MODE``, which waits for the transactions already adding to it to commit; SQLite: the
+write lock its first delete takes), and only then reads the responses. A response stored meanwhile
+waits for the rebuild to commit and is added to the rebuilt rows; none is counted twice or lost.
+Submissions wait for as long as it runs. ``survey_counts`` do not depend on templates and are left
+as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from shared.unit_of_work import UnitOfWork
 
 from . import domain
 from .domain import COMPLETE
-from .models import SurveyAnswerRollup, SurveyResponse, SurveyRollup
+from .models import SurveyAnswerRollup, SurveyResponse
 from .responses import dimensions_of
 from .rollups import add_rollups
 from .views import template_versions
@@ -35,9 +35,8 @@ def rebuild_rollups(database: Database) -> int:
     with UnitOfWork(database, SOURCE) as uow:
         session = uow.session
         if session.connection().dialect.name == "postgresql":
-            session.execute(text("LOCK TABLE survey_answer_rollups, survey_rollups IN EXCLUSIVE MODE"))
+            session.execute(text("LOCK TABLE survey_answer_rollups IN EXCLUSIVE MODE"))
         session.execute(delete(SurveyAnswerRollup))
-        session.execute(delete(SurveyRollup))
         templates = {(t.template_id, t.version): t for t in template_versions(uow)}
         table = SurveyResponse.__table__
         statement = select(*(table.c[name] for name in _COLUMNS)).where(

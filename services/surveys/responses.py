@@ -95,9 +95,8 @@ _LANGUAGE_OF_CUSTOMER = select(CustomerReplica.language).where(CustomerReplica.c
 
 def language_for(connection, template: TemplateVersion, customer_id: str, requested: str | None) -> str:
     """The language a survey of ``template`` is asked in (``domain.choose_language``)."""
-    offered = list(template.domain.questions[0].texts) if template.domain.questions else ["en"]
     customer = connection.execute(_LANGUAGE_OF_CUSTOMER, {"customer_id": customer_id}).scalar()
-    return domain.choose_language(offered, requested, customer)
+    return domain.choose_language(template.domain.languages, requested, customer)
 
 
 _PRODUCT_OF_PURCHASE = select(SurveyPurchase.product).where(SurveyPurchase.purchase_id == bindparam("purchase_id"))

@@ -1,7 +1,7 @@
 """The running sums every metric is read from: ``survey_answer_rollups`` (answers per day/week, group,
 template, question and kind as answered) and ``survey_counts`` (responses and follow-up contacts),
-added to in the transaction of the change, by one upsert each. The same answers also go to the
-legacy ``survey_rollups`` (no kind) while the previous release may still be reading it."""
+added to in the transaction of the change, by one upsert each. The legacy ``survey_rollups`` (no
+kind) is no longer written: the release that added the kinds was the last to need it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from collections.abc import Mapping
 
 from . import domain
 from .domain import Sums
-from .models import SurveyAnswerRollup, SurveyCount, SurveyRollup
+from .models import SurveyAnswerRollup, SurveyCount
 
 SUM_COLUMNS = ("n", "total", "squares", *(f"c{score}" for score in domain.SCALE))
 ROLLUP_KEY = ("span", "dimension", "day", "value", "template_id", "question", "kind")
-LEGACY_ROLLUP_KEY = ROLLUP_KEY[:-1]
 COUNT_KEY = ("dimension", "day", "value", "template_id", "measure")
 
 
@@ -46,10 +45,8 @@ def increment(session, table, key, sums, rows: list[tuple], also: tuple[str, ...
 
 
 def add_rollup_rows(session, rows: list[tuple]) -> None:
-    """Add rows (``ROLLUP_KEY``..., n, total, squares, c1..c10) to the rollups, and the same sums to
-    the legacy rows (the key without its kind): one executemany each."""
+    """Add rows (``ROLLUP_KEY``..., n, total, squares, c1..c10) to the rollups: one executemany."""
     increment(session, SurveyAnswerRollup.__table__, ROLLUP_KEY, SUM_COLUMNS, rows)
-    increment(session, SurveyRollup.__table__, LEGACY_ROLLUP_KEY, SUM_COLUMNS, [row[:6] + row[7:] for row in rows])
 
 
 def add_rollups(session, deltas: Mapping[domain.RollupKey, Sums], sign: int = 1) -> None:

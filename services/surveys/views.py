@@ -17,7 +17,7 @@ from shared.unit_of_work import UnitOfWork
 
 from . import domain
 from .domain import COMPLETE, IN_PROGRESS, Sums
-from .models import CustomerReplica, SurveyAnswerRollup, SurveyCount, SurveyResponse, SurveyTemplate
+from .models import CustomerReplica, SurveyAnswerRollup, SurveyCount, SurveyMail, SurveyResponse, SurveyTemplate
 from .rollups import SUM_COLUMNS
 from .survey_templates import get_template
 
@@ -165,6 +165,39 @@ def customer_survey_summary(uow: UnitOfWork, customer_id: str, limit: int = SUMM
         "response_count": total,
         "completed_count": completed,
         "trend": score_trend(rows, kinds),
+        "mails": [_mail_json(row) for row in connection.execute(_LATEST_MAILS, params)],
+    }
+
+
+MAIL_LIMIT = 20  # the customer's latest survey invitations in the summary
+_LATEST_MAILS = (
+    select(
+        SurveyMail.id,
+        SurveyMail.status,
+        SurveyMail.subject,
+        SurveyMail.to_address,
+        SurveyMail.language,
+        SurveyMail.created_at,
+        SurveyMail.sent_at,
+    )
+    .where(SurveyMail.customer_id == bindparam("customer_id"))
+    .order_by(SurveyMail.created_at.desc(), SurveyMail.id.desc())
+    .limit(MAIL_LIMIT)
+)
+
+
+def _mail_json(row) -> dict:
+    """A survey invitation as the customer's timeline lists it beside the service desk's mails."""
+    return {
+        "id": row.id,
+        "direction": "out",
+        "kind": "survey_invitation",
+        "status": row.status,
+        "subject": row.subject,
+        "to_address": row.to_address,
+        "language": row.language,
+        "created_at": isoformat_utc(domain.as_utc(row.created_at)),
+        "sent_at": isoformat_utc(domain.as_utc(row.sent_at)) if row.sent_at else None,
     }
 
 

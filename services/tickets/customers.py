@@ -11,8 +11,9 @@ from decimal import Decimal
 
 from sqlalchemy import exists, func, or_, select, update
 
+from shared.db import add_new
 from shared.errors import Conflict, Invalid, NotFound
-from shared.models import utcnow
+from shared.models import new_id, utcnow
 from shared.phones import language_of, time_zone_of
 from shared.schemas import page_of
 from shared.unit_of_work import UnitOfWork
@@ -99,6 +100,7 @@ def new_customer(
         language = language_of(numbers[0])
     now = utcnow()
     customer = Customer(
+        id=new_id(),
         name=name.strip(),
         search_name=domain.search_form(name),
         language=language,
@@ -111,9 +113,11 @@ def new_customer(
         updated_at=now,
     )
     _set_phones(customer, numbers)
-    uow.session.add(customer)
-    uow.session.flush()
+    for number in customer.numbers:
+        number.customer_id = customer.id
+    # Announced first, so the write lock (taken by the first insert) is held for less time.
     uow.publish("customer.created", customer_event(customer))
+    add_new(uow.session, customer, *customer.numbers)
     return customer
 
 

@@ -90,6 +90,7 @@ def test_a_campaign_has_sensible_defaults_and_can_be_paused_and_resumed(client):
         ({"name": "x", "retry_policy": {"reached": {"max_attempts": 2}}}, "retry_policy"),
         ({"name": "x", "purpose": "marketing"}, "purpose"),
         ({"name": "x", "delay_days": -1}, "delay_days"),
+        ({"name": "x", "survey_delivery": "by_pigeon"}, "survey_delivery"),
         ({}, "name"),
     ],
 )
@@ -271,6 +272,19 @@ def test_reached_completes_the_entry_and_publishes_callentry_completed(client, d
     assert again.status_code == 409 and "already completed" in again.get_json()["detail"]
     history = client.get(f"/entries/{entry_id}").get_json()["history"]
     assert [(h["outcome"], h["agent_id"]) for h in history] == [("reached", "agent-1")]
+
+
+def test_a_campaign_chooses_how_its_survey_reaches_the_customer_and_its_outcomes_say_so(client, db):
+    make_agent(db)
+    on_call = campaign(client)
+    assert on_call["survey_delivery"] == "on_call"
+    by_mail = client.patch(f"/campaigns/{on_call['id']}", json={"survey_delivery": "link_by_email"}).get_json()
+    assert by_mail["survey_delivery"] == "link_by_email"
+    entry_id = add_entry(client, on_call["id"], add_customer(db)).get_json()["id"]
+    assert lease(client)["campaign"]["survey_delivery"] == "link_by_email"  # the agent's card knows
+    assert outcome(client, entry_id, "reached").status_code == 200
+    [envelope] = published(db, "callentry.completed")
+    assert '"survey_delivery":"link_by_email"' in envelope
 
 
 def test_no_answer_is_retried_after_the_delay_then_exhausted(client, db):

@@ -171,7 +171,6 @@ ROLE_MATRIX = [
     ("gateway", "GET", "/tickets/<ticket_id>/mail-thread", "agent"),
     ("gateway", "GET", "/tickets/<ticket_id>/attachments/<attachment_id>", "agent"),
     ("gateway", "GET", "/mail/note", "agent"),
-    ("gateway", "GET", "/customers/<customer_id>/mails", "agent"),
 ]
 
 _ARGUMENT = re.compile(r"<(?:(?P<converter>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.surveys import domain
-from services.surveys.models import SurveyCount, SurveyResponse, SurveyRollup
+from services.surveys.models import SurveyAnswerRollup, SurveyCount, SurveyResponse
 from shared.backbone import outbox
 from shared.events import Envelope
 from shared.problems import PROBLEM_JSON
@@ -93,7 +93,9 @@ def test_a_complete_response_is_stored_counted_and_announced(client, database):
     assert published(database, "survey.low_score") == [] and response.json["low_questions"] == []
     with database.engine.connect() as connection:
         n = connection.execute(
-            select(func.sum(SurveyRollup.n)).where(SurveyRollup.dimension == "all", SurveyRollup.span == "day")
+            select(func.sum(SurveyAnswerRollup.n)).where(
+                SurveyAnswerRollup.dimension == "all", SurveyAnswerRollup.span == "day"
+            )
         ).scalar_one()
     assert n == 5  # five answers in the day's "all" bucket (and five in its week's)
 
@@ -145,7 +147,7 @@ def test_each_invalid_answer_is_a_422_naming_the_question_and_nothing_is_stored(
     assert response.content_type == PROBLEM_JSON
     assert [(e["field"], e["pointer"]) for e in response.json["errors"]] == [(f"answers.{named}", f"#/answers/{named}")]
     assert count(database, SurveyResponse.__table__) == 0
-    assert count(database, SurveyRollup.__table__) == 0
+    assert count(database, SurveyAnswerRollup.__table__) == 0
     assert published(database) == []
 
 
@@ -171,14 +173,14 @@ def test_a_second_submission_for_the_same_call_is_a_409_and_changes_nothing(clie
     assert client.post("/responses", json=first).status_code == 201
     before = (count(database, SurveyResponse.__table__), len(published(database)))
     with database.engine.connect() as connection:
-        sums_before = connection.execute(select(func.sum(SurveyRollup.n))).scalar_one()
+        sums_before = connection.execute(select(func.sum(SurveyAnswerRollup.n))).scalar_one()
     second = response_body(answers={**ANSWERS, "product": 1})
     second[key] = first[key]
     again = client.post("/responses", json=second)
     assert again.status_code == 409 and again.content_type == PROBLEM_JSON
     assert (count(database, SurveyResponse.__table__), len(published(database))) == before
     with database.engine.connect() as connection:
-        assert connection.execute(select(func.sum(SurveyRollup.n))).scalar_one() == sums_before
+        assert connection.execute(select(func.sum(SurveyAnswerRollup.n))).scalar_one() == sums_before
 
 
 def test_a_retried_post_with_the_same_idempotency_key_stores_one_response(client, database):
@@ -195,7 +197,7 @@ def test_a_partial_response_is_stored_and_counted_apart_not_in_the_means(client,
     response = client.post("/responses", json=response_body(answers={"product": 2}, partial=True))
     assert response.status_code == 201 and response.json["status"] == "partial"
     assert published(database) == []  # neither completed nor a low score
-    assert count(database, SurveyRollup.__table__) == 0
+    assert count(database, SurveyAnswerRollup.__table__) == 0
     report = client.get("/survey-metrics?min_n=1").json
     (group,) = report["groups"]
     assert group["responses"] == {"completed": 0, "partial": 1}

@@ -154,12 +154,48 @@ def test_a_follow_up_entry_surveyed_on_the_call_gets_no_mail(mail_app):
         assert list(session.scalars(select(SurveyMail))) == []
 
 
+def test_a_link_by_email_campaign_mails_the_link_after_a_reached_call_even_with_the_fallback_off(
+    mail_app, smtp_server, monkeypatch
+):
+    monkeypatch.setenv("SURVEY_MAIL_AFTER_CALLS", "0")  # the on-call campaigns' fallback is off
+    database = mail_app.extensions["database"]
+    by_mail, on_call = customer(database), customer(database)
+    chosen = {**contact("reached"), "customer_id": by_mail, "survey_delivery": "link_by_email"}
+    deliver(database, "callentry.completed", chosen)
+    ended = {**contact("no_answer", attempt=3), "customer_id": on_call, "entry_state": "exhausted"}
+    deliver(database, "callentry.completed", {**ended, "survey_delivery": "on_call"})
+    deliver(database, "callentry.completed", {**contact("reached"), "customer_id": on_call})  # an older event
+
+    with database.sessions() as session:
+        rows = list(session.scalars(select(SurveyMail)))
+    assert [(row.entry_id, row.customer_id) for row in rows] == [(chosen["entry_id"], by_mail)]
+    assert send(mail_app) == 1
+    [message] = smtp_server.messages()
+    assert message["To"].endswith("<ada@example.org>") and link_in(message)
+
+
+def test_the_words_around_the_link_are_in_every_language_of_the_default_template():
+    assert {"en", "de", "fr", "zh-Hans", "zh-Hant", "tl"} <= set(mail.WORDS)
+    for language, words in mail.WORDS.items():
+        assert set(words) == set(mail.WORDS["en"]), language
+    assert mail.words_for("zh-Hant")["answer"] != mail.WORDS["en"]["answer"]
+    assert mail.words_for("de-AT") is mail.WORDS["de"] and mail.words_for("xx") is mail.WORDS["en"]
+    assert mail.words_for("zh-TW") is mail.WORDS["zh-Hant"] and mail.words_for("fil") is mail.WORDS["tl"]
+
+
 @pytest.mark.parametrize(
     ("customer_language", "asked", "expected"),
-    [("de", None, "de"), ("de-AT", "en", "de"), ("zh-Hant", "de", "de"), (None, None, "en"), ("fr", "fr", "en")],
+    [
+        ("de", None, "de"),
+        ("de-AT", "en", "de"),
+        ("fr", "de", "de"),
+        (None, None, "en"),
+        ("fr", "fr", "en"),
+        ("zh-TW", "en", "zh-Hant"),
+    ],
 )
 def test_the_mail_is_in_the_customers_language_where_the_template_has_it(customer_language, asked, expected):
-    assert mail.choose_language(customer_language, asked, {"en", "de"}) == expected
+    assert mail.choose_language(customer_language, asked, ["en", "de", "zh-Hant"]) == expected
 
 
 def test_erasing_a_customers_survey_mail_removes_the_mails_and_the_opt_out(mail_app):

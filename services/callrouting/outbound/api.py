@@ -68,6 +68,13 @@ class CampaignFields(Schema):
     )
     contact_frequency_days = fields.Integer(validate=validate.Range(min=0, max=3650))
     required_skill = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    survey_delivery = fields.String(
+        validate=validate.OneOf(domain.SURVEY_DELIVERIES),
+        metadata={
+            "description": "on_call: the agent asks the survey (its link is mailed when the call ends without "
+            "one); link_by_email: the survey's signed link is mailed once the entry ends"
+        },
+    )
     active = fields.Boolean()
 
     @validates("retry_policy")
@@ -98,6 +105,7 @@ class CampaignOut(Schema):
     calling_window = fields.Dict()
     contact_frequency_days = fields.Integer()
     required_skill = fields.String(allow_none=True)
+    survey_delivery = fields.String()
     active = fields.Boolean()
     created_at = Timestamp()
     updated_at = Timestamp()
@@ -185,6 +193,7 @@ class CampaignBrief(Schema):
     purpose = fields.String()
     script = fields.String()
     talking_point = fields.String()
+    survey_delivery = fields.String(metadata={"description": "link_by_email: the agent does not ask the survey"})
 
 
 class NextCallOut(Schema):

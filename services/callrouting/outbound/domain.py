@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.event_catalog import CALL_OUTCOMES
+from shared.event_catalog import CALL_OUTCOMES, SURVEY_DELIVERIES
 
 PURPOSES = ("post_purchase", "resurvey", "callback")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 DEFAULT_DELAY_DAYS = 30
+DEFAULT_SURVEY_DELIVERY = SURVEY_DELIVERIES[0]  # the agent asks it on the call
 DEFAULT_CONTACT_FREQUENCY_DAYS = 30
 DEFAULT_CALLING_WINDOW = {
     **{day: ["09:00", "20:00"] for day in ("mon", "tue", "wed", "thu", "fri")},

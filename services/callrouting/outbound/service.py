@@ -91,6 +91,7 @@ def create_campaign(uow: UnitOfWork, **values) -> Campaign:
         calling_window=values.get("calling_window") or dict(domain.DEFAULT_CALLING_WINDOW),
         contact_frequency_days=values.get("contact_frequency_days", domain.DEFAULT_CONTACT_FREQUENCY_DAYS),
         required_skill=values.get("required_skill"),
+        survey_delivery=values.get("survey_delivery") or domain.DEFAULT_SURVEY_DELIVERY,
         active=values.get("active", True),
     )
     uow.session.add(campaign)
@@ -564,6 +565,7 @@ def record_outcome(
             "entry_state": entry.state,
             "started_at": isoformat_utc(attempt.started_at) if attempt.started_at else None,
             "ended_at": isoformat_utc(now),
+            "survey_delivery": campaign.survey_delivery,
         },
     )
     uow.commit()

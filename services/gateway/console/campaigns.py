@@ -47,6 +47,10 @@ RETRYABLE_OUTCOMES = (
     ("callback_requested", N_("Callback requested")),
 )
 ENTRY_STATES = ("pending", "leased", "completed", "exhausted", "cancelled")
+SURVEY_DELIVERIES = (
+    ("on_call", N_("Asked on the call (else a link by e-mail)")),
+    ("link_by_email", N_("A link by e-mail after the call")),
+)
 # What a new list starts with in the form: call routing's own defaults, so the form shows them.
 NEW_CAMPAIGN = {
     "name": "",
@@ -54,6 +58,7 @@ NEW_CAMPAIGN = {
     "delay_days": 30,
     "contact_frequency_days": 30,
     "required_skill": None,
+    "survey_delivery": "on_call",
     "script": "",
     "talking_point": "",
     "calling_window": {
@@ -109,6 +114,7 @@ def campaign_from_form(form) -> dict:
         "script": form.get("script", "").replace("\r\n", "\n"),
         "talking_point": form.get("talking_point", "").replace("\r\n", "\n"),
         "required_skill": form.get("required_skill", "").strip() or None,
+        "survey_delivery": form.get("survey_delivery", "on_call"),
         "delay_days": _whole_number(form, "delay_days", errors, 0, 3650),
         "contact_frequency_days": _whole_number(form, "contact_frequency_days", errors, 0, 3650),
     }
@@ -322,6 +328,7 @@ def _form_context() -> dict:
         "purposes": PURPOSES,
         "weekdays": WEEKDAYS,
         "retryable_outcomes": RETRYABLE_OUTCOMES,
+        "survey_deliveries": SURVEY_DELIVERIES,
         "entry_states": ENTRY_STATES,
         "max_import_kb": MAX_IMPORT_BYTES // 1000,
         "max_import_rows": MAX_IMPORT_ROWS,

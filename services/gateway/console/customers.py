@@ -19,7 +19,7 @@ from flask import make_response, redirect, request
 
 from .. import view as customer_views
 from .base import Refused, ask, console, field_errors, is_htmx, page, render
-from .i18n import _, center_settings, country_name
+from .i18n import _, country_name, phone_region
 from .tickets import relative, shown_time, sla_of
 
 # Which role these routes need beyond an agent: none.
@@ -41,8 +41,8 @@ def customers_page():
     """The search form, and with ``q`` the customers found (a page of them)."""
     query = request.args.get("q", "").strip()
     region = request.args.get("region", "").strip().upper()
-    # A national number ("0917 123 4567") is read in the country asked for, else the center's.
-    default_region = (center_settings().get("default_region") or "US").upper()
+    # A national number ("0917 123 4567") is read in the country asked for, else the user's or the center's.
+    default_region = phone_region()
     context = {"q": query, "region": region, "default_region": default_region, "results": None, "by": None,
                "alert": None}  # fmt: skip
     if query:
@@ -108,9 +108,9 @@ def _moment(text: str | None) -> datetime:
 
 
 def timeline_of(view: dict) -> list[dict]:
-    """Calls in and out, tickets and survey responses of a customer view as one list, newest first.
+    """Calls in and out, tickets, survey responses and mails of a customer view as one list, newest first.
 
-    Each entry: ``kind`` (call_in, call_out, ticket, survey), ``at`` (ISO), ``anchor`` (an id
+    Each entry: ``kind`` (call_in, call_out, ticket, survey, mail), ``at`` (ISO), ``anchor`` (an id
     for links such as the ticket page's ``#call-<id>``), ``item`` (the part's own dict).
     """
     entries = []
@@ -130,6 +130,9 @@ def timeline_of(view: dict) -> list[dict]:
         at = response.get("completed_at") or response.get("started_at")
         anchor = f"survey-{response['id']}"
         entries.append({"kind": "survey", "at": at, "anchor": anchor, "item": response})
+    for mail in view.get("mails") or []:
+        at = mail.get("sent_at") or mail.get("created_at")
+        entries.append({"kind": "mail", "at": at, "anchor": f"mail-{mail['id']}", "item": mail})
     return sorted(entries, key=lambda entry: _moment(entry["at"]), reverse=True)
 
 
@@ -145,6 +148,7 @@ def customer_timeline(customer_id: str):
         "call_out": ((view.get("calls") or {}).get("outbound") or {}).get("total"),
         "ticket": (view.get("tickets") or {}).get("total"),
         "survey": (view.get("surveys") or {}).get("total"),
+        "mail": len(view["mails"]) if view.get("mails") is not None else None,
     }
     return render(
         "console/customers/timeline.html",
@@ -167,7 +171,7 @@ def new_customer_page():
     return render(
         "console/customers/new.html",
         phone=request.args.get("phone", "")[:40],
-        default_region=(center_settings().get("default_region") or "US").upper(),
+        default_region=phone_region(),
     )
 
 
@@ -179,7 +183,7 @@ def create_customer():
     body = {"name": form.get("name", "").strip()}
     if form.get("phone", "").strip():
         body["phones"] = [form["phone"].strip()]
-        body["region"] = (form.get("region", "").strip() or center_settings().get("default_region") or "US").upper()
+        body["region"] = (form.get("region", "").strip() or phone_region()).upper()
     if form.get("email", "").strip():
         body["email"] = form["email"].strip()
     if form.get("language", "").strip():

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from flask import request
 from flask_babel import get_locale
 
@@ -135,6 +135,7 @@ def dashboard_page():
         hours_shown=shown,
         hour_label=lambda hour: hour_in_zone(day, hour, zone),
         center_zone=zone,
+        day_span=utc_day_span(day, zone),
         min_n=min_n,
         report=report,
         names=names,
@@ -214,6 +215,20 @@ def hours_shown(day: date, now: datetime | None = None) -> list[int]:
 def center_zone() -> str:
     zone = center_settings().get("time_zone")
     return zone if valid_zone(zone) else "UTC"
+
+
+def utc_day_span(day: date, zone: str) -> dict | None:
+    """Where a report's day (a UTC day: the services keep their figures per UTC day and hour) starts
+    and ends on the center's clock; None when the center keeps UTC itself."""
+    if zone == "UTC":
+        return None
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    local = ZoneInfo(zone)
+    shown = [
+        format_datetime(moment.astimezone(local), "short", locale=get_locale())
+        for moment in (start, start + timedelta(days=1))
+    ]
+    return {"start": shown[0], "end": shown[1], "zone": zone}
 
 
 def hour_in_zone(day: date, hour: int, zone: str) -> str:

@@ -27,7 +27,13 @@ from zoneinfo import ZoneInfo
 from flask import request
 
 from shared.auth import acting_user
-from shared.event_catalog import CALL_OUTCOMES, CALL_REASONS, TICKET_PRIORITIES
+from shared.event_catalog import (
+    CALL_OUTCOMES,
+    CALL_REASONS,
+    NO_SURVEY_MAIL_OUTCOMES,
+    SURVEY_MAIL_ENTRY_STATES,
+    TICKET_PRIORITIES,
+)
 
 from .. import view as customer_views
 from .base import Refused, ServiceDown, ask, console, new_key, page, render
@@ -216,13 +222,17 @@ def desk_outcome(entry_id: str):
         "callrouting", "POST", f"/entries/{_path_id(entry_id)}/outcome", json=body, idempotency_key=form.get("key")
     )
     entry = recorded["entry"]
-    if outcome != "reached":
+    # A campaign whose survey goes by e-mail (surveys mails the link on callentry.completed): no form.
+    by_mail = form.get("survey_delivery") == "link_by_email"
+    mailed = by_mail and entry["state"] in SURVEY_MAIL_ENTRY_STATES and outcome not in NO_SURVEY_MAIL_OUTCOMES
+    if outcome != "reached" or by_mail:
         zone = form.get("callback_zone", "").strip()
         return render(
             "console/desk/outcome_done.html",
             entry=entry,
             attempt=recorded["attempt"],
             callback_zone=zone if valid_zone(zone) else None,
+            survey_by_mail=mailed,
         )
     template = ask("surveys", "GET", f"/templates/{SURVEY_TEMPLATE_ID}")
     who = {"name": form.get("customer_name", "")[:200], "number": form.get("customer_number", "")[:40]}

@@ -106,6 +106,17 @@ def center_settings() -> dict[str, str]:
     return g.center_settings
 
 
+def center_region() -> str:
+    """The center's country for numbers typed without a country code (``/settings``)."""
+    return (center_settings().get("default_region") or CENTER_DEFAULTS["default_region"]).upper()
+
+
+def phone_region() -> str:
+    """Where a number typed without a country code is read: the user's own country, else the center's."""
+    account = _account()
+    return (account.phone_region if account is not None and account.phone_region else center_region()).upper()
+
+
 def valid_zone(name: str | None) -> bool:
     if not name:
         return False

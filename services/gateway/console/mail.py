@@ -1,11 +1,10 @@
-"""The console's e-mail parts: a ticket's mail thread, the reply box's note on who gets the mail, and
-a customer's mails on their timeline. Each is a fragment the ticket and timeline pages load with htmx
-(their templates include ``_mail_*.html`` partials with one line), so those pages stay as they are.
+"""The console's e-mail parts of the ticket page: its mail thread and the reply box's note on who gets
+the mail. Each is a fragment the page loads with htmx (its template includes ``_mail_*.html`` partials
+with one line). A customer's mails are on their timeline, from the customer view (``view.py``).
 
 - ``GET /tickets/<id>/mail-thread``: mails in and out, their state, attachments (downloadable);
 - ``GET /tickets/<id>/attachments/<attachment_id>``: one attachment, passed through;
-- ``GET /mail/note``: whether mail is configured (else replies wait queued);
-- ``GET /customers/<id>/mails``: the customer's latest mails.
+- ``GET /mail/note``: whether mail is configured (else replies wait queued).
 """
 
 from __future__ import annotations
@@ -54,11 +53,3 @@ def ticket_attachment(ticket_id: str, attachment_id: str):
 def mail_note():
     status = ask("tickets", "GET", "/mail/status")
     return render("console/tickets/_mail_status_note.html", status=status)
-
-
-@console.route("/customers/<customer_id>/mails")
-@page
-def customer_mails(customer_id: str):
-    latest = ask("tickets", "GET", f"/customers/{quote(customer_id, safe='')}/mails", missing_ok=True)
-    mails = latest["items"] if latest else []
-    return render("console/customers/_mail_items.html", mails=mails, shown_time=shown_time)

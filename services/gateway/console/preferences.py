@@ -1,4 +1,4 @@
-"""Who sees the console how: a user's own language and time zone (``/profile``), and the center's
+"""Who sees the console how: a user's own language, time zone and phone country (``/profile``), and the center's
 settings an admin chooses (``/settings``): its time zone (the dashboard's hours, everyone's default
 zone), the default region of a phone number typed without a country code, and the wall's warning
 thresholds. Both are kept in the gateway's own tables (``users``, ``center_settings``).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from zoneinfo import available_timezones
 
+import phonenumbers
 from flask import current_app, request
 from sqlalchemy import select
 
@@ -16,7 +17,7 @@ from shared.auth import acting_user, rule
 from .. import users
 from ..models import CenterSetting
 from .base import Refused, console, page, render
-from .i18n import CENTER_DEFAULTS, LANGUAGES, _, center_settings, valid_zone
+from .i18n import CENTER_DEFAULTS, LANGUAGES, _, center_region, center_settings, valid_zone
 
 ACCESS: list = [rule("/settings*", "admin")]
 
@@ -38,7 +39,14 @@ def _invalid(errors: dict[str, str]) -> Refused:
 @page
 def profile_page():
     account = users.get_user(current_app.extensions["database"], acting_user().id)
-    return render("console/profile.html", account=account, languages=LANGUAGES, zones=ZONES, saved=False)
+    return render(
+        "console/profile.html",
+        account=account,
+        languages=LANGUAGES,
+        zones=ZONES,
+        center_region=center_region(),
+        saved=False,
+    )
 
 
 @console.route("/profile", methods=["POST"])
@@ -46,7 +54,10 @@ def profile_page():
 def save_profile():
     language = request.form.get("language", "").strip() or None
     zone = request.form.get("time_zone", "").strip() or None
+    region = request.form.get("phone_region", "").strip().upper() or None
     errors = {}
+    if region is not None and region not in phonenumbers.SUPPORTED_REGIONS:
+        errors["phone_region"] = _("Two letters, a country code such as DE or PH.")
     if language is not None and language not in LANGUAGES:
         errors["language"] = _("Choose one of the languages offered.")
     if zone is not None and not valid_zone(zone):
@@ -54,7 +65,7 @@ def save_profile():
     if errors:
         raise _invalid(errors)
     database = current_app.extensions["database"]
-    users.set_preferences(database, acting_user().id, language=language, time_zone=zone)
+    users.set_preferences(database, acting_user().id, language=language, time_zone=zone, phone_region=region)
     answer = render("console/profile_saved.html")
     answer.headers["HX-Refresh"] = "true"  # the whole page again, in the language just chosen
     return answer

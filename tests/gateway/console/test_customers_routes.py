@@ -65,3 +65,27 @@ def test_unknown_and_merged_customers(stack):
     assert kept.status_code == 200
     headings = [" ".join("".join(e["text"]).split()) for e in page_of(kept).elements if e["tag"] == "h1"]
     assert headings == ["Kept Record"]
+
+
+def test_a_national_number_is_read_in_the_searching_users_country_else_the_centers(stack):
+    manila = stack.client.post(
+        "/api/tickets/customers",
+        json={"name": "Maria Santos", "phone": "+63 917 123 4567"},
+        headers=stack.bearer("customers-admin", "supervisor"),
+    )
+    assert manila.status_code == 201, manila.get_json()
+    filipino, german = stack.bearer("agent-in-manila"), stack.bearer("agent-in-berlin")
+    htmx = {"HX-Request": "true"}
+    refused = stack.client.post("/profile", data={"phone_region": "XX"}, headers={**filipino, **htmx})
+    assert refused.status_code == 422 and "phone_region" in refused.get_data(as_text=True)
+    saved = stack.client.post("/profile", data={"phone_region": "ph"}, headers={**filipino, **htmx})
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+
+    national = {"q": "0917 123 4567"}
+    assert found_ids(stack.client.get("/customers", query_string=national, headers=filipino)) == [manila.json["id"]]
+    form = page_of(stack.client.get("/customers", headers=filipino)).one("id", "c-region")
+    assert form["attrs"]["placeholder"] == "PH"  # the form says which country it reads numbers in
+    # the center's country (DE by default) for a user who chose none: not this customer's number
+    in_berlin = stack.client.get("/customers", query_string=national, headers=german)
+    assert manila.json["id"] not in (found_ids(in_berlin) if in_berlin.status_code == 200 else [])
+    assert page_of(stack.client.get("/customers", headers=german)).one("id", "c-region")["attrs"]["placeholder"] == "DE"

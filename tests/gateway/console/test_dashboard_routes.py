@@ -158,3 +158,19 @@ def test_the_dashboard_and_the_wall_are_for_supervisors_not_agents(stack):
         assert answer.status_code == 403, path
         assert page_of(answer).one("data-status", "403")
     assert stack.client.get("/dashboard").status_code == 303  # no session: to the sign-in form
+
+
+def test_in_a_center_east_of_utc_the_dashboard_says_where_its_utc_day_starts_and_ends(stack):
+    from services.gateway.models import CenterSetting
+
+    supervisor = stack.bearer("sue", "supervisor")
+    utc = page_of(stack.client.get("/dashboard?date=2026-12-03", headers=supervisor))
+    assert not utc.all("class", "muted day-span")  # a center on UTC: nothing to explain
+    with stack.gateway_database.sessions() as session:
+        session.merge(CenterSetting(key="time_zone", value="Asia/Manila"))
+        session.commit()
+    manila = page_of(stack.client.get("/dashboard?date=2026-12-03", headers=supervisor))
+    span = " ".join(manila.text("class", "muted day-span").split())
+    # Babel's short English times, "8:00 AM" (its narrow space is whitespace to split())
+    expected = "A UTC day: from 12/3/26, 8:00 AM to 12/4/26, 8:00 AM in Asia/Manila; hours are shown in Asia/Manila."
+    assert span == expected

@@ -4,6 +4,7 @@ configured, the ticket shows its mail thread with attachments, the customer time
 
 from __future__ import annotations
 
+from datetime import datetime
 from email.message import EmailMessage
 
 from playwright.sync_api import expect
@@ -55,10 +56,19 @@ def test_the_ticket_shows_its_mail_thread_and_the_reply_box_says_who_gets_the_ma
     console.screenshot(page, "ticket-mail")
 
     page.goto(f"/customers/{customer['id']}/timeline")
-    mails = page.locator(".customer-mails li")
-    expect(mails).to_have_count(2)
-    expect(mails.first).to_contain_text("Mail out")
-    expect(mails.last).to_contain_text("Mail in")
+    # one timeline, newest first: the mails among the ticket, the reply (out) the newest of all
+    entries = page.locator(".customer-timeline > li")
+    expect(entries).to_have_count(3)
+    kinds = [entries.nth(n).get_attribute("data-kind") for n in range(3)]
+    moments = [datetime.fromisoformat(entries.nth(n).get_attribute("data-at")) for n in range(3)]
+    assert sorted(kinds) == ["mail", "mail", "ticket"] and kinds[0] == "mail"
+    assert moments == sorted(moments, reverse=True)
+    mails = page.locator(".customer-timeline > li.entry-mail")
+    expect(mails.first.locator(".what .badge")).to_have_text("out")
+    expect(mails.first.locator(".what")).to_contain_text("queued")
+    expect(mails.first.locator(".what")).to_contain_text("ada@example.org")
+    expect(mails.last.locator(".what")).to_contain_text("received")
+    expect(mails.last.locator("a")).to_have_attribute("href", f"/tickets/{ticket['id']}")
     console.screenshot(page, "customer-mails")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone: the mails are still there
     expect(mails.first).to_be_visible()
